@@ -1,0 +1,85 @@
+"""The `earthgen` command: one Typer app, one module per subcommand.
+
+Command modules import only typer and the standard library at module level so that
+`earthgen --help` stays instant; the library is imported inside each command.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable, TypeVar
+
+import typer
+
+from earthgen_cli import __version__
+
+app = typer.Typer(
+    name="earthgen",
+    help="Multi-modal remote-sensing generation (rgb, sar, nir, pan, ms, osm) over GeoTIFF scenes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line to stderr and leave with `code` (no traceback)."""
+    typer.echo(f"earthgen: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Turn the library's user-facing errors into one stderr line and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from earthgen_cli.errors import EarthgenError
+
+        try:
+            return fn(*args, **kwargs)
+        except EarthgenError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except MemoryError:
+            fail("out of memory; try a smaller --tile or --batch-size", 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"earthgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Multi-modal remote-sensing generation over georeferenced GeoTIFF scenes."""
+
+
+def _register() -> None:
+    # One module per command; each exposes `command` (a plain function with typed options).
+    # (command modules are added here as they land)
+
+    modules: list = []
+    for module in modules:
+        app.command(module.NAME, help=module.command.__doc__)(user_errors(module.command))
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:  # `earthgen ... | head` closed the pipe: not an error of ours
+        sys.stderr.close()
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""torch Datasets over built chips; modality-pair sampling."""

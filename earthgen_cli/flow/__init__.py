@@ -1,0 +1,1 @@
+"""Flow-matching maths with no trainable parameters: path, losses, samplers, guidance."""

@@ -1,0 +1,1 @@
+"""Tiling, blending, scene translation and joint generation: where io meets models."""

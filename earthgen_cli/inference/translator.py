@@ -1,0 +1,139 @@
+"""The translator interface the scene engine drives, and the analytic translators.
+
+A translator maps a batch of source tiles (raw units, per modality) to target tiles (raw units of
+the target modality). It owns its normalisation (a checkpoint carries its own); the engine owns
+tiling, blending, nodata, casting and writing. Noise for generative translators must come from
+`earthgen_cli.inference.noise.NoiseField` keyed by `TileBatch.origins`, so that a result does not
+depend on tile order, batch size or number of processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.modalities import get_modality
+
+
+@dataclass(frozen=True)
+class TileBatch:
+    sources: Mapping[str, np.ndarray]  # modality -> (B, C, H, W) float32, raw units, nodata filled
+    valid: np.ndarray  # (B, H, W) bool: True where every source band is valid
+    origins: tuple[tuple[int, int], ...]  # (row, col) of each tile's top-left on the scene grid
+    gsd: float | None = None  # metres per pixel of the scene grid, None when unknown
+    seed: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. a text prompt
+
+    @property
+    def size(self) -> int:
+        return int(self.valid.shape[0])
+
+
+class Translator(Protocol):
+    name: str
+    tile_multiple: int  # tile sides must be a multiple of this (codec factor x patch size)
+
+    def check(self, sources: Sequence[str], target: str) -> None:
+        """Raise EarthgenError when this translator cannot map `sources` to `target`."""
+
+    def output_bands(self, target: str, source_bands: Mapping[str, int]) -> int: ...
+
+    def output_dtype(self, target: str, source_dtypes: Mapping[str, str]) -> str: ...
+
+    def translate(self, batch: TileBatch, target: str) -> np.ndarray:
+        """(B, C_out, H, W) floating values in the target modality's raw units."""
+
+    def describe(self) -> dict[str, str]:
+        """Provenance written into the output's tags."""
+
+
+class IdentityTranslator:
+    """Same modality in, same out, bit for bit: for tests and pipeline benchmarks."""
+
+    name = "identity"
+    tile_multiple = 1
+
+    def check(self, sources: Sequence[str], target: str) -> None:
+        if list(sources) != [target]:
+            raise EarthgenError(
+                f"--model identity maps a modality to itself; got {'+'.join(sources)} -> {target}"
+            )
+
+    def output_bands(self, target: str, source_bands: Mapping[str, int]) -> int:
+        return source_bands[target]
+
+    def output_dtype(self, target: str, source_dtypes: Mapping[str, str]) -> str:
+        return source_dtypes[target]
+
+    def translate(self, batch: TileBatch, target: str) -> np.ndarray:
+        return batch.sources[target]
+
+    def describe(self) -> dict[str, str]:
+        return {"EARTHGEN_MODEL": "identity"}
+
+
+# ITU-R BT.601 luma weights, the classic pseudo-panchromatic band.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3, H, W) -> (..., 1, H, W) weighted sum in the input's units."""
+    r, g, b = (rgb[..., i : i + 1, :, :].astype(np.float64) for i in range(3))
+    return LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
+
+
+class LuminanceTranslator:
+    """rgb -> pan as the BT.601 luminance of the RGB bands: an analytic baseline."""
+
+    name = "luminance"
+    tile_multiple = 1
+
+    def check(self, sources: Sequence[str], target: str) -> None:
+        if list(sources) != ["rgb"] or target != "pan":
+            raise EarthgenError(
+                f"--model luminance maps rgb -> pan only; got {'+'.join(sources)} -> {target}"
+            )
+
+    def output_bands(self, target: str, source_bands: Mapping[str, int]) -> int:
+        return 1
+
+    def output_dtype(self, target: str, source_dtypes: Mapping[str, str]) -> str:
+        return source_dtypes["rgb"]  # same units and scale as the RGB input
+
+    def translate(self, batch: TileBatch, target: str) -> np.ndarray:
+        return luminance(batch.sources["rgb"])
+
+    def describe(self) -> dict[str, str]:
+        return {"EARTHGEN_MODEL": "luminance (BT.601)"}
+
+
+ANALYTIC_TRANSLATORS: dict[str, type] = {
+    "identity": IdentityTranslator,
+    "luminance": LuminanceTranslator,
+}
+
+
+def load_translator(spec: str | None, device: str = "auto") -> Translator:
+    """`identity`, `luminance`, or a checkpoint directory (the unified model)."""
+    if spec is None:
+        raise EarthgenError("no --model given and no default model is installed")
+    if spec in ANALYTIC_TRANSLATORS:
+        return ANALYTIC_TRANSLATORS[spec]()
+    from pathlib import Path
+
+    path = Path(spec)
+    if not path.exists():
+        raise EarthgenError(
+            f"{spec}: no such model; use identity, luminance or a checkpoint directory"
+        )
+    from earthgen_cli.inference.model_translator import ModelTranslator  # noqa: PLC0415
+
+    return ModelTranslator.load(path, device=device)
+
+
+def check_modality_names(sources: Sequence[str], target: str) -> None:
+    for name in [*sources, target]:
+        get_modality(name)

@@ -1,0 +1,55 @@
+"""Shared fixtures: the real sample data (skipped when absent) and small real GeoTIFFs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("EARTHGEN_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """`../shared/data` (real co-registered scenes); tests that need it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real sample data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def write_geotiff(path: Path, data: np.ndarray, *, crs: str | None = "EPSG:32633",
+                  transform=None, nodata=None, descriptions=None, tags=None, tiled: bool = True) -> Path:
+    """Write (C, H, W) `data` as a small real GeoTIFF (UTM 33N, 10 m pixels by default)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    count, height, width = data.shape
+    profile = {
+        "driver": "GTiff", "count": count, "height": height, "width": width,
+        "dtype": data.dtype.name, "crs": crs,
+        "transform": transform if transform is not None else from_origin(500000.0, 4650000.0, 10.0, 10.0),
+        "nodata": nodata,
+    }
+    if tiled and height >= 16 and width >= 16:
+        profile.update(tiled=True, blockxsize=16 * max(1, min(width, 256) // 16),
+                       blockysize=16 * max(1, min(height, 256) // 16))
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        for i, d in enumerate(descriptions or [], start=1):
+            dst.set_band_description(i, d)
+        if tags:
+            dst.update_tags(**tags)
+    return path
+
+
+@pytest.fixture
+def geotiff(tmp_path):
+    """Factory: geotiff(name, data, **profile) -> path of a GeoTIFF written under tmp_path."""
+
+    def make(name: str, data: np.ndarray, **kwargs) -> Path:
+        return write_geotiff(tmp_path / name, data, **kwargs)
+
+    return make
