@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from earthgen_cli.evaluate.fsim import fsim, gradient_magnitude, phase_congruency
-from earthgen_cli.evaluate.metrics import PIXEL_METRICS, pixel_scores, psnr, rmse_255, scc, ssim, to_unit
+from earthgen_cli.evaluate.metrics import METRIC_INFO, PIXEL_METRICS, pixel_scores, psnr, rmse_255, scc, ssim, to_unit
 from earthgen_cli.modalities import BandScaling
 
 
@@ -72,13 +72,14 @@ def test_to_unit_maps_the_dataset_range_to_0_1_and_clips():
 
 def test_metrics_reject_mismatched_shapes():
     a, b = torch.zeros(1, 3, 16, 16), torch.zeros(1, 1, 16, 16)
-    for spec in PIXEL_METRICS.values():
+    for fn in PIXEL_METRICS.values():
         with pytest.raises(ValueError):
-            spec.fn(a, b)
+            fn(a, b)
 
 
 def test_direction_flags_follow_the_papers_arrows():
-    assert {n for n, m in PIXEL_METRICS.items() if not m.higher_is_better} == {"rmse"}
+    assert {n for n, m in METRIC_INFO.items() if not m.higher_is_better} == {"rmse", "fid", "kid"}
+    assert set(PIXEL_METRICS) <= set(METRIC_INFO)
 
 
 def test_scc_and_ssim_ignore_what_they_should():

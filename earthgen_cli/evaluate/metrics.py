@@ -69,26 +69,34 @@ def scc(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class MetricSpec:
-    name: str  # key in reports
+class MetricInfo:
+    name: str  # key in report.json
     label: str  # column header, as the papers write it
     higher_is_better: bool
-    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    decimals: int  # digits in report.md
 
 
-PIXEL_METRICS: dict[str, MetricSpec] = {
+# Every metric a report can hold, pixel-level and set-level (FID/KID over a set, CAS eq. 20).
+METRIC_INFO: dict[str, MetricInfo] = {
     m.name: m
     for m in (
-        MetricSpec("psnr", "PSNR", True, psnr),
-        MetricSpec("ssim", "SSIM", True, ssim),
-        MetricSpec("rmse", "RMSE", False, rmse_255),
-        MetricSpec("scc", "SCC", True, scc),
-        MetricSpec("fsim", "FSIM", True, fsim),
+        MetricInfo("psnr", "PSNR", True, 2),
+        MetricInfo("ssim", "SSIM", True, 4),
+        MetricInfo("rmse", "RMSE", False, 2),
+        MetricInfo("scc", "SCC", True, 4),
+        MetricInfo("fsim", "FSIM", True, 4),
+        MetricInfo("fid", "FID", False, 2),
+        MetricInfo("kid", "KID", False, 4),
+        MetricInfo("cas", "CAS", True, 2),
     )
+}
+
+PIXEL_METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "psnr": psnr, "ssim": ssim, "rmse": rmse_255, "scc": scc, "fsim": fsim,
 }
 
 
 def pixel_scores(pred: torch.Tensor, target: torch.Tensor,
                  names: tuple[str, ...] = tuple(PIXEL_METRICS)) -> dict[str, torch.Tensor]:
     """{metric: (B,) per-image values} for unit-scale `pred` and `target`."""
-    return {name: PIXEL_METRICS[name].fn(pred, target) for name in names}
+    return {name: PIXEL_METRICS[name](pred, target) for name in names}
