@@ -22,7 +22,7 @@ from earthgen_cli.modalities import BandScaling, default_scaling
 from earthgen_cli.models.unet import UNet, UNetConfig
 
 
-def _real_scenes(root, names):
+def real_scenes(root, names):
     """Model-space tensors {name: (N, C, 120, 120)} of every 120x120 BigEarthNet scene."""
     import rasterio
 
@@ -37,7 +37,7 @@ def _real_scenes(root, names):
 
 @pytest.fixture(scope="module")
 def optical(shared_data):
-    return _real_scenes(shared_data, {"rgb": "s2_rgb.tif", "nir": "s2_nir.tif"})
+    return real_scenes(shared_data, {"rgb": "s2_rgb.tif", "nir": "s2_nir.tif"})
 
 
 def test_mean_image_is_the_masked_per_pixel_mean():
