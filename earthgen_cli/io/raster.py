@@ -34,7 +34,7 @@ STDIO = "-"
 TAG_PREFIX = "EARTHGEN_"
 # GDAL's block cache is part of our memory footprint: keep it bounded so that peak memory does not
 # grow with the scene (the default is 5% of RAM). Enough for the blocks of one stripe of tile rows.
-GDAL_ENV = {"GDAL_CACHEMAX": 48, "GDAL_NUM_THREADS": "ALL_CPUS"}
+GDAL_ENV = {"GDAL_CACHEMAX": 16, "GDAL_NUM_THREADS": "ALL_CPUS"}
 
 
 def _is_remote_or_virtual(path: str) -> bool:
