@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Iterable, Optional, Protocol
+from typing import Callable, Iterable, Optional, Protocol
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.translator import luminance
 from earthgen_cli.modalities import BandScaling
-from earthgen_cli.models.unet import UNet
+from earthgen_cli.models.unet import UNet, UNetConfig
 
 # (source, target, valid) with valid (B, H, W) bool or None (all valid); model space
 TrainingBatch = tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]
@@ -176,3 +176,37 @@ def unet_l1_step(model: UNet, optimizer: torch.optim.Optimizer, source: torch.Te
     loss.backward()
     optimizer.step()
     return float(loss.detach())
+
+
+def unet_depth_for(side: int, max_depth: int = 5) -> int:
+    """The deepest U-Net (at most `max_depth`) whose bottleneck is still at least 2x2 for chips of
+    `side` pixels; sides must halve exactly at every level."""
+    depth = 0
+    while depth < max_depth and side % 2 ** (depth + 1) == 0 and side // 2 ** (depth + 1) >= 2:
+        depth += 1
+    if depth == 0:
+        raise EarthgenError(f"pairwise-unet needs even chip sides of at least 4 pixels, got {side}")
+    return depth
+
+
+def train_pairwise_unet(batches: Callable[[], Iterable[TrainingBatch]], config: UNetConfig,
+                        steps: int, lr: float = 2e-4, seed: int = 0) -> UNet:
+    """`steps` L1 steps over the training split, epoch after epoch (pix2pix's Adam settings);
+    `batches()` starts one pass. The seed fixes the initial weights without touching global RNG."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = UNet(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
+    done = 0
+    while done < steps:
+        before = done
+        for source, target, valid in batches():
+            unet_l1_step(model, optimizer, source, target, valid)
+            done += 1
+            if done == steps:
+                break
+        if done == before:
+            raise EarthgenError("pairwise-unet: the training split has no chips")
+    return model.eval()

@@ -1,0 +1,103 @@
+"""`earthgen evaluate` as one library call: a built dataset and a model in, a report folder out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.evaluate.baselines import train_pairwise_unet, unet_depth_for
+from earthgen_cli.evaluate.cas import load_cas
+from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
+from earthgen_cli.evaluate.report import Report, directory_identity
+from earthgen_cli.evaluate.runner import (
+    BASELINES,
+    Direction,
+    EvaluateOptions,
+    check_directions,
+    evaluate,
+    parse_directions,
+    write_outputs,
+)
+from earthgen_cli.models.unet import UNet, UNetConfig
+
+
+def _load_model(spec: str | None, device: str, steps: int):
+    if spec is None:
+        return None, {}
+    from earthgen_cli.inference.translator import ANALYTIC_TRANSLATORS, load_translator
+
+    if spec in ANALYTIC_TRANSLATORS:
+        return load_translator(spec), {"name": spec}
+    path = Path(spec)
+    if not path.is_dir():
+        raise EarthgenError(f"{spec}: no such model; use identity, luminance or a checkpoint directory")
+    from earthgen_cli.inference.model_translator import ModelTranslator
+
+    return ModelTranslator.load(path, device=device, steps=steps), directory_identity(path)
+
+
+def _train_unets(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
+                 say: Callable[[str], None]) -> dict[str, UNet]:
+    models = {}
+    for d in options.directions:
+        if pairs.count(options.train_split, d) == 0:
+            continue
+        first = next(pairs.batches(options.train_split, d, 1))
+        config = UNetConfig(pairs.scaling[d.source].bands, pairs.scaling[d.target].bands,
+                            base_channels=32, depth=unet_depth_for(min(first.source.shape[-2:])))
+        say(f"training pairwise-unet for {d.key} ({steps} steps)")
+
+        def batches(d: Direction = d):
+            for b in pairs.batches(options.train_split, d, options.batch_size):
+                yield b.source, b.target, b.valid
+
+        models[d.key] = train_pairwise_unet(batches, config, steps, seed=options.seed)
+    return models
+
+
+def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, directions: str = "all",
+                     split: str = "test", baselines: Sequence[str] = BASELINES,
+                     cas: Sequence[Path] = (), unet_steps: int = 0, steps: int = 8, seed: int = 0,
+                     max_chips: int | None = None, batch_size: int = 8, fid: bool = True,
+                     device: str = "auto", overwrite: bool = False,
+                     say: Callable[[str], None] = lambda _: None) -> Report:
+    """Score `model` (and the baselines) on the `split` chips of dataset `data`; write
+    report.json, report.md and grid.png into `out_dir`."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise EarthgenError(f"{out_dir}: exists and is not empty; use --overwrite to replace the report")
+    pairs = DatasetPairs(data)
+    if directions.strip() == "all":
+        chosen = tuple(pairs.pairs_with_chips(split))
+        if not chosen:
+            raise EarthgenError(f"{data}: split {split} has no chip holding two modalities")
+    else:
+        chosen = parse_directions(directions)
+    options = EvaluateOptions(chosen, split=split, baselines=tuple(baselines), batch_size=batch_size,
+                              max_chips=max_chips, fid=fid, seed=seed)
+    check_directions(pairs, options)
+    translator, checkpoint = _load_model(model, device, steps)
+    encoders = {}
+    for path in cas:
+        encoder = load_cas(Path(path))
+        encoders[frozenset((encoder.config.modality_a, encoder.config.modality_b))] = encoder
+    unets = {}
+    if "pairwise-unet" in options.baselines and unet_steps > 0:
+        unets = _train_unets(pairs, options, unet_steps, say)
+    inception = None
+    if fid:
+        from earthgen_cli.evaluate.fid import InceptionFeatures
+
+        inception = InceptionFeatures()
+    output = evaluate(pairs, options, unified=translator, unet_models=unets, cas_encoders=encoders,
+                      inception=inception, progress=say)
+    config = {"directions": [d.key for d in chosen], "split": split, "baselines": list(options.baselines),
+              "model": model, "steps": steps, "seed": seed, "max_chips": max_chips,
+              "batch_size": batch_size, "fid": fid, "unet_steps": unet_steps,
+              "cas": [str(p) for p in cas], "total_seconds": round(time.perf_counter() - started, 1)}
+    data_id = {**directory_identity(Path(data), ("dataset.json", "chips.csv")), "split": split,
+               "chips": pairs.split_size(split), "pairs": {d.key: pairs.count(split, d) for d in chosen}}
+    return write_outputs(out_dir, output, config, data_id, checkpoint)
