@@ -121,3 +121,10 @@ def test_chips_with_nodata_are_left_out_and_counted(optical):
     with pytest.raises(EarthgenError, match="free of nodata"):
         evaluate(pairs, EvaluateOptions(parse_directions("rgb:nir"), baselines=("mean",), fid=False))
     assert np.isfinite(out.results[0].metrics["psnr"])
+
+
+def test_a_direction_the_model_cannot_do_fails_before_any_work(optical):
+    images, scaling = optical
+    with pytest.raises(EarthgenError, match="luminance maps rgb -> pan only"):
+        evaluate(TensorPairs("real-optical", images, scaling),
+                 EvaluateOptions(parse_directions("rgb:nir"), fid=False), unified=LuminanceTranslator())

@@ -80,6 +80,8 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
                               max_chips=max_chips, fid=fid, seed=seed)
     check_directions(pairs, options)
     translator, checkpoint = _load_model(model, device, steps)
+    for d in chosen if translator is not None else ():
+        translator.check([d.source], d.target)
     encoders = {}
     for path in cas:
         encoder = load_cas(Path(path))

@@ -232,6 +232,8 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
     """Score every direction; `inception` is required when options.fid is set."""
     started = time.perf_counter()
     check_directions(pairs, options)
+    for d in options.directions if unified is not None else ():
+        unified.check([d.source], d.target)  # fail before any work, not after the first direction
     if options.fid and inception is None:
         raise ValueError("options.fid needs an InceptionFeatures")
     warnings: list[str] = []
