@@ -15,6 +15,8 @@ from earthgen_cli.evaluate.baselines import (
     PixelRegression,
     masked_l1,
     polynomial_terms,
+    train_pairwise_unet,
+    unet_depth_for,
     unet_l1_step,
 )
 from earthgen_cli.inference.translator import luminance
@@ -143,3 +145,29 @@ def test_masked_l1_ignores_invalid_pixels():
     valid = torch.ones(1, 2, 2, dtype=torch.bool)
     valid[0, 0, 0] = False
     assert masked_l1(pred, target, valid).item() == pytest.approx(1.0)
+
+
+def test_unet_depth_keeps_a_2x2_bottleneck():
+    assert [unet_depth_for(s) for s in (40, 64, 120, 256, 6)] == [3, 5, 3, 5, 1]
+    with pytest.raises(EarthgenError, match="even chip sides"):
+        unet_depth_for(5)
+
+
+def test_train_pairwise_unet_runs_its_steps_over_epochs_and_is_seeded():
+    g = torch.Generator().manual_seed(2)
+    source = torch.rand(6, 1, 8, 8, generator=g)
+    passes = []
+
+    def batches():
+        passes.append(1)
+        for i in range(0, 6, 2):  # 3 batches per pass
+            yield source[i : i + 2], 0.5 * source[i : i + 2], None
+
+    config = UNetConfig(1, 1, base_channels=8, depth=2)
+    a = train_pairwise_unet(batches, config, steps=7, seed=3)
+    assert len(passes) == 3  # 7 steps = 2 full passes + 1 batch of the third
+    b = train_pairwise_unet(batches, config, steps=7, seed=3)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not a.training
+    with pytest.raises(EarthgenError, match="no chips"):
+        train_pairwise_unet(lambda: iter(()), config, steps=2)
