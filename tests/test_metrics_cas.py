@@ -9,7 +9,16 @@ import pytest
 import torch
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.evaluate.cas import CASConfig, DualEncoder, cas_score, cas_train_step, info_nce, load_cas, save_cas
+from earthgen_cli.evaluate.cas import (
+    CASConfig,
+    DualEncoder,
+    cas_score,
+    cas_train_step,
+    info_nce,
+    load_cas,
+    save_cas,
+    train_cas,
+)
 from test_baselines import real_scenes
 
 
@@ -61,3 +70,17 @@ def test_cas_bad_input_is_one_clear_error(tmp_path):
         load_cas(tmp_path)
     with pytest.raises(ValueError):
         CASConfig("rgb", "rgb", 3, 3)
+
+
+def test_train_cas_is_seeded_and_skips_batches_without_negatives():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(5, 3, 16, 16, generator=g), torch.rand(5, 1, 16, 16, generator=g)
+    config = CASConfig("rgb", "nir", 3, 1, width=8, depth=2, embed_dim=8)
+    one = train_cas(lambda: iter([(a[:4], b[:4]), (a[4:], b[4:])]), config, steps=4, seed=1)
+    two = train_cas(lambda: iter([(a[:4], b[:4]), (a[4:], b[4:])]), config, steps=4, seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(one.state_dict().values(), two.state_dict().values()))
+    untouched = train_cas(lambda: iter([(a[4:], b[4:])]), config, steps=3, seed=1)  # single pairs only
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        fresh = DualEncoder(config)
+    assert all(torch.equal(x, y) for x, y in zip(untouched.state_dict().values(), fresh.state_dict().values()))

@@ -44,14 +44,15 @@ def _evaluate(*args):
 def test_evaluate_writes_a_report_with_every_baseline(dataset, tmp_path):
     out = tmp_path / "report"
     result = _evaluate("--data", dataset, "-o", out, "--directions", "sar:rgb,rgb:nir", "--no-fid",
-                       "--max-chips", "4", "--unet-steps", "3", "--batch-size", "4", "--quiet")
+                       "--max-chips", "4", "--unet-steps", "3", "--cas-steps", "3", "--batch-size", "4", "--quiet")
     assert result.exit_code == 0, result.output
     report = read_report(out / "report.json")
     methods = {(r.direction, r.method) for r in report.results}
     assert methods == {(d, m) for d in ("sar:rgb", "rgb:nir") for m in ("mean", "pixel-regression", "pairwise-unet")}
     assert all(r.n_images == 4 for r in report.results)
     assert report.data["split"] == "test" and report.data["pairs"]["sar:rgb"] > 0
-    assert any("CAS left out for sar:rgb" in w for w in report.warnings)  # a warning, not a crash
+    assert all(-100 <= r.metrics["cas"] <= 100 for r in report.results)
+    assert report.config["cas_steps"] == 3
     md = (out / "report.md").read_text()
     assert "| pairwise-unet |" in md and "sar→rgb PSNR↑" in md
     assert (out / "grid.png").stat().st_size > 0
@@ -73,8 +74,11 @@ def test_bad_input_is_one_line_and_exit_2(dataset, tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("earthgen: error:") and message in lines[0], result.output
 
 
-def test_report_json_is_strict_json(dataset, tmp_path):
+def test_without_a_cas_encoder_cas_is_left_out_with_a_warning(dataset, tmp_path):
     out = tmp_path / "r"
-    assert _evaluate("--data", dataset, "-o", out, "--directions", "rgb:nir", "--no-fid",
-                     "--baselines", "mean", "--max-chips", "2", "--quiet").exit_code == 0
+    result = _evaluate("--data", dataset, "-o", out, "--directions", "rgb:nir", "--no-fid",
+                       "--baselines", "mean", "--max-chips", "2")
+    assert result.exit_code == 0, result.output
+    assert "warning: CAS left out for rgb:nir" in result.output
+    assert "cas" not in read_report(out / "report.json").results[0].metrics
     json.loads((out / "report.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))

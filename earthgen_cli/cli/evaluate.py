@@ -21,6 +21,8 @@ def command(
     baselines: str = typer.Option("mean,luminance,pixel-regression,pairwise-unet", "--baselines",
                                   help="Baselines to put beside the model (comma list, or none)."),
     cas: List[Path] = typer.Option([], "--cas", help="CAS encoder folder for one modality pair (repeatable)."),
+    cas_steps: int = typer.Option(0, "--cas-steps",
+                                  help="Train a CAS encoder per modality pair without --cas for this many steps."),
     unet_steps: int = typer.Option(0, "--unet-steps",
                                    help="Train pairwise-unet per direction for this many L1 steps (0: leave it out)."),
     steps: int = typer.Option(8, "--steps", help="Sampling steps of the unified model."),
@@ -42,7 +44,7 @@ def command(
     names = [] if baselines.strip() == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
     say = (lambda _: None) if quiet else (lambda msg: typer.echo(msg, err=True))
     report = evaluate_dataset(data, output, model=model, directions=directions, split=split,
-                              baselines=names, cas=cas, unet_steps=unet_steps, steps=steps, seed=seed,
+                              baselines=names, cas=cas, cas_steps=cas_steps, unet_steps=unet_steps, steps=steps, seed=seed,
                               max_chips=max_chips, batch_size=batch_size, fid=fid, device=device,
                               overwrite=overwrite, say=say)
     for warning in report.warnings:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.evaluate.epochs import cycle_batches
 from earthgen_cli.inference.translator import luminance
 from earthgen_cli.modalities import BandScaling
 from earthgen_cli.models.unet import UNet, UNetConfig
@@ -193,20 +194,10 @@ def train_pairwise_unet(batches: Callable[[], Iterable[TrainingBatch]], config: 
                         steps: int, lr: float = 2e-4, seed: int = 0) -> UNet:
     """`steps` L1 steps over the training split, epoch after epoch (pix2pix's Adam settings);
     `batches()` starts one pass. The seed fixes the initial weights without touching global RNG."""
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = UNet(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
-    done = 0
-    while done < steps:
-        before = done
-        for source, target, valid in batches():
-            unet_l1_step(model, optimizer, source, target, valid)
-            done += 1
-            if done == steps:
-                break
-        if done == before:
-            raise EarthgenError("pairwise-unet: the training split has no chips")
+    for source, target, valid in cycle_batches(batches, steps, "pairwise-unet"):
+        unet_l1_step(model, optimizer, source, target, valid)
     return model.eval()

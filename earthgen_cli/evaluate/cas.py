@@ -19,12 +19,14 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.evaluate.epochs import cycle_batches
 
 CAS_FORMAT = "earthgen-cas-encoder"
 
@@ -115,6 +117,21 @@ def cas_score(model: DualEncoder, generated: torch.Tensor, generated_modality: s
     za = model.encode(generated_modality, generated)
     zb = model.encode(real_modality, real)
     return 100.0 * (za * zb).sum(dim=-1)
+
+
+def train_cas(batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]], config: CASConfig,
+              steps: int, lr: float = 1e-3, seed: int = 0) -> DualEncoder:
+    """`steps` InfoNCE steps over real (a, b) unit-scale pairs; `batches()` starts one pass. The
+    seed fixes the initial weights without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DualEncoder(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    for unit_a, unit_b in cycle_batches(batches, steps, f"CAS encoder {config.modality_a},{config.modality_b}"):
+        if unit_a.shape[0] < 2:
+            continue  # InfoNCE needs negatives: a batch of one pair teaches nothing
+        cas_train_step(model, optimizer, unit_a, unit_b)
+    return model.eval()
 
 
 def save_cas(model: DualEncoder, path: Path, extra: dict | None = None) -> Path:

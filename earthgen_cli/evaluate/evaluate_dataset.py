@@ -8,8 +8,9 @@ from typing import Callable, Sequence
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.evaluate.baselines import train_pairwise_unet, unet_depth_for
-from earthgen_cli.evaluate.cas import load_cas
+from earthgen_cli.evaluate.cas import CASConfig, DualEncoder, load_cas, train_cas
 from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
+from earthgen_cli.evaluate.metrics import to_unit
 from earthgen_cli.evaluate.report import Report, directory_identity
 from earthgen_cli.evaluate.runner import (
     BASELINES,
@@ -57,9 +58,27 @@ def _train_unets(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
     return models
 
 
+def _train_cas(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
+               encoders: dict[frozenset, DualEncoder], say: Callable[[str], None]) -> None:
+    """A CAS encoder per modality pair that has none yet, trained on the train split's real pairs."""
+    for d in options.directions:
+        key = frozenset((d.source, d.target))
+        if key in encoders or pairs.count(options.train_split, d) == 0:
+            continue
+        sa, sb = pairs.scaling[d.source], pairs.scaling[d.target]
+        config = CASConfig(d.source, d.target, sa.bands, sb.bands)
+        say(f"training the CAS encoder for {d.source},{d.target} ({steps} steps)")
+
+        def batches(d: Direction = d, sa=sa, sb=sb):
+            for b in pairs.batches(options.train_split, d, 32):  # InfoNCE wants many negatives
+                yield to_unit(sa.from_model(b.source), sa), to_unit(sb.from_model(b.target), sb)
+
+        encoders[key] = train_cas(batches, config, steps, seed=options.seed)
+
+
 def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, directions: str = "all",
                      split: str = "test", baselines: Sequence[str] = BASELINES,
-                     cas: Sequence[Path] = (), unet_steps: int = 0, steps: int = 8, seed: int = 0,
+                     cas: Sequence[Path] = (), cas_steps: int = 0, unet_steps: int = 0, steps: int = 8, seed: int = 0,
                      max_chips: int | None = None, batch_size: int = 8, fid: bool = True,
                      device: str = "auto", overwrite: bool = False,
                      say: Callable[[str], None] = lambda _: None) -> Report:
@@ -86,6 +105,8 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     for path in cas:
         encoder = load_cas(Path(path))
         encoders[frozenset((encoder.config.modality_a, encoder.config.modality_b))] = encoder
+    if cas_steps > 0:
+        _train_cas(pairs, options, cas_steps, encoders, say)
     unets = {}
     if "pairwise-unet" in options.baselines and unet_steps > 0:
         unets = _train_unets(pairs, options, unet_steps, say)
@@ -98,7 +119,7 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
                       inception=inception, progress=say)
     config = {"directions": [d.key for d in chosen], "split": split, "baselines": list(options.baselines),
               "model": model, "steps": steps, "seed": seed, "max_chips": max_chips,
-              "batch_size": batch_size, "fid": fid, "unet_steps": unet_steps,
+              "batch_size": batch_size, "fid": fid, "unet_steps": unet_steps, "cas_steps": cas_steps,
               "cas": [str(p) for p in cas], "total_seconds": round(time.perf_counter() - started, 1)}
     data_id = {**directory_identity(Path(data), ("dataset.json", "chips.csv")), "split": split,
                "chips": pairs.split_size(split), "pairs": {d.key: pairs.count(split, d) for d in chosen}}
