@@ -39,6 +39,14 @@ def _load_model(spec: str | None, device: str, steps: int):
     return ModelTranslator.load(path, device=device, steps=steps), directory_identity(path)
 
 
+def _can_do(translator, d: Direction) -> bool:
+    try:
+        translator.check([d.source], d.target)
+    except EarthgenError:
+        return False
+    return True
+
+
 def _train_unets(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
                  say: Callable[[str], None]) -> dict[str, UNet]:
     models = {}
@@ -89,18 +97,31 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise EarthgenError(f"{out_dir}: exists and is not empty; use --overwrite to replace the report")
     pairs = DatasetPairs(data)
+    translator, checkpoint = _load_model(model, device, steps)
+    left_out: list[str] = []
     if directions.strip() == "all":
         chosen = tuple(pairs.pairs_with_chips(split))
+        if translator is not None:  # "all" means all the data holds *and* the model can do
+            kept = tuple(d for d in chosen if _can_do(translator, d))
+            left_out = [d.key for d in chosen if d not in kept]
+            chosen = kept
         if not chosen:
-            raise EarthgenError(f"{data}: split {split} has no chip holding two modalities")
+            raise EarthgenError(f"{data}: split {split} has no chip holding two modalities"
+                                + (" that the model knows" if left_out else ""))
     else:
         chosen = parse_directions(directions)
+        for d in chosen if translator is not None else ():
+            translator.check([d.source], d.target)
+    if left_out:
+        say(f"left out (the model cannot do them): {', '.join(left_out)}")
     options = EvaluateOptions(chosen, split=split, baselines=tuple(baselines), batch_size=batch_size,
                               max_chips=max_chips, fid=fid, seed=seed)
     check_directions(pairs, options)
-    translator, checkpoint = _load_model(model, device, steps)
-    for d in chosen if translator is not None else ():
-        translator.check([d.source], d.target)
+    inception = None
+    if fid:  # before any training, so a missing Inception file fails at once
+        from earthgen_cli.evaluate.fid import InceptionFeatures
+
+        inception = InceptionFeatures()
     encoders = {}
     for path in cas:
         encoder = load_cas(Path(path))
@@ -110,17 +131,12 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     unets = {}
     if "pairwise-unet" in options.baselines and unet_steps > 0:
         unets = _train_unets(pairs, options, unet_steps, say)
-    inception = None
-    if fid:
-        from earthgen_cli.evaluate.fid import InceptionFeatures
-
-        inception = InceptionFeatures()
     output = evaluate(pairs, options, unified=translator, unet_models=unets, cas_encoders=encoders,
                       inception=inception, progress=say)
     config = {"directions": [d.key for d in chosen], "split": split, "baselines": list(options.baselines),
               "model": model, "steps": steps, "seed": seed, "max_chips": max_chips,
               "batch_size": batch_size, "fid": fid, "unet_steps": unet_steps, "cas_steps": cas_steps,
-              "cas": [str(p) for p in cas], "total_seconds": round(time.perf_counter() - started, 1)}
+              "cas": [str(p) for p in cas], "directions_left_out": left_out, "total_seconds": round(time.perf_counter() - started, 1)}
     data_id = {**directory_identity(Path(data), ("dataset.json", "chips.csv")), "split": split,
                "chips": pairs.split_size(split), "pairs": {d.key: pairs.count(split, d) for d in chosen}}
     return write_outputs(out_dir, output, config, data_id, checkpoint)
