@@ -175,7 +175,7 @@ def _training_batches(pairs: PairSource, split: str, d: Direction, batch_size: i
 
 
 def _methods(pairs: PairSource, d: Direction, options: EvaluateOptions, unified: Translator | None,
-             unet_models: Mapping[str, UNet], warnings: list[str]) -> dict[str, Predict]:
+             unet_models: Mapping[str, UNet], notes: dict[str, list[str]]) -> dict[str, Predict]:
     methods: dict[str, Predict] = {}
     if unified is not None:
         methods[UNIFIED] = translator_method(unified, d, pairs.scaling, options.seed)
@@ -190,10 +190,10 @@ def _methods(pairs: PairSource, d: Direction, options: EvaluateOptions, unified:
                 unet = PairwiseUNet(unet_models[d.key])
                 methods[name] = lambda b, _, m=unet: m.predict(b.source)
             else:
-                warnings.append(f"pairwise-unet left out for {d.key}: no trained U-Net for it")
+                notes.setdefault("pairwise-unet left out for {}: no trained U-Net", []).append(d.key)
         elif not has_train:
-            warnings.append(f"{name} left out for {d.key}: split {options.train_split} has no "
-                            f"{d.source}+{d.target} chip to fit it on")
+            notes.setdefault(f"{name} left out for {{}}: no training chip to fit it on "
+                             f"(split {options.train_split})", []).append(d.key)
         elif name == "mean":
             mean = MeanImage.fit(_training_batches(pairs, options.train_split, d, options.batch_size))
             methods[name] = lambda b, _, m=mean: m.predict(b.source)
@@ -236,7 +236,7 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
         unified.check([d.source], d.target)  # fail before any work, not after the first direction
     if options.fid and inception is None:
         raise ValueError("options.fid needs an InceptionFeatures")
-    warnings: list[str] = []
+    notes: dict[str, list[str]] = {}  # warning template -> the directions it applies to
     results: list[MethodScores] = []
     sections: list[GridSection] = []
     skipped: dict[str, int] = {}
@@ -244,10 +244,10 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
     for d in options.directions:
         if progress:
             progress(f"evaluating {d.key}")
-        methods = _methods(pairs, d, options, unified, unet_models or {}, warnings)
+        methods = _methods(pairs, d, options, unified, unet_models or {}, notes)
         encoder = cas_encoders.get(frozenset((d.source, d.target)))
         if encoder is None:
-            warnings.append(f"CAS left out for {d.key}: no CAS encoder for {d.source},{d.target}")
+            notes.setdefault("CAS left out for {}: no CAS encoder for the pair", []).append(d.key)
         acc = {name: _Accumulator() for name in methods}
         real_features: list[torch.Tensor] = []
         grid_rows: list[tuple[np.ndarray, ...]] = []
@@ -283,7 +283,7 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
                 grid_rows.append((src_unit[k].numpy(), *(preds[n][k].numpy() for n in methods),
                                   tgt_unit[k].numpy()))
         if skipped[d.key]:
-            warnings.append(f"{d.key}: {skipped[d.key]} chip(s) with nodata left out")
+            notes.setdefault("chips with nodata left out: {}", []).append(f"{d.key} {skipped[d.key]}")
         if not any(a.n for a in acc.values()) and methods:
             raise EarthgenError(f"{pairs.name}: no chip of split {options.split} is free of nodata "
                                 f"for {d.key}")
@@ -296,12 +296,12 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
                 metrics["cas"] = float(torch.cat(a.cas).double().mean())
             results.append(MethodScores(d.key, name, metrics, a.n))
         if options.fid and real is not None and real.shape[0] < 2:
-            warnings.append(f"FID/KID left out for {d.key}: fewer than 2 chips")
+            notes.setdefault("FID/KID left out for {}: fewer than 2 chips", []).append(d.key)
         if grid_rows:
             sections.append(GridSection(d.key, (f"source {d.source}", *methods, f"target {d.target}"),
                                         tuple(grid_rows)))
-    return EvaluationOutput(tuple(results), tuple(sections), tuple(dict.fromkeys(warnings)), skipped,
-                            time.perf_counter() - started)
+    warnings = tuple(template.format(", ".join(keys)) for template, keys in notes.items())
+    return EvaluationOutput(tuple(results), tuple(sections), warnings, skipped, time.perf_counter() - started)
 
 
 def write_outputs(out_dir: Path, output: EvaluationOutput, config: Mapping[str, Any],
