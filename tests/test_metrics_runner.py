@@ -128,3 +128,22 @@ def test_a_direction_the_model_cannot_do_fails_before_any_work(optical):
     with pytest.raises(EarthgenError, match="luminance maps rgb -> pan only"):
         evaluate(TensorPairs("real-optical", images, scaling),
                  EvaluateOptions(parse_directions("rgb:nir"), fid=False), unified=LuminanceTranslator())
+
+
+def test_codec_ceiling_scores_the_roundtrip_of_the_real_target(optical):
+    # A real lossy codec: 8-bit quantisation of the raw target over its dataset range.
+    images, scaling = optical
+
+    def quantise(modality, raw):
+        s = scaling[modality]
+        return s.from_model(torch.round((s.to_model(raw) + 1) * 127.5) / 127.5 - 1)
+
+    options = EvaluateOptions(parse_directions("rgb:nir"), baselines=("codec-ceiling", "mean"), fid=False)
+    out = evaluate(TensorPairs("real-optical", images, scaling), options, codec_roundtrip=quantise)
+    rows = {r.method: r.metrics for r in out.results}
+    # uniform quantisation error with step 1/255 on the unit scale: RMSE = 255 * (1/255) / sqrt(12)
+    assert rows["codec-ceiling"]["rmse"] == pytest.approx(1 / math.sqrt(12), rel=0.05)
+    assert rows["codec-ceiling"]["psnr"] > 50 > rows["mean"]["psnr"]
+    without = evaluate(TensorPairs("real-optical", images, scaling), options)
+    assert [r.method for r in without.results] == ["mean"]
+    assert "codec-ceiling left out for rgb:nir: needs a checkpoint's codec" in without.warnings

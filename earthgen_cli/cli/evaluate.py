@@ -18,7 +18,7 @@ def command(
     directions: str = typer.Option("all", "--directions",
                                    help="SOURCE:TARGET list, e.g. sar:rgb,rgb:nir; all: every pair the split holds."),
     split: str = typer.Option("test", "--split", help="Split to score (baselines are fitted on train)."),
-    baselines: str = typer.Option("mean,luminance,pixel-regression,pairwise-unet", "--baselines",
+    baselines: str = typer.Option("codec-ceiling,mean,luminance,pixel-regression,pairwise-unet", "--baselines",
                                   help="Baselines to put beside the model (comma list, or none)."),
     cas: List[Path] = typer.Option([], "--cas", help="CAS encoder folder for one modality pair (repeatable)."),
     cas_steps: int = typer.Option(0, "--cas-steps",

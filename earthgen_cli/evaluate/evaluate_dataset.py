@@ -39,6 +39,23 @@ def _load_model(spec: str | None, device: str, steps: int):
     return ModelTranslator.load(path, device=device, steps=steps), directory_identity(path)
 
 
+def _codec_roundtrip(translator):
+    """encode -> decode through the checkpoint's own codec, in the checkpoint's normalisation;
+    None for translators without a codec (the analytic ones)."""
+    model, info = getattr(translator, "model", None), getattr(translator, "info", None)
+    if model is None or info is None or not hasattr(model, "codec"):
+        return None
+    import torch
+
+    @torch.no_grad()
+    def roundtrip(modality: str, raw: torch.Tensor) -> torch.Tensor:
+        scale, codec = info.scaling[modality], model.codec(modality)
+        x = scale.to_model(raw.to(translator.device, torch.float32))
+        return scale.from_model(codec.decode(codec.encode(x))).cpu()
+
+    return roundtrip
+
+
 def _can_do(translator, d: Direction) -> bool:
     try:
         translator.check([d.source], d.target)
@@ -131,7 +148,8 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     unets = {}
     if "pairwise-unet" in options.baselines and unet_steps > 0:
         unets = _train_unets(pairs, options, unet_steps, say)
-    output = evaluate(pairs, options, unified=translator, unet_models=unets, cas_encoders=encoders,
+    output = evaluate(pairs, options, unified=translator, unet_models=unets,
+                      codec_roundtrip=_codec_roundtrip(translator), cas_encoders=encoders,
                       inception=inception, progress=say)
     config = {"directions": [d.key for d in chosen], "split": split, "baselines": list(options.baselines),
               "model": model, "steps": steps, "seed": seed, "max_chips": max_chips,

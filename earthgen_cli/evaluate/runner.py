@@ -30,7 +30,9 @@ from earthgen_cli.inference.translator import TileBatch, Translator
 from earthgen_cli.modalities import BandScaling, get_modality
 from earthgen_cli.models.unet import UNet
 
-BASELINES = ("mean", "luminance", "pixel-regression", "pairwise-unet")
+BASELINES = ("codec-ceiling", "mean", "luminance", "pixel-regression", "pairwise-unet")
+# (target modality, raw target (B, C, H, W)) -> raw reconstruction through the model's codec
+CodecRoundtrip = Callable[[str, torch.Tensor], torch.Tensor]
 UNIFIED = "unified"
 
 
@@ -175,13 +177,21 @@ def _training_batches(pairs: PairSource, split: str, d: Direction, batch_size: i
 
 
 def _methods(pairs: PairSource, d: Direction, options: EvaluateOptions, unified: Translator | None,
-             unet_models: Mapping[str, UNet], notes: dict[str, list[str]]) -> dict[str, Predict]:
+             unet_models: Mapping[str, UNet], codec_roundtrip: CodecRoundtrip | None,
+             notes: dict[str, list[str]]) -> dict[str, Predict]:
     methods: dict[str, Predict] = {}
     if unified is not None:
         methods[UNIFIED] = translator_method(unified, d, pairs.scaling, options.seed)
     has_train = pairs.count(options.train_split, d) > 0
     for name in options.baselines:
-        if name == "luminance":
+        if name == "codec-ceiling":  # encode then decode the real target: C-DiffSET's upper bound
+            if codec_roundtrip is None:
+                notes.setdefault("codec-ceiling left out for {}: needs a checkpoint's codec", []).append(d.key)
+            else:
+                scale = pairs.scaling[d.target]
+                methods[name] = lambda b, _, rt=codec_roundtrip, s=scale, m=d.target: s.to_model(
+                    rt(m, s.from_model(b.target)))
+        elif name == "luminance":
             if d.key == "rgb:pan":  # the only analytic map we have
                 lum = Luminance(pairs.scaling["rgb"], pairs.scaling["pan"])
                 methods[name] = lambda b, _, m=lum: m.predict(b.source)
@@ -226,6 +236,7 @@ def check_directions(pairs: PairSource, options: EvaluateOptions) -> None:
 
 def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | None = None,
              unet_models: Mapping[str, UNet] | None = None,
+             codec_roundtrip: CodecRoundtrip | None = None,
              cas_encoders: Mapping[frozenset, DualEncoder] | None = None,
              inception: InceptionFeatures | None = None,
              progress: Callable[[str], None] | None = None) -> EvaluationOutput:
@@ -244,7 +255,7 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
     for d in options.directions:
         if progress:
             progress(f"evaluating {d.key}")
-        methods = _methods(pairs, d, options, unified, unet_models or {}, notes)
+        methods = _methods(pairs, d, options, unified, unet_models or {}, codec_roundtrip, notes)
         encoder = cas_encoders.get(frozenset((d.source, d.target)))
         if encoder is None:
             notes.setdefault("CAS left out for {}: no CAS encoder for the pair", []).append(d.key)
