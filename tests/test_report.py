@@ -34,7 +34,7 @@ def _report(tmp_path):
                                          "kid": 0.3, "kid_std": 0.02}, 12),
         MethodScores("rgb:pan", "unified", {"psnr": 30.0, "ssim": 0.9, "rmse": 8.0}, 12),
         MethodScores("rgb:pan", "luminance", {"psnr": math.inf, "ssim": 1.0, "rmse": 0.0}, 12),
-        MethodScores("rgb:pan", "mean", {"psnr": 20.0, "ssim": math.nan, "rmse": 20.0}, 12),
+        MethodScores("rgb:pan", "mean", {"psnr": 20.0, "ssim": math.nan, "rmse": 20.0, "fid": -1e-5}, 12),
     )
     return Report(results, config={"steps": 4, "seed": 0, "directions": ["sar:rgb", "rgb:pan"]},
                   data={"path": "/data/ds", "split": "test", "chips": 12},
@@ -102,12 +102,13 @@ def test_markdown_table_has_methods_as_rows_and_direction_metric_columns(tmp_pat
     assert rows["unified"][3] == "**120.00**"
     assert rows["luminance"][:5] == ["–"] * 5  # not evaluated on sar→rgb
     assert rows["luminance"][5] == "**∞**" and rows["mean"][6] == "n/a"
+    assert header[-1] == "rgb→pan FID↓" and rows["mean"][-1] == "0.00"  # never "-0.00"
 
 
 def test_markdown_splits_directions_into_tables(tmp_path):
     md = write_markdown(_report(tmp_path), tmp_path / "report.md", directions_per_table=1).read_text()
     pan = _table(md, "rgb→pan PSNR↑")
-    assert pan[0] == ["method", "rgb→pan PSNR↑", "rgb→pan SSIM↑", "rgb→pan RMSE↓"]
+    assert pan[0] == ["method", "rgb→pan PSNR↑", "rgb→pan SSIM↑", "rgb→pan RMSE↓", "rgb→pan FID↓"]
     assert [r[0] for r in pan[1:]] == ["unified", "mean", "luminance"]
 
 

@@ -147,7 +147,8 @@ def _format(value: float | None, decimals: int) -> str:
         return "n/a"
     if math.isinf(value):
         return "∞" if value > 0 else "-∞"
-    return f"{value:.{decimals}f}"
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.00"
 
 
 def _best(values: list[float | None], higher: bool | None) -> float | None:
