@@ -77,6 +77,7 @@ def test_baselines_are_fitted_on_train_and_scored_on_test(optical, tmp_path):
                            {"path": "real-optical", "split": "test", "chips": 4}, {})
     back = read_report(tmp_path / "report" / "report.json")
     assert back.results == report.results
+    assert set(back.config["direction_seconds"]) == {"rgb:nir", "nir:rgb"}
     assert "| pixel-regression |" in (tmp_path / "report" / "report.md").read_text()
     assert (tmp_path / "report" / "grid.png").stat().st_size > 0
 

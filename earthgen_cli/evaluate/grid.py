@@ -65,7 +65,8 @@ def write_grid(path: Path, sections: Sequence[GridSection]) -> GridLayout:
     y = GAP
     for si, section in enumerate(sections):
         for ci, title in enumerate(section.columns):
-            label = f"{section.direction.replace(':', '→')}: {title}" if ci == 0 else title
+            # ASCII "->": Pillow's built-in font has no arrow glyph
+            label = f"{section.direction.replace(':', '->')}: {title}" if ci == 0 else title
             draw.text((GAP + ci * (tile + GAP) + 2, y + 2), label, fill=(0, 0, 0), font=font)
         y += HEADER
         for ri, row in enumerate(section.chips):

@@ -145,6 +145,7 @@ class EvaluationOutput:
     warnings: tuple[str, ...]
     skipped_chips: Mapping[str, int]  # direction -> chips left out for nodata
     seconds: float
+    direction_seconds: Mapping[str, float] = field(default_factory=dict)  # fitting + scoring
 
 
 Predict = Callable[[PairBatch, int], torch.Tensor]  # (batch, index of its first chip) -> model space
@@ -252,7 +253,9 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
     sections: list[GridSection] = []
     skipped: dict[str, int] = {}
     cas_encoders = cas_encoders or {}
+    timings: dict[str, float] = {}
     for d in options.directions:
+        direction_started = time.perf_counter()
         if progress:
             progress(f"evaluating {d.key}")
         methods = _methods(pairs, d, options, unified, unet_models or {}, codec_roundtrip, notes)
@@ -308,11 +311,13 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
             results.append(MethodScores(d.key, name, metrics, a.n))
         if options.fid and real is not None and real.shape[0] < 2:
             notes.setdefault("FID/KID left out for {}: fewer than 2 chips", []).append(d.key)
+        timings[d.key] = round(time.perf_counter() - direction_started, 1)
         if grid_rows:
             sections.append(GridSection(d.key, (f"source {d.source}", *methods, f"target {d.target}"),
                                         tuple(grid_rows)))
     warnings = tuple(template.format(", ".join(keys)) for template, keys in notes.items())
-    return EvaluationOutput(tuple(results), tuple(sections), warnings, skipped, time.perf_counter() - started)
+    return EvaluationOutput(tuple(results), tuple(sections), warnings, skipped, time.perf_counter() - started,
+                            timings)
 
 
 def write_outputs(out_dir: Path, output: EvaluationOutput, config: Mapping[str, Any],
@@ -321,7 +326,8 @@ def write_outputs(out_dir: Path, output: EvaluationOutput, config: Mapping[str, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {**data, "skipped_nodata_chips": dict(output.skipped_chips)}
-    report = Report(output.results, {**config, "seconds": round(output.seconds, 1)}, data, checkpoint,
+    config = {**config, "seconds": round(output.seconds, 1), "direction_seconds": dict(output.direction_seconds)}
+    report = Report(output.results, config, data, checkpoint,
                     warnings=output.warnings)
     write_json(report, out_dir / "report.json")
     write_markdown(report, out_dir / "report.md")
