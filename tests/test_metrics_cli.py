@@ -48,7 +48,8 @@ def test_evaluate_writes_a_report_with_every_baseline(dataset, tmp_path):
     assert result.exit_code == 0, result.output
     report = read_report(out / "report.json")
     methods = {(r.direction, r.method) for r in report.results}
-    assert methods == {(d, m) for d in ("sar:rgb", "rgb:nir") for m in ("mean", "pixel-regression", "pairwise-unet")}
+    assert methods == {(d, m) for d in ("sar:rgb", "rgb:nir") for m in ("mean", "pixel-regression", "pairwise-unet",
+                                                                               "real pairs")}
     assert all(r.n_images == 4 for r in report.results)
     assert report.data["split"] == "test" and report.data["pairs"]["sar:rgb"] > 0
     assert all(-100 <= r.metrics["cas"] <= 100 for r in report.results)

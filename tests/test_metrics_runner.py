@@ -106,6 +106,9 @@ def test_a_perfect_translator_scores_perfectly_through_the_whole_pipeline(optica
         assert rows[method]["fid"] == pytest.approx(0.0, abs=1e-2)
         assert -100.0 <= rows[method]["cas"] <= 100.0
     assert rows["mean"]["fid"] > 1.0 and rows["mean"]["psnr"] < 40.0
+    # the reference row: real target with real source; an exact method reproduces it
+    assert rows["real pairs"].keys() == {"cas"}
+    assert rows["unified"]["cas"] == pytest.approx(rows["real pairs"]["cas"], abs=1e-3)
     assert not any("CAS left out" in w for w in out.warnings)
 
 

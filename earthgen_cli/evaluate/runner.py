@@ -34,6 +34,7 @@ BASELINES = ("codec-ceiling", "mean", "luminance", "pixel-regression", "pairwise
 # (target modality, raw target (B, C, H, W)) -> raw reconstruction through the model's codec
 CodecRoundtrip = Callable[[str, torch.Tensor], torch.Tensor]
 UNIFIED = "unified"
+REAL_PAIRS = "real pairs"  # a report row: CAS of the real target with its real source
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
             notes.setdefault("CAS left out for {}: no CAS encoder for the pair", []).append(d.key)
         acc = {name: _Accumulator() for name in methods}
         real_features: list[torch.Tensor] = []
+        real_cas: list[torch.Tensor] = []  # the encoder's own score on real pairs: CAS's reference
         grid_rows: list[tuple[np.ndarray, ...]] = []
         skipped[d.key] = 0
         seen = 0
@@ -281,6 +283,8 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
             tgt_unit = to_unit(tgt_scale.from_model(batch.target), tgt_scale)
             if options.fid:
                 real_features.append(inception(tgt_unit))
+            if encoder is not None:
+                real_cas.append(cas_score(encoder, tgt_unit, d.target, src_unit, d.source))
             preds = {}
             for name, predict in methods.items():
                 pred_unit = to_unit(tgt_scale.from_model(predict(batch, first)), tgt_scale)
@@ -309,6 +313,9 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
             if a.cas:
                 metrics["cas"] = float(torch.cat(a.cas).double().mean())
             results.append(MethodScores(d.key, name, metrics, a.n))
+        if real_cas:
+            scores = torch.cat(real_cas)
+            results.append(MethodScores(d.key, REAL_PAIRS, {"cas": float(scores.double().mean())}, len(scores)))
         if options.fid and real is not None and real.shape[0] < 2:
             notes.setdefault("FID/KID left out for {}: fewer than 2 chips", []).append(d.key)
         timings[d.key] = round(time.perf_counter() - direction_started, 1)
