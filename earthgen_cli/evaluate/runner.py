@@ -236,6 +236,70 @@ def check_directions(pairs: PairSource, options: EvaluateOptions) -> None:
                                 f"{d.source} and {d.target} (direction {d.key})")
 
 
+@dataclass(frozen=True)
+class _DirectionScores:
+    results: tuple[MethodScores, ...]
+    grid_rows: tuple[tuple[np.ndarray, ...], ...]
+    skipped: int  # chips with nodata
+    fid_chips: int
+
+
+def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
+                     methods: Mapping[str, Predict], encoder: DualEncoder | None,
+                     inception: InceptionFeatures | None) -> _DirectionScores:
+    acc = {name: _Accumulator() for name in methods}
+    real_features: list[torch.Tensor] = []
+    real_cas: list[torch.Tensor] = []  # the encoder's own score on real pairs: CAS's reference
+    grid_rows: list[tuple[np.ndarray, ...]] = []
+    skipped = seen = 0
+    src_scale, tgt_scale = pairs.scaling[d.source], pairs.scaling[d.target]
+    for batch in pairs.batches(options.split, d, options.batch_size, options.max_chips):
+        full = batch.valid.flatten(1).all(dim=1)
+        skipped += int((~full).sum())
+        first = seen  # chip index for the noise key counts skipped chips too: stable across runs
+        seen += batch.source.shape[0]
+        if not full.any():
+            continue
+        batch = PairBatch(batch.source[full], batch.target[full], batch.valid[full],
+                          tuple(g for g, keep in zip(batch.gsd, full.tolist()) if keep))
+        src_unit = to_unit(src_scale.from_model(batch.source), src_scale)
+        tgt_unit = to_unit(tgt_scale.from_model(batch.target), tgt_scale)
+        if inception is not None:
+            real_features.append(inception(tgt_unit))
+        if encoder is not None:
+            real_cas.append(cas_score(encoder, tgt_unit, d.target, src_unit, d.source))
+        preds = {}
+        for name, predict in methods.items():
+            pred_unit = preds[name] = to_unit(tgt_scale.from_model(predict(batch, first)), tgt_scale)
+            a = acc[name]
+            for metric, values in pixel_scores(pred_unit, tgt_unit).items():
+                a.scores.setdefault(metric, []).append(values)
+            if inception is not None:
+                a.features.append(inception(pred_unit))
+            if encoder is not None:
+                a.cas.append(cas_score(encoder, pred_unit, d.target, src_unit, d.source))
+            a.n += pred_unit.shape[0]
+        for k in range(min(options.grid_chips - len(grid_rows), src_unit.shape[0])):
+            grid_rows.append((src_unit[k].numpy(), *(preds[n][k].numpy() for n in methods),
+                              tgt_unit[k].numpy()))
+    if seen > 0 and seen == skipped:
+        raise EarthgenError(f"{pairs.name}: no chip of split {options.split} is free of nodata for {d.key}")
+    real = torch.cat(real_features) if real_features else None
+    results = []
+    for name, a in acc.items():
+        metrics = {m: float(torch.cat(v).double().mean()) for m, v in a.scores.items()}
+        if real is not None and a.n >= 2:
+            metrics.update(fid_kid(real, torch.cat(a.features), seed=options.seed))
+        if a.cas:
+            metrics["cas"] = float(torch.cat(a.cas).double().mean())
+        results.append(MethodScores(d.key, name, metrics, a.n))
+    if real_cas:
+        scores = torch.cat(real_cas)
+        results.append(MethodScores(d.key, REAL_PAIRS, {"cas": float(scores.double().mean())}, len(scores)))
+    return _DirectionScores(tuple(results), tuple(grid_rows), skipped,
+                            0 if real is None else int(real.shape[0]))
+
+
 def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | None = None,
              unet_models: Mapping[str, UNet] | None = None,
              codec_roundtrip: CodecRoundtrip | None = None,
@@ -253,75 +317,26 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
     results: list[MethodScores] = []
     sections: list[GridSection] = []
     skipped: dict[str, int] = {}
-    cas_encoders = cas_encoders or {}
     timings: dict[str, float] = {}
     for d in options.directions:
         direction_started = time.perf_counter()
         if progress:
             progress(f"evaluating {d.key}")
         methods = _methods(pairs, d, options, unified, unet_models or {}, codec_roundtrip, notes)
-        encoder = cas_encoders.get(frozenset((d.source, d.target)))
+        encoder = (cas_encoders or {}).get(frozenset((d.source, d.target)))
         if encoder is None:
             notes.setdefault("CAS left out for {}: no CAS encoder for the pair", []).append(d.key)
-        acc = {name: _Accumulator() for name in methods}
-        real_features: list[torch.Tensor] = []
-        real_cas: list[torch.Tensor] = []  # the encoder's own score on real pairs: CAS's reference
-        grid_rows: list[tuple[np.ndarray, ...]] = []
-        skipped[d.key] = 0
-        seen = 0
-        src_scale, tgt_scale = pairs.scaling[d.source], pairs.scaling[d.target]
-        for batch in pairs.batches(options.split, d, options.batch_size, options.max_chips):
-            full = batch.valid.flatten(1).all(dim=1)
-            skipped[d.key] += int((~full).sum())
-            first = seen
-            seen += batch.source.shape[0]
-            if not full.any():
-                continue
-            batch = PairBatch(batch.source[full], batch.target[full], batch.valid[full],
-                              tuple(g for g, keep in zip(batch.gsd, full.tolist()) if keep))
-            src_unit = to_unit(src_scale.from_model(batch.source), src_scale)
-            tgt_unit = to_unit(tgt_scale.from_model(batch.target), tgt_scale)
-            if options.fid:
-                real_features.append(inception(tgt_unit))
-            if encoder is not None:
-                real_cas.append(cas_score(encoder, tgt_unit, d.target, src_unit, d.source))
-            preds = {}
-            for name, predict in methods.items():
-                pred_unit = to_unit(tgt_scale.from_model(predict(batch, first)), tgt_scale)
-                preds[name] = pred_unit
-                a = acc[name]
-                for metric, values in pixel_scores(pred_unit, tgt_unit).items():
-                    a.scores.setdefault(metric, []).append(values)
-                if options.fid:
-                    a.features.append(inception(pred_unit))
-                if encoder is not None:
-                    a.cas.append(cas_score(encoder, pred_unit, d.target, src_unit, d.source))
-                a.n += pred_unit.shape[0]
-            for k in range(min(options.grid_chips - len(grid_rows), src_unit.shape[0])):
-                grid_rows.append((src_unit[k].numpy(), *(preds[n][k].numpy() for n in methods),
-                                  tgt_unit[k].numpy()))
-        if skipped[d.key]:
-            notes.setdefault("chips with nodata left out: {}", []).append(f"{d.key} {skipped[d.key]}")
-        if not any(a.n for a in acc.values()) and methods:
-            raise EarthgenError(f"{pairs.name}: no chip of split {options.split} is free of nodata "
-                                f"for {d.key}")
-        real = torch.cat(real_features) if real_features else None
-        for name, a in acc.items():
-            metrics = {m: float(torch.cat(v).double().mean()) for m, v in a.scores.items()}
-            if real is not None and a.n >= 2:
-                metrics.update(fid_kid(real, torch.cat(a.features), seed=options.seed))
-            if a.cas:
-                metrics["cas"] = float(torch.cat(a.cas).double().mean())
-            results.append(MethodScores(d.key, name, metrics, a.n))
-        if real_cas:
-            scores = torch.cat(real_cas)
-            results.append(MethodScores(d.key, REAL_PAIRS, {"cas": float(scores.double().mean())}, len(scores)))
-        if options.fid and real is not None and real.shape[0] < 2:
+        scored = _score_direction(pairs, d, options, methods, encoder, inception if options.fid else None)
+        results += scored.results
+        skipped[d.key] = scored.skipped
+        if scored.skipped:
+            notes.setdefault("chips with nodata left out: {}", []).append(f"{d.key} {scored.skipped}")
+        if options.fid and scored.fid_chips < 2:
             notes.setdefault("FID/KID left out for {}: fewer than 2 chips", []).append(d.key)
-        timings[d.key] = round(time.perf_counter() - direction_started, 1)
-        if grid_rows:
+        if scored.grid_rows:
             sections.append(GridSection(d.key, (f"source {d.source}", *methods, f"target {d.target}"),
-                                        tuple(grid_rows)))
+                                        scored.grid_rows))
+        timings[d.key] = round(time.perf_counter() - direction_started, 1)
     warnings = tuple(template.format(", ".join(keys)) for template, keys in notes.items())
     return EvaluationOutput(tuple(results), tuple(sections), warnings, skipped, time.perf_counter() - started,
                             timings)
