@@ -34,6 +34,7 @@ def _report(tmp_path):
                                          "kid": 0.3, "kid_std": 0.02}, 12),
         MethodScores("rgb:pan", "unified", {"psnr": 30.0, "ssim": 0.9, "rmse": 8.0}, 12),
         MethodScores("rgb:pan", "luminance", {"psnr": math.inf, "ssim": 1.0, "rmse": 0.0}, 12),
+        MethodScores("sar:rgb", "real pairs", {"cas": 61.0}, 12),
         MethodScores("rgb:pan", "mean", {"psnr": 20.0, "ssim": math.nan, "rmse": 20.0, "fid": -1e-5}, 12),
     )
     return Report(results, config={"steps": 4, "seed": 0, "directions": ["sar:rgb", "rgb:pan"]},
@@ -92,16 +93,17 @@ def test_markdown_table_has_methods_as_rows_and_direction_metric_columns(tmp_pat
     assert "> warning: CAS left out" in md and "split test, 12 chips" in md
     table = _table(md, "sar→rgb PSNR↑")
     header, rows = table[0], {r[0]: r[1:] for r in table[1:]}
-    assert header[1:7] == ["sar→rgb PSNR↑", "sar→rgb SSIM↑", "sar→rgb RMSE↓", "sar→rgb FID↓",
-                           "sar→rgb KID↓", "rgb→pan PSNR↑"]
+    assert header[1:8] == ["sar→rgb PSNR↑", "sar→rgb SSIM↑", "sar→rgb RMSE↓", "sar→rgb FID↓",
+                           "sar→rgb KID↓", "sar→rgb CAS↑", "rgb→pan PSNR↑"]
     assert not any("kid_std" in h for h in header)
-    assert list(rows) == ["unified", "mean", "luminance"]
+    assert list(rows) == ["unified", "mean", "luminance", "real pairs"]  # the reference row last
     # best per column in bold, respecting the arrow
     assert rows["mean"][0] == "**15.25**" and rows["unified"][0] == "14.50"
     assert rows["unified"][2] == "48.20" and rows["mean"][2] == "**44.00**"
     assert rows["unified"][3] == "**120.00**"
-    assert rows["luminance"][:5] == ["–"] * 5  # not evaluated on sar→rgb
-    assert rows["luminance"][5] == "**∞**" and rows["mean"][6] == "n/a"
+    assert rows["luminance"][:6] == ["–"] * 6  # not evaluated on sar→rgb
+    assert rows["luminance"][6] == "**∞**" and rows["mean"][7] == "n/a"
+    assert rows["real pairs"][:6] == ["–"] * 5 + ["61.00"]  # alone in its column: nothing in bold
     assert header[-1] == "rgb→pan FID↓" and rows["mean"][-1] == "0.00"  # never "-0.00"
 
 
@@ -109,7 +111,7 @@ def test_markdown_splits_directions_into_tables(tmp_path):
     md = write_markdown(_report(tmp_path), tmp_path / "report.md", directions_per_table=1).read_text()
     pan = _table(md, "rgb→pan PSNR↑")
     assert pan[0] == ["method", "rgb→pan PSNR↑", "rgb→pan SSIM↑", "rgb→pan RMSE↓", "rgb→pan FID↓"]
-    assert [r[0] for r in pan[1:]] == ["unified", "mean", "luminance"]
+    assert [r[0] for r in pan[1:]] == ["unified", "mean", "luminance"]  # no row without numbers
 
 
 def test_grid_png_places_each_chip_where_the_layout_says(tmp_path):

@@ -22,6 +22,7 @@ from earthgen_cli.errors import EarthgenError
 from earthgen_cli.evaluate.metrics import METRIC_INFO
 
 REPORT_FORMAT = 1
+REAL_PAIRS = "real pairs"  # the CAS reference row: the real target scored with its real source
 ARROW = {True: "↑", False: "↓"}
 
 
@@ -47,7 +48,9 @@ class Report:
         return list(dict.fromkeys(r.direction for r in self.results))
 
     def methods(self) -> list[str]:
-        return list(dict.fromkeys(r.method for r in self.results))
+        """In order of first appearance, the reference row last."""
+        found = list(dict.fromkeys(r.method for r in self.results))
+        return sorted(found, key=lambda m: m == REAL_PAIRS)
 
 
 def directory_identity(path: Path, patterns: Sequence[str] = ("*.json", "*.safetensors")) -> dict[str, Any]:

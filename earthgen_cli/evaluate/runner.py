@@ -25,7 +25,7 @@ from earthgen_cli.evaluate.cas import DualEncoder, cas_score
 from earthgen_cli.evaluate.fid import InceptionFeatures, fid_kid
 from earthgen_cli.evaluate.grid import GridSection, write_grid
 from earthgen_cli.evaluate.metrics import pixel_scores, to_unit
-from earthgen_cli.evaluate.report import MethodScores, Report, write_json, write_markdown
+from earthgen_cli.evaluate.report import REAL_PAIRS, MethodScores, Report, write_json, write_markdown
 from earthgen_cli.inference.translator import TileBatch, Translator
 from earthgen_cli.modalities import BandScaling, get_modality
 from earthgen_cli.models.unet import UNet
@@ -34,7 +34,6 @@ BASELINES = ("codec-ceiling", "mean", "luminance", "pixel-regression", "pairwise
 # (target modality, raw target (B, C, H, W)) -> raw reconstruction through the model's codec
 CodecRoundtrip = Callable[[str, torch.Tensor], torch.Tensor]
 UNIFIED = "unified"
-REAL_PAIRS = "real pairs"  # a report row: CAS of the real target with its real source
 
 
 @dataclass(frozen=True)
