@@ -176,8 +176,9 @@ class AlignedScene:
             else:
                 valid = ds.read_masks(list(mod.bands), window=window).min(axis=0) > 0
         except RasterioError as exc:
+            detail = str(exc.__cause__ or exc).splitlines()[0]  # GDAL's own reason, if chained
             raise EarthgenError(f"scene {self.scene.scene_id}: cannot read {mod.path} "
-                                f"(corrupt file? {str(exc).splitlines()[0]})") from None
+                                f"(corrupt file? {detail})") from None
         data[:, ~valid] = np.nan
         if mod.nodata is not None and not math.isnan(mod.nodata):
             data[data == np.float32(mod.nodata)] = np.nan

@@ -170,22 +170,23 @@ class OsmLayer:
 
     @classmethod
     def load(cls, path: str, file_format: str | None, grid: Grid) -> "OsmLayer":
-        from pyproj import CRS, Transformer
+        from pyproj import CRS
         from shapely import box
-        from shapely.ops import transform as shp_transform
 
+        from earthgen_cli.io.geometry_crs import reprojector
+    
         if grid.crs is None:
             raise EarthgenError(f"{path}: OSM needs a georeferenced grid to render onto")
         feats, src_crs = read_osm(path, file_format)
         dst = CRS.from_wkt(grid.crs)
-        to_grid = Transformer.from_crs(CRS.from_user_input(src_crs), dst, always_xy=True).transform
+        to_grid = reprojector(src_crs, dst)
         metre = 1.0 if dst.is_projected else 1.0 / 111_320.0  # width in degrees for lon/lat grids
         left, bottom, right, top = grid.bounds
         margin = 20.0 * metre
         clip = box(left - margin, bottom - margin, right + margin, top + margin)
         layers: dict[str, list] = {k: [] for k in LAYERS}
         for f in feats:
-            g = shp_transform(to_grid, f.geometry)
+            g = to_grid(f.geometry)
             if not g.intersects(clip):
                 continue
             if f.width_m > 0:

@@ -106,7 +106,6 @@ class ChipPlace:
 def overlapping_holdout(chips: list[ChipPlace], rel_tol: float = 1e-6) -> set[int]:
     """Keys of val/test chips that share ground with a chip of an earlier split (to drop)."""
     from shapely import STRtree, box
-    from shapely.ops import transform as shp_transform
 
     rank = {s: i for i, s in enumerate(SPLITS)}
     by_crs: dict[str | None, list[ChipPlace]] = {}
@@ -127,10 +126,10 @@ def overlapping_holdout(chips: list[ChipPlace], rel_tol: float = 1e-6) -> set[in
             if crs_a == crs_b:
                 _mark(a_chips, polys_a, a_chips, polys_a, rank, drop, rel_tol)
             else:
-                from pyproj import Transformer
+                from earthgen_cli.io.geometry_crs import reprojector
 
-                t = Transformer.from_crs(crs_b, crs_a, always_xy=True).transform
-                polys_b = [shp_transform(t, box(*c.bounds).segmentize(
+                to_a = reprojector(crs_b, crs_a)
+                polys_b = [to_a(box(*c.bounds).segmentize(
                     (c.bounds[2] - c.bounds[0]) / 8)) for c in b_chips]
                 # warped footprints are not exact boxes: tolerate a thin sliver at the seams
                 _mark(a_chips, polys_a, b_chips, polys_b, rank, drop, max(rel_tol, 1e-3))
