@@ -56,7 +56,7 @@ def shifted_copy(src: Path, dst: Path, dx_px: float, dy_px: float) -> Path:
     from rasterio.warp import Resampling, reproject
 
     data, crs, t, nodata = read_real(src)
-    shifted = t * Affine.translation(dx_px, dy_px)
+    shifted = t @ Affine.translation(dx_px, dy_px)
     out = np.full(data.shape, np.nan, dtype=np.float32)
     reproject(data.astype(np.float32), out, src_transform=t, src_crs=crs, dst_transform=shifted,
               dst_crs=crs, resampling=Resampling.bilinear, src_nodata=np.nan, dst_nodata=np.nan)

@@ -110,9 +110,9 @@ def test_missing_modality(shared_data, tmp_path):
 def test_rasters_that_do_not_overlap(shared_data, tmp_path):
     cfg = _two_scenes(shared_data, tmp_path)
     src = shared_data / BEN_MM / "s1_vvvh_db.tif"
-    from rasterio.transform import from_origin
+    from rasterio.transform import Affine
 
-    far = from_origin(404400.0 + 50_000, 5342400.0, 10.0, 10.0)  # 50 km east
+    far = Affine(10.0, 0.0, 404400.0 + 50_000, 0.0, -10.0, 5342400.0)  # 50 km east
     copy_raster(src, tmp_path / "scenes" / "b_bad" / "sar.tif", transform=far)
     _check_bad(cfg, tmp_path, "b_bad", "do not overlap")
 

@@ -95,6 +95,7 @@ def _read_pbf(path: str) -> list[OsmFeature]:
     from shapely import wkb
 
     fab = osmium.geom.WKBFactory()
+    bad_geometry = (RuntimeError, osmium.InvalidLocationError)
     feats: list[OsmFeature] = []
     try:
         for obj in osmium.FileProcessor(path).with_areas().with_locations():
@@ -105,7 +106,7 @@ def _read_pbf(path: str) -> list[OsmFeature]:
                     try:
                         feats.append(OsmFeature(line[0], wkb.loads(fab.create_linestring(obj), hex=True),
                                                 line[1]))
-                    except RuntimeError:  # way with missing node locations (cut at the extract edge)
+                    except bad_geometry:  # way with missing node locations (cut at the extract edge)
                         continue
             elif obj.is_area():
                 layer = classify_area(dict(obj.tags))
@@ -113,7 +114,7 @@ def _read_pbf(path: str) -> list[OsmFeature]:
                     try:
                         feats.append(OsmFeature(layer, wkb.loads(fab.create_multipolygon(obj), hex=True),
                                                 0.0))
-                    except RuntimeError:
+                    except bad_geometry:
                         continue
     except RuntimeError as exc:
         raise EarthgenError(f"{path}: cannot read OSM PBF ({exc})") from None
