@@ -228,3 +228,24 @@ def test_block_split_keeps_overlapping_chips_apart(shared_data, tmp_path):
     assert [(c.id, c.split) for c in open_dataset(out2).chips] == [(c.id, c.split) for c in ds.chips]
     assert json.loads((out / "dataset.json").read_text())["normalisation"] == \
         json.loads((out2 / "dataset.json").read_text())["normalisation"]
+
+
+@pytest.mark.slow
+def test_distributed_scheduler_gives_the_same_dataset(shared_data, tmp_path):
+    """--scheduler ADDRESS: a real dask.distributed scheduler + worker (TCP, in this process)."""
+    distributed = pytest.importorskip("distributed")
+    ben_scene(shared_data, tmp_path / "scenes" / "a")
+    ben_scene(shared_data, tmp_path / "scenes" / "b")
+    cfg = write_config(tmp_path / "ds.yaml", tmp_path, RGB_SAR_SOURCE)
+    assert _build(cfg, tmp_path / "local").exit_code == 0
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  protocol="tcp", dashboard_address=None) as cluster:
+        res = _build(cfg, tmp_path / "dist", "--scheduler", cluster.scheduler_address)
+    assert res.exit_code == 0, res.stderr
+    local, dist = open_dataset(tmp_path / "local"), open_dataset(tmp_path / "dist")
+    assert [(c.id, c.split) for c in local.chips] == [(c.id, c.split) for c in dist.chips]
+    a = zarr.open_group(tmp_path / "local" / "chips.zarr", mode="r")
+    b = zarr.open_group(tmp_path / "dist" / "chips.zarr", mode="r")
+    np.testing.assert_array_equal(a["sar"][:], b["sar"][:])
+    res = _build(cfg, tmp_path / "nowhere", "--scheduler", "tcp://127.0.0.1:9")
+    assert res.exit_code == 2 and "cannot reach the dask scheduler" in res.stderr

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.io.dataset_config import SourceKind
 from earthgen_cli.io.scene_inputs import Grid, ModalityInput, SceneInput
 from earthgen_cli.modalities import get_modality, linear_to_db
 
@@ -44,6 +45,8 @@ def _ground_bounds(grid: Grid, crs_wkt: str | None) -> tuple[float, float, float
 
 def reference_grid(scene: SceneInput, crs: str | None = None, gsd: float | None = None) -> Grid:
     """Finest input grid (or the requested CRS/GSD) over the ground all modalities cover."""
+    if scene.kind == SourceKind.image_pairs:  # checked to share one pixel grid, no geometry
+        return scene.modalities[0].grid
     finest = min(scene.modalities, key=lambda m: m.grid.gsd)  # ties: first declared
     ref_crs = finest.grid.crs
     if crs is not None and ref_crs is not None:

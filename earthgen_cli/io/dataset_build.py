@@ -182,7 +182,7 @@ def _run_distributed(delayed: list, address: str, bar) -> list[SceneResult]:
     except ImportError:
         raise EarthgenError("--scheduler needs dask.distributed: pip install 'earthgen[cluster]'") from None
     try:
-        client = Client(address, timeout="10s")
+        client = Client(address, timeout="5s")
     except (OSError, TimeoutError) as exc:
         raise EarthgenError(f"--scheduler {address}: cannot reach the dask scheduler ({exc})") from None
     with client:
