@@ -143,12 +143,15 @@ def _band_counts(scenes: list[SceneInput]) -> dict[str, int]:
 
 def _create_arrays(path: Path, rows: int, chip: int, bands: dict[str, int]) -> None:
     import zarr
+    from zarr.codecs import BloscCodec
 
+    # byte-shuffled zstd level 1: smaller and ~2x faster to write than zarr's default zstd
+    compressor = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
     root = zarr.open_group(path, mode="w")
     root.attrs["earthgen"] = "chips: (row, band, y, x) float32, NaN = nodata"
     for name, n in bands.items():
         root.create_array(name, shape=(max(rows, 1), n, chip, chip), chunks=(1, n, chip, chip),
-                          dtype="float32", fill_value=float("nan"),
+                          dtype="float32", fill_value=float("nan"), compressors=compressor,
                           dimension_names=("row", f"band_{name}", "y", "x"))
 
 
