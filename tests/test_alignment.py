@@ -125,3 +125,21 @@ def test_linear_sar_becomes_db_and_nonpositive_becomes_nodata(shared_data, tmp_p
         if r < 3:
             want[:, : 3 - r, :] = np.nan
         np.testing.assert_allclose(sar, want, rtol=0, atol=1e-4)
+
+
+def test_gsd_and_crs_override_the_reference_grid(shared_data, tmp_path):
+    cfg = write_config(tmp_path / "ds.yaml", shared_data, """  - name: ben
+    scenes: bigearthnet_mm/S2A_MSIL2A_20170613T101031_87_48
+    modalities:
+      rgb: {file: s2_rgb.tif}
+      sar: {file: s1_vvvh_db.tif}
+""")
+    ds = _build(cfg, tmp_path / "g20", "--gsd", "20", "--chip", "16")
+    assert {c.gsd for c in ds.chips} == {20.0} and len(ds.chips) == 16  # 60x60 px at 20 m: 0,16,32,44
+    assert all(c.bounds[2] - c.bounds[0] == 320.0 for c in ds.chips)
+    ds = _build(cfg, tmp_path / "laea", "--crs", "EPSG:3035", "--gsd", "10")
+    assert {c.crs for c in ds.chips} == {"EPSG:3035"} and ds.chips
+    arr = zarr.open_group(tmp_path / "laea" / "chips.zarr", mode="r")
+    assert all(np.isfinite(arr["sar"][c.row]).mean() > 0.95 for c in ds.chips)
+    res = run_cli(["build-dataset", tmp_path / "bad", "--config", cfg, "--crs", "EPSG:nope"])
+    assert res.exit_code == 2 and "--crs" in res.stderr

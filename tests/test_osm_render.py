@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import rasterio
 from rasterio.transform import Affine
 from shapely.geometry import shape
@@ -48,6 +49,7 @@ def test_geojson_buildings_land_on_the_roofs_grid(shared_data, tmp_path):
 
 
 def test_pbf_renders_roads_buildings_water_green(shared_data, tmp_path):
+    pytest.importorskip("osmium")
     # a 4 m grid over central Helsinki in UTM 35N (the PBF's bbox: lon 24.935-24.953, lat 60.164-60.179)
     from pyproj import Transformer
 
