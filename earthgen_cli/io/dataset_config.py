@@ -57,6 +57,8 @@ class OsmSpec:
 
     path: str  # .osm.pbf or .geojson, relative to the scene folder first, then to the root
     file_format: str  # "pbf" | "geojson"
+    crs: str | None = None  # grid of an OSM-only source (no raster to take it from)
+    gsd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -146,11 +148,16 @@ def _modality(where: str, name: Any, obj: Any) -> ModalitySpec:
 
 
 def _osm(where: str, obj: Any) -> OsmSpec:
-    obj = _check_keys(where, obj, {"pbf", "geojson"}, set())
-    if len(obj) != 1:
+    obj = _check_keys(where, obj, {"pbf", "geojson", "crs", "gsd"}, set())
+    files = {k: v for k, v in obj.items() if k in ("pbf", "geojson")}
+    if len(files) != 1:
         raise EarthgenError(f"{where}: give exactly one of pbf or geojson")
-    (fmt, path), = obj.items()
-    return OsmSpec(_str(f"{where}.{fmt}", path), fmt)
+    (fmt, path), = files.items()
+    gsd = obj.get("gsd")
+    if gsd is not None and (isinstance(gsd, bool) or not isinstance(gsd, (int, float)) or gsd <= 0):
+        raise EarthgenError(f"{where}.gsd: expected a positive number, got {gsd!r}")
+    crs = _str(f"{where}.crs", obj["crs"]) if "crs" in obj else None
+    return OsmSpec(_str(f"{where}.{fmt}", path), fmt, crs, None if gsd is None else float(gsd))
 
 
 def _source(where: str, obj: Any) -> SourceSpec:
@@ -162,16 +169,16 @@ def _source(where: str, obj: Any) -> SourceSpec:
     if kind not in {k.value for k in SourceKind}:
         raise EarthgenError(f"{where}.kind: expected geotiff or image_pairs, got {kind!r}")
     mods = obj["modalities"]
-    if not isinstance(mods, dict) or not mods:
-        raise EarthgenError(f"{where}.modalities: expected a mapping of modality -> file")
-    specs = tuple(_modality(f"{where}.modalities", k, v) for k, v in mods.items())
     osm = _osm(f"{where}.osm", obj["osm"]) if obj.get("osm") is not None else None
+    if not isinstance(mods, dict) or (not mods and osm is None):
+        raise EarthgenError(f"{where}.modalities: expected a mapping of modality -> file")
+    if not mods and (osm.crs is None or osm.gsd is None):
+        raise EarthgenError(f"{where}.osm: an OSM-only source needs crs: and gsd: for its grid")
+    specs = tuple(_modality(f"{where}.modalities", k, v) for k, v in mods.items())
     if osm is not None and any(m.name == "osm" for m in specs):
         raise EarthgenError(f"{where}: osm given both as a raster file and as vector data")
     if osm is not None and kind == SourceKind.image_pairs.value:
         raise EarthgenError(f"{where}: vector OSM needs georeferenced scenes, not image_pairs")
-    if len(specs) + (osm is not None) < 1:
-        raise EarthgenError(f"{where}: no modalities declared")
     return SourceSpec(name, _str(f"{where}.scenes", obj["scenes"]), specs, SourceKind(kind), osm)
 
 

@@ -162,6 +162,26 @@ def read_osm(path: str, file_format: str | None = None) -> tuple[list[OsmFeature
     return _read_geojson(str(path))
 
 
+def osm_grid(path: str, file_format: str | None, crs: str, gsd: float) -> Grid:
+    """A north-up grid of `gsd` in `crs` over the extent of the OSM features of `path`."""
+    from pyproj import CRS
+    from shapely import GeometryCollection
+
+    from earthgen_cli.io.geometry_crs import reprojector
+
+    feats, src_crs = read_osm(path, file_format)
+    if not feats:
+        raise EarthgenError(f"{path}: no roads, buildings, water, green or land use to render")
+    try:
+        dst = CRS.from_user_input(crs)
+    except Exception:
+        raise EarthgenError(f"{path}: grid CRS {crs!r} is not a CRS pyproj understands") from None
+    left, bottom, right, top = reprojector(src_crs, dst)(
+        GeometryCollection([f.geometry for f in feats])).bounds
+    width, height = math.ceil((right - left) / gsd), math.ceil((top - bottom) / gsd)
+    return Grid(dst.to_wkt(), (gsd, 0.0, left, 0.0, -gsd, top), width, height)
+
+
 class OsmLayer:
     """OSM features projected onto a grid, ready to render any window of it."""
 

@@ -70,6 +70,8 @@ class ModalityInput:
 class OsmInput:
     path: str
     file_format: str
+    crs: str | None = None  # grid of an OSM-only scene
+    gsd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def _osm_input(scene: str, folder: Path, root: Path, source: SourceSpec) -> OsmI
     for base in (folder, root):
         hits = sorted(glob.glob(str(base / source.osm.path)))
         if hits:
-            return OsmInput(hits[0], source.osm.file_format)
+            return OsmInput(hits[0], source.osm.file_format, source.osm.crs, source.osm.gsd)
     raise EarthgenError(f"scene {scene}: missing modality osm (no {source.osm.file_format} file "
                         f"matching {source.osm.path} in {folder} or {root})")
 
