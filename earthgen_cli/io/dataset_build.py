@@ -329,12 +329,20 @@ def _finish(config, opts, scenes, tasks, records, results, problems, dropped, ba
                                      for sp in SPLITS}},
         "gsd_range": [min(gsds), max(gsds)] if gsds else None,
         "max_grid_shift_px": max(shifts) if shifts else None,
+        "grid_shifts": _grid_shifts(results)[:20],
         "warped_inputs": sum(1 for o in offsets if o[2]),
         "dropped": dropped,
         "skipped": skipped,
         "complete": True,
     }
     return meta, chips
+
+
+def _grid_shifts(results: list[SceneResult]) -> list[dict]:
+    """Warped inputs, largest sub-pixel shift first; shift None = reprojected from another CRS."""
+    rows = [{"scene": r.scene_id, "modality": k, "shift_px": None if math.isnan(v[0]) else v[0],
+             "scale": v[1]} for r in results for k, v in r.offsets.items() if v[2]]
+    return sorted(rows, key=lambda d: -d["shift_px"] if d["shift_px"] is not None else math.inf)
 
 
 def _write_scenes(path: Path, tasks: list[SceneTask], results: list[SceneResult]) -> None:

@@ -148,6 +148,9 @@ def format_summary(ds: BuiltDataset) -> str:
     if shift is not None:
         lines.append(f"grids: largest sub-pixel shift {shift:.3f} px, "
                      f"{meta.get('warped_inputs', 0)} input(s) warped onto their scene's grid")
+        for g in meta.get("grid_shifts", [])[:3]:
+            how = "other CRS" if g["shift_px"] is None else f"shift {g['shift_px']:.3f} px"
+            lines.append(f"  {g['scene']} {g['modality']}: {how}, GSD x{g['scale']:g}")
     for s in meta.get("skipped", []):
         lines.append(f"skipped {s['scene']}: {s['reason']}")
     lines.append("pair matrix (chips holding both modalities):")
