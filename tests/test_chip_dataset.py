@@ -34,7 +34,7 @@ def built(shared_data, tmp_path_factory):
 """)
     out = tmp / "ds"
     res = run_cli(["build-dataset", out, "--config", cfg, "--chip", "32", "--split-by", "scene",
-                   "--val-frac", "0", "--test-frac", "0", "--workers", "1", "--no-progress"])
+                   "--val-frac", "0", "--test-frac", "0", "--workers", "1", "--quiet"])
     assert res.exit_code == 0, res.stderr
     return out
 
@@ -111,7 +111,7 @@ def test_png_pairs_without_geometry(shared_data, tmp_path):
 """)
     out = tmp_path / "out"
     res = run_cli(["build-dataset", out, "--config", cfg, "--chip", "40", "--split-by", "scene",
-                   "--val-frac", "0", "--test-frac", "0", "--no-progress", "--skip-bad"])
+                   "--val-frac", "0", "--test-frac", "0", "--quiet", "--skip-bad"])
     assert res.exit_code == 0, res.stderr
     assert "skipped qxs/lonely: scene qxs/lonely: missing modality rgb" in res.stdout
     ds = open_dataset(out)

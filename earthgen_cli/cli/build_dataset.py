@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from earthgen_cli.cli import options as opt
+
 NAME = "build-dataset"
 
 
@@ -41,7 +43,7 @@ def command(
                                             help="dask.distributed scheduler address (tcp://host:8786)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip bad scenes and list them instead of stopping."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    quiet: bool = opt.Quiet,
 ) -> None:
     """Build aligned, spatially split training chips (zarr + chips table + dataset.json) from a YAML config."""
     from earthgen_cli.io.dataset_build import BuildOptions, build_dataset
@@ -53,6 +55,6 @@ def command(
     opts = BuildOptions(chip=chip, stride=stride, max_nodata=max_nodata, min_std=min_std,
                         split=SplitPlan(SplitBy(split_by.value), seed, val_frac, test_frac),
                         block_size=block_size, crs=crs, gsd=gsd, skip_bad=skip_bad,
-                        workers=workers, scheduler=scheduler, overwrite=overwrite, progress=progress)
+                        workers=workers, scheduler=scheduler, overwrite=overwrite, progress=not quiet)
     report = build_dataset(cfg, output, opts, log=lambda s: typer.echo(s, err=True))
     typer.echo(format_summary(open_dataset(report.path)))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from earthgen_cli.cli import options as opt
+
 NAME = "render-osm"
 
 
@@ -13,7 +15,7 @@ def command(
     source: Path = typer.Argument(..., help="OSM data: .osm.pbf or .geojson."),
     like: Path = typer.Option(..., "--like", help="Reference raster whose CRS, transform and size are used."),
     output: Path = typer.Option(..., "--output", "-o", help="GeoTIFF to write (3-band uint8)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    overwrite: bool = opt.Overwrite,
 ) -> None:
     """Render roads, buildings, water, green and land use in earthgen's fixed OSM style onto a raster's grid."""
     from earthgen_cli.io.osm_render import STYLE_VERSION, render_osm_file

@@ -159,3 +159,16 @@ def format_summary(ds: BuiltDataset) -> str:
     for m, row in zip(mods, meta["pair_matrix"]["counts"]):
         lines.append(f"{m:<5}" + "".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)
+
+
+def describe_dataset(path: str | Path, as_json: bool = False) -> str:
+    """`earthgen info DATASET`: the summary text, or the counts as one JSON object."""
+    ds = open_dataset(path)
+    if not as_json:
+        return format_summary(ds)
+    keys = ("chips", "scenes", "chip", "splits", "gsd_range", "pair_matrix", "dropped", "skipped",
+            "max_grid_shift_px")
+    out = {k: ds.meta.get(k) for k in keys}
+    out["modalities"] = {m: ds.meta["modalities"][m]["bands"] for m in ds.modalities}
+    out["path"] = str(ds.path)
+    return json.dumps(out, sort_keys=True)

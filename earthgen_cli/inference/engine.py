@@ -1,0 +1,363 @@
+"""Whole-scene translation: read windows, run tiles through a translator, blend, stream to disk.
+
+Memory is bounded by one stripe of tile rows, whatever the scene size: the scene is cut into
+vertical stripes (about STRIPE_WIDTH pixels wide, on output block boundaries), each processed from
+top to bottom. An accumulator one tile high and one stripe wide collects weighted tile
+outputs; after each tile row the rows no later tile can touch are cast, masked and written, and
+the rest carries over to the next tile row. Partial sums shared with the next stripe pass through
+a scratch file, so each tile is computed exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+from rasterio.windows import Window
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.inference.tiling import TileGrid
+from earthgen_cli.inference.translator import TileBatch, Translator
+from earthgen_cli.io.raster import (
+    STDIO, GeoTiffWriter, OutputSpec, SourceRaster, check_output, gdal_env, open_raster,
+    provenance_tags, raster_info, resolve_modality,
+)
+from earthgen_cli.modalities import cast_to_dtype, dtype_info, get_modality
+
+STRIPE_WIDTH = 1024  # pixels; the accumulator is about tile x (STRIPE_WIDTH + tile) x bands float64
+BLOCKSIZE = 512  # output GeoTIFF block side; stripes are aligned to it
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    path: str
+    modality: str | None = None  # None: from the file's tags or band count
+    bands: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TileOptions:
+    tile: int = 512
+    overlap: int = 64
+    batch_size: int = 4
+    seed: int = 0
+
+    def validate(self, multiple: int) -> None:
+        if self.tile < 16:
+            raise EarthgenError(f"--tile must be at least 16, got {self.tile}")
+        if self.tile % multiple:
+            raise EarthgenError(f"--tile {self.tile} must be a multiple of {multiple} for this model")
+        if not 0 <= 2 * self.overlap < self.tile:
+            raise EarthgenError(f"--overlap must be >= 0 and less than half of --tile ({self.tile}), got {self.overlap}")
+        if self.batch_size < 1:
+            raise EarthgenError(f"--batch-size must be at least 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    path: str
+    overwrite: bool = False
+    cog: bool = False
+    allow_no_crs: bool = False
+
+
+@dataclass
+class TranslateSummary:
+    output: str
+    source_modalities: list[str]
+    target: str
+    model: str
+    width: int
+    height: int
+    bands: int
+    dtype: str
+    crs: str | None
+    nodata: float | None
+    tiles: int
+    seconds: float
+    megapixels_per_second: float
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        if d["nodata"] is not None and isinstance(d["nodata"], float) and math.isnan(d["nodata"]):
+            d["nodata"] = "nan"
+        return json.dumps(d, sort_keys=True)
+
+
+def output_nodata(sources: Sequence[SourceRaster], out_dtype: str) -> tuple[float | None, float | None]:
+    """(declared nodata of the output, value written at invalid pixels).
+
+    The primary source's nodata is kept where the output dtype can hold it. A float output of a
+    source without nodata declares none either (invalid pixels become NaN, as they were). An
+    integer output whose sources can hold invalid pixels (a nodata value, or NaN in a float band)
+    declares the dtype's lowest value. None, None when no source can be invalid.
+    """
+    src_nd = sources[0].nodata
+    info = dtype_info(out_dtype)
+    can_be_invalid = any(s.nodata is not None or np.issubdtype(np.dtype(s.dtype), np.floating) for s in sources)
+    if not info.is_integer:
+        declared = float(src_nd) if src_nd is not None else None
+        return declared, (declared if declared is not None else math.nan) if can_be_invalid else None
+    if src_nd is not None and not math.isnan(src_nd) and float(src_nd).is_integer() and info.lo <= src_nd <= info.hi:
+        return float(src_nd), float(src_nd)
+    return (info.lo, info.lo) if can_be_invalid else (None, None)
+
+
+def _padded(arr: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Reflect-pad (..., h0, w0) up to (..., h, w) for scenes smaller than a model tile."""
+    ph, pw = h - arr.shape[-2], w - arr.shape[-1]
+    if ph == 0 and pw == 0:
+        return arr
+    pad = [(0, 0)] * (arr.ndim - 2) + [(0, ph), (0, pw)]
+    mode = "reflect" if arr.shape[-2] > ph and arr.shape[-1] > pw else "edge"
+    return np.pad(arr, pad, mode=mode)
+
+
+def _progress(total: int, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="tile", disable=quiet, leave=False, dynamic_ncols=True)
+
+
+def accumulator_dtype(out_dtype: str) -> type:
+    """float32 suffices for outputs of at most 16-bit integers: each blended value is within
+    ~0.02 of the exact weighted sum (4 contributions, 2**-24 relative error each, values below
+    2**16), so rounding to the nearest integer gives the exact result; identity stays bit-exact.
+    Float and wider integer outputs accumulate in float64, where float32 values times the 2**-24
+    dyadic weights, and their partial sums, are exact."""
+    info = dtype_info(out_dtype)
+    small_int = info.is_integer and info.hi - info.lo <= 65535
+    return np.float32 if small_int else np.float64
+
+
+class _StripeBand:
+    """Weighted sums for rows [y0, y0 + tile) of one stripe, written out row band by row band.
+
+    Partial sums of the columns the next stripe also covers go to a scratch file (sequentially,
+    one record per row band) and are added back when the next stripe flushes the same rows, so
+    memory does not depend on the scene's width or height.
+    """
+
+    def __init__(self, bands: int, tile_h: int, stripe, y0: int, carry_in, carry_out,
+                 writer: GeoTiffWriter, out_dtype: str, nodata: tuple[float | None, float | None],
+                 height: int, block: int) -> None:
+        self.stripe = stripe
+        self.tile_h = tile_h
+        self.y0 = y0
+        self.acc = np.zeros((bands, tile_h, stripe.width), dtype=accumulator_dtype(out_dtype))
+        self.valid = np.zeros((tile_h, stripe.width), dtype=bool)
+        self._weighted: np.ndarray | None = None  # reused (C, th, tw) float64 product buffer
+        self.height = height
+        self.stage = np.empty((bands, block, stripe.x_write - stripe.x0), dtype=out_dtype)
+        self.stage_y0 = 0
+        self.carry_in, self.carry_out = carry_in, carry_out
+        self.writer, self.out_dtype = writer, out_dtype
+        self.nodata, self.fill = nodata  # declared nodata, value written at invalid pixels
+
+    def _stage_rows(self, out: np.ndarray, y: int) -> None:
+        """Collect final rows into whole output block rows, so each block is written once, whole
+        (no read-modify-write of compressed blocks, no dependence on GDAL's cache)."""
+        n, pos = out.shape[1], 0
+        while pos < n:
+            at = y + pos - self.stage_y0
+            take = min(n - pos, self.stage.shape[1] - at)
+            self.stage[:, at : at + take] = out[:, pos : pos + take]
+            pos += take
+            if at + take == self.stage.shape[1] or y + pos == self.height:
+                self.writer.write(self.stage[:, : at + take],
+                                  Window(self.stripe.x0, self.stage_y0, self.stage.shape[2], at + take))
+                self.stage_y0 += self.stage.shape[1]
+
+    def add(self, tile_out: np.ndarray, weight: np.ndarray, valid: np.ndarray, y: int, x: int) -> None:
+        ys = slice(y - self.y0, y - self.y0 + tile_out.shape[1])
+        xs = slice(x - self.stripe.x0, x - self.stripe.x0 + tile_out.shape[2])
+        if self._weighted is None or self._weighted.shape != tile_out.shape:
+            self._weighted = np.empty(tile_out.shape, dtype=self.acc.dtype)
+        np.multiply(tile_out, weight, out=self._weighted, casting="unsafe")
+        self.acc[:, ys, xs] += self._weighted
+        self.valid[ys, xs] = valid
+
+    def flush(self, y_end: int) -> None:
+        """Rows [y0, y_end) are final: add the previous stripe's carry, write, hand on ours."""
+        n, st = y_end - self.y0, self.stripe
+        acc, valid = self.acc[:, :n], self.valid[:n]
+        if self.carry_in is not None:
+            cw = self.carry_in.width
+            acc[:, :, :cw] += np.fromfile(self.carry_in.fh, dtype=acc.dtype, count=acc.shape[0] * n * cw).reshape(-1, n, cw)
+            valid[:, :cw] |= np.fromfile(self.carry_in.fh, dtype=bool, count=n * cw).reshape(n, cw)
+        w = st.x_write - st.x0
+        if self.carry_out is not None:
+            np.ascontiguousarray(acc[:, :, w:]).tofile(self.carry_out.fh)
+            np.ascontiguousarray(valid[:, w:]).tofile(self.carry_out.fh)
+        # These rows are done with: round in place rather than allocate float temporaries.
+        out = cast_to_dtype(acc[:, :, :w], self.out_dtype, self.nodata, overwrite_input=True)
+        if self.fill is not None:
+            out[:, ~valid[:, :w]] = self.fill
+        self._stage_rows(out, self.y0)
+        # Rows below y_end carry over to the band of the next tile row.
+        self.acc[:, : self.tile_h - n] = self.acc[:, n:].copy()
+        self.acc[:, self.tile_h - n :] = 0
+        self.valid[: self.tile_h - n] = self.valid[n:].copy()
+        self.valid[self.tile_h - n :] = False
+        self.y0 = y_end
+
+
+@dataclass
+class _Carry:
+    fh: object
+    width: int
+
+
+def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Translator,
+                 grid: TileGrid, opts: TileOptions, writer: GeoTiffWriter, out_bands: int,
+                 out_dtype: str, nodata: tuple[float | None, float | None], gsd: float | None, bar,
+                 pad_to: tuple[int, int], scratch_dir: str) -> int:
+    row_w, col_w = grid.row_weights(), grid.col_weights()
+    rows, cols = grid.row_starts, grid.col_starts
+    th, tw = grid.tile_h, grid.tile_w
+    tiles_done = 0
+    carry_in = None
+    stripes = grid.stripes(STRIPE_WIDTH, BLOCKSIZE)
+    for k, stripe in enumerate(stripes):
+        carry_out = None
+        if stripe.carry_width > 0 and k < len(stripes) - 1:
+            carry_out = _Carry(open(os.path.join(scratch_dir, f"carry{k}.bin"), "w+b"), stripe.carry_width)
+        band = _StripeBand(out_bands, th, stripe, rows[0], carry_in, carry_out, writer, out_dtype, nodata,
+                           grid.height, BLOCKSIZE)
+        for s in sources:
+            s.set_columns(cols[stripe.tile_cols[0]], cols[stripe.tile_cols[-1]] + tw, th)
+        order = [(r, c) for r in range(len(rows)) for c in stripe.tile_cols]
+        cur_row = 0
+        for b0 in range(0, len(order), opts.batch_size):
+            chunk = order[b0 : b0 + opts.batch_size]
+            arrays = {s.modality: None for s in sources}
+            valids = []
+            for j, (r, c) in enumerate(chunk):
+                win = Window(cols[c], rows[r], tw, th)
+                valid = np.ones((th, tw), dtype=bool)
+                for s in sources:
+                    data, v = s.read(win)
+                    if arrays[s.modality] is None:  # filled in place: no list + stack copy
+                        arrays[s.modality] = np.empty((len(chunk), data.shape[0], *pad_to), data.dtype)
+                    arrays[s.modality][j] = _padded(data, *pad_to)
+                    valid &= v
+                valids.append(valid)
+            batch = TileBatch(
+                sources=arrays,
+                valid=np.stack([_padded(v, *pad_to) for v in valids]),
+                origins=tuple((rows[r], cols[c]) for r, c in chunk),
+                gsd=gsd,
+                seed=opts.seed,
+            )
+            result = np.asarray(translator.translate(batch, target))
+            expected = (len(chunk), out_bands, pad_to[0], pad_to[1])
+            if result.shape != expected:
+                raise RuntimeError(f"translator {translator.name} returned {result.shape}, expected {expected}")
+            for j, (r, c) in enumerate(chunk):
+                while r > cur_row:  # every tile of row cur_row is in: its upper rows are final
+                    band.flush(rows[cur_row + 1])
+                    cur_row += 1
+                weight = row_w[r][:, None] * col_w[c][None, :]
+                band.add(result[j, :, :th, :tw], weight, valids[j], rows[r], cols[c])
+            tiles_done += len(chunk)
+            bar.update(len(chunk))
+        while cur_row < len(rows):
+            band.flush(rows[cur_row + 1] if cur_row + 1 < len(rows) else grid.height)
+            cur_row += 1
+        if carry_in is not None:
+            carry_in.fh.close()
+        if carry_out is not None:
+            carry_out.fh.seek(0)
+        carry_in = carry_out
+    return tiles_done
+
+
+@contextlib.contextmanager
+def _open_sources(specs: Sequence[SourceSpec], allow_no_crs: bool) -> Iterator[list[SourceRaster]]:
+    with contextlib.ExitStack() as stack:
+        opened = []
+        for spec in specs:
+            src = stack.enter_context(open_raster(spec.path, allow_no_crs=allow_no_crs))
+            label = "<stdin>" if spec.path == STDIO else spec.path
+            info = raster_info(src, label)
+            count = len(spec.bands) if spec.bands else src.count
+            modality = resolve_modality(info, spec.modality, count)
+            opened.append(SourceRaster(src, label, modality, spec.bands))
+        names = [s.modality for s in opened]
+        if len(set(names)) != len(names):
+            raise EarthgenError(f"two inputs hold the same modality ({', '.join(names)}); give each once")
+        ref = opened[0].src
+        for s in opened[1:]:
+            s.warp_to(ref)
+            if s.reader is not s.src:
+                stack.callback(s.reader.close)
+        yield opened
+
+
+def _output_spec(primary: SourceRaster, target: str, translator: Translator,
+                 sources: Sequence[SourceRaster], out: OutputOptions, nodata: float | None,
+                 out_bands: int, out_dtype: str, provenance: dict) -> OutputSpec:
+    src = primary.src
+    same_layout = primary.modality == target and out_bands == primary.count
+    if same_layout:
+        descriptions = tuple(src.descriptions[b - 1] for b in primary.bands)
+        band_tags = tuple(src.tags(b) for b in primary.bands)
+    else:
+        descriptions = tuple(get_modality(target).bands[:out_bands])
+        band_tags = ()
+    tags = {k: v for k, v in src.tags().items() if not k.startswith("EARTHGEN_")}
+    tags.update(provenance_tags(
+        modality=target,
+        source_modality="+".join(s.modality for s in sources),
+        direction=f"{'+'.join(s.modality for s in sources)}:{target}",
+        **{k.lower().removeprefix("earthgen_"): v for k, v in translator.describe().items()},
+        **provenance,
+    ))
+    return OutputSpec(path=out.path, count=out_bands, dtype=out_dtype, nodata=nodata,
+                      descriptions=descriptions, tags=tags, band_tags=band_tags, cog=out.cog,
+                      blocksize=BLOCKSIZE)
+
+
+def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Translator,
+                    tiles: TileOptions, out: OutputOptions, *, quiet: bool = True,
+                    provenance: dict | None = None) -> TranslateSummary:
+    """Translate the scene of `sources[0]` (others are warped onto its grid) to `target`."""
+    target = get_modality(target).name
+    tiles.validate(translator.tile_multiple)
+    check_output(out.path, out.overwrite)
+    t0 = time.perf_counter()
+    with gdal_env(), _open_sources(sources, out.allow_no_crs) as opened:
+        primary = opened[0]
+        translator.check([s.modality for s in opened], target)
+        out_bands = translator.output_bands(target, {s.modality: s.count for s in opened})
+        out_dtype = translator.output_dtype(target, {s.modality: s.dtype for s in opened})
+        nodata, fill = output_nodata(opened, out_dtype)
+        src = primary.src
+        grid = TileGrid(src.height, src.width, tiles.tile, tiles.overlap)
+        mult = translator.tile_multiple
+        pad_to = (-(-grid.tile_h // mult) * mult, -(-grid.tile_w // mult) * mult)
+        gsd = raster_info(src, primary.label).gsd
+        crs = src.crs.to_string() if src.crs else None
+        spec = _output_spec(primary, target, translator, opened, out, nodata, out_bands, out_dtype,
+                            {"seed": tiles.seed, **(provenance or {})})
+        total = len(grid.row_starts) * len(grid.col_starts)
+        with GeoTiffWriter(src, spec) as writer, _progress(total, quiet) as bar, \
+                tempfile.TemporaryDirectory(prefix="earthgen-carry-") as scratch:
+            done = _run_stripes(opened, target, translator, grid, tiles, writer, out_bands, out_dtype,
+                                (nodata, fill), gsd, bar, pad_to, scratch)
+    seconds = time.perf_counter() - t0
+    return TranslateSummary(
+        output=out.path, source_modalities=[s.modality for s in opened], target=target,
+        model=translator.name, width=grid.width, height=grid.height, bands=out_bands,
+        dtype=out_dtype, crs=crs, nodata=nodata,
+        tiles=done, seconds=round(seconds, 3),
+        megapixels_per_second=round(grid.width * grid.height / 1e6 / max(seconds, 1e-9), 3),
+    )
