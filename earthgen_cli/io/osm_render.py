@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,39 +243,22 @@ class OsmLayer:
 
 def render_osm_file(src: str, like: str, out: str, overwrite: bool = False,
                     band_rows: int = 512) -> int:
-    """Render `src` onto the grid of the raster `like` and write a 3-band uint8 GeoTIFF; returns
-    the number of features drawn. Written to a temporary file beside `out`, renamed on success."""
-    import rasterio
+    """Render `src` onto the grid of the raster `like` and write a 3-band uint8 GeoTIFF tagged
+    EARTHGEN_MODALITY=osm; returns the number of features drawn. Atomic (io.raster's writer)."""
+    from rasterio.windows import Window
 
-    out_path = Path(out)
-    if out_path.exists() and not overwrite:
-        raise EarthgenError(f"{out}: exists; pass --overwrite to replace it")
-    try:
-        with rasterio.open(like) as ref:
-            grid = grid_of(ref)
-    except rasterio.errors.RasterioIOError as exc:
-        raise EarthgenError(f"{like}: cannot open reference raster ({str(exc).splitlines()[0]})") from None
-    if grid.crs is None:
-        raise EarthgenError(f"{like}: reference raster has no CRS")
-    layer = OsmLayer.load(src, None, grid)
-    tmp = out_path.parent / f".{out_path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    profile = {"driver": "GTiff", "count": 3, "dtype": "uint8", "width": grid.width,
-               "height": grid.height, "crs": grid.crs, "transform": grid.affine(),
-               "compress": "deflate", "tiled": True, "blockxsize": 256, "blockysize": 256,
-               "photometric": "RGB"}
-    try:
-        from rasterio.windows import Window
+    from earthgen_cli.io.raster import (GeoTiffWriter, OutputSpec, check_output, open_raster,
+                                        provenance_tags)
 
-        with rasterio.open(tmp, "w", **profile) as dst:
+    check_output(out, overwrite)
+    with open_raster(like) as ref:
+        grid = grid_of(ref)
+        layer = OsmLayer.load(src, None, grid)
+        spec = OutputSpec(out, 3, "uint8", None, ("red", "green", "blue"), provenance_tags(
+            modality="osm", osm_style=STYLE_VERSION, osm_source=os.path.basename(src),
+            osm_features=layer.feature_count), blocksize=256)
+        with GeoTiffWriter(ref, spec) as dst:
             for row in range(0, grid.height, band_rows):
                 h = min(band_rows, grid.height - row)
-                dst.write(layer.render(row, 0, h, grid.width), window=Window(0, row, grid.width, h))
-            for i, name in enumerate(("red", "green", "blue"), start=1):
-                dst.set_band_description(i, name)
-            dst.update_tags(earthgen_modality="osm", osm_style=STYLE_VERSION,
-                            osm_source=os.path.basename(src), osm_features=str(layer.feature_count))
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+                dst.write(layer.render(row, 0, h, grid.width), Window(0, row, grid.width, h))
     return layer.feature_count
