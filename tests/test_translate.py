@@ -167,6 +167,23 @@ def test_bands_option_selects_bands(shared_data, tmp_path):
     assert same.all() and np.array_equal(src[~np.isnan(src)], dst[~np.isnan(dst)])
 
 
+def test_preview_png_shows_input_and_output(shared_data, tmp_path):
+    from PIL import Image
+
+    src_path = shared_data / "spacenet6_rotterdam" / "sar_rgb" / "sar_quadpol.tif"
+    png = tmp_path / "quick.png"
+    r = run("translate", src_path, "--from", "sar", "--bands", "1,4", "--to", "sar", "-o", tmp_path / "o.tif",
+            "--preview", png, "-q")
+    assert r.exit_code == 0, r.stderr
+    img = np.asarray(Image.open(png))
+    assert img.shape == (200, 2 * 200 + 8, 3)
+    left, right = img[:, :200], img[:, 208:]
+    assert np.array_equal(left, right)  # identity: the two panels match
+    assert left.std() > 10  # a stretched picture, not a flat one
+    r = run("translate", src_path, "--from", "sar", "--to", "sar", "-o", "-", "--preview", png)
+    assert_one_line_error(r, "--preview")
+
+
 def test_stdin_to_stdout_pipeline(sar_scene, tmp_path):
     import subprocess
     import sys
