@@ -1,7 +1,5 @@
 """`earthgen evaluate` through the real CLI on a dataset built from real BigEarthNet scenes:
-the report folder read back, and bad input as one-line errors (exit 2).
-
-Needs `build-dataset` and `ChipDataset` (the dataset branch): skipped until they are merged."""
+the report folder read back, and bad input as one-line errors (exit 2)."""
 
 from __future__ import annotations
 
@@ -10,10 +8,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-pytest.importorskip("earthgen_cli.data.chip_dataset")
-
-from earthgen_cli.cli.app import app  # noqa: E402
-from earthgen_cli.evaluate.report import read_report  # noqa: E402
+from earthgen_cli.cli.app import app
+from earthgen_cli.evaluate.report import read_report
 
 CONFIG = """root: {root}
 sources:
@@ -32,7 +28,7 @@ def dataset(shared_data, tmp_path_factory):
     (folder / "bm.yaml").write_text(CONFIG.format(root=shared_data))
     result = CliRunner().invoke(app, ["build-dataset", str(folder / "ds"), "-c", str(folder / "bm.yaml"),
                                       "--chip", "40", "--split-by", "scene", "--val-frac", "0",
-                                      "--test-frac", "0.34", "--workers", "1", "--no-progress"])
+                                      "--test-frac", "0.34", "--workers", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     return folder / "ds"
 

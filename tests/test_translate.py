@@ -108,6 +108,20 @@ def test_identity_exact_across_stripes_with_integer_nodata(geotiff, tmp_path, mo
     assert_same_georeferencing(path, out)
 
 
+def test_float_source_without_nodata_keeps_nan_and_declares_none(geotiff, tmp_path):
+    data = np.linspace(-30, 5, 2 * 80 * 90, dtype=np.float32).reshape(2, 80, 90)
+    data[:, 3:9, 50:60] = np.nan
+    path = geotiff("plain.tif", data, nodata=None)
+    out = tmp_path / "o.tif"
+    r = run("translate", path, "--from", "sar", "--to", "sar", "--tile", 32, "--overlap", 8, "-o", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    with rasterio.open(out) as dst:
+        assert dst.nodata is None
+        got = dst.read()
+    assert np.array_equal(np.isnan(got), np.isnan(data))
+    assert np.array_equal(got[~np.isnan(got)], data[~np.isnan(data)])
+
+
 def test_batch_size_does_not_change_the_output(rgb_scene, tmp_path):
     outs = []
     for bs in (1, 8):
@@ -151,6 +165,23 @@ def test_bands_option_selects_bands(shared_data, tmp_path):
         dst = b.read()
     same = np.isnan(src) == np.isnan(dst)
     assert same.all() and np.array_equal(src[~np.isnan(src)], dst[~np.isnan(dst)])
+
+
+def test_preview_png_shows_input_and_output(shared_data, tmp_path):
+    from PIL import Image
+
+    src_path = shared_data / "spacenet6_rotterdam" / "sar_rgb" / "sar_quadpol.tif"
+    png = tmp_path / "quick.png"
+    r = run("translate", src_path, "--from", "sar", "--bands", "1,4", "--to", "sar", "-o", tmp_path / "o.tif",
+            "--preview", png, "-q")
+    assert r.exit_code == 0, r.stderr
+    img = np.asarray(Image.open(png))
+    assert img.shape == (200, 2 * 200 + 8, 3)
+    left, right = img[:, :200], img[:, 208:]
+    assert np.array_equal(left, right)  # identity: the two panels match
+    assert left.std() > 10  # a stretched picture, not a flat one
+    r = run("translate", src_path, "--from", "sar", "--to", "sar", "-o", "-", "--preview", png)
+    assert_one_line_error(r, "--preview")
 
 
 def test_stdin_to_stdout_pipeline(sar_scene, tmp_path):

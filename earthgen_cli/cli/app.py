@@ -67,9 +67,9 @@ def _root(
 
 def _register() -> None:
     # One module per command; each exposes `command` (a plain function with typed options).
-    from earthgen_cli.cli import evaluate, info, translate
+    from earthgen_cli.cli import build_dataset, evaluate, info, render_osm, sample_data, translate
 
-    modules = [translate, info, evaluate]
+    modules = [translate, info, build_dataset, render_osm, sample_data, evaluate]
     for module in modules:
         app.command(module.NAME, help=module.command.__doc__)(user_errors(module.command))
 
@@ -77,7 +77,27 @@ def _register() -> None:
 _register()
 
 
+def _pin_malloc_thresholds() -> None:
+    """Keep peak memory independent of scene size under glibc.
+
+    glibc raises its mmap threshold each time a large block is freed, after which GDAL's
+    per-block buffers and our per-tile arrays come from the heap and fragment it: resident memory
+    then creeps up with the number of tiles. Fixed thresholds return large buffers to the system.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 1024 * 1024)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
+        pass
+
+
 def main() -> None:
+    _pin_malloc_thresholds()
     try:
         app()
     except BrokenPipeError:  # `earthgen ... | head` closed the pipe: not an error of ours

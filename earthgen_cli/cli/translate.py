@@ -24,6 +24,7 @@ def command(
     overwrite: bool = opt.Overwrite,
     cog: bool = opt.Cog,
     allow_no_crs: bool = opt.AllowNoCrs,
+    preview: Optional[str] = typer.Option(None, "--preview", help="Also write a PNG quicklook: input | output."),
     quiet: bool = opt.Quiet,
     json_out: bool = opt.JsonOut,
 ) -> None:
@@ -33,18 +34,28 @@ def command(
     EARTHGEN_* provenance tags. Example: earthgen translate s2_rgb.tif --to pan --model luminance -o pan.tif
     """
     from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TileOptions, translate_scene
+    from earthgen_cli.errors import EarthgenError
     from earthgen_cli.inference.translator import load_translator
-    from earthgen_cli.io.raster import parse_bands
+    from earthgen_cli.io.raster import check_output, parse_bands
 
+    if preview is not None:
+        if "-" in (source, output):
+            raise EarthgenError("--preview needs IN and OUT to be files, not stdin/stdout")
+        check_output(preview, overwrite)
     translator = load_translator(model, device=device)
+    selected = parse_bands(bands, source)
     summary = translate_scene(
-        [SourceSpec(source, from_, parse_bands(bands, source))],
+        [SourceSpec(source, from_, selected)],
         to,
         translator,
         TileOptions(tile=tile, overlap=overlap, batch_size=batch_size, seed=seed),
         OutputOptions(output, overwrite=overwrite, cog=cog, allow_no_crs=allow_no_crs),
-        quiet=quiet or json_out and output == "-",
+        quiet=quiet,
     )
+    if preview is not None:
+        from earthgen_cli.io.preview import write_preview
+
+        write_preview([source, output], preview, bands=[selected, None])
     if json_out:
         if output == "-":
             typer.echo(summary.to_json(), err=True)

@@ -15,7 +15,7 @@ class DatasetPairs:
     """Chip pairs of one direction per split, in model space with the dataset's normalisation."""
 
     def __init__(self, path: str | Path) -> None:
-        from earthgen_cli.data.chip_dataset import ChipDataset
+        from earthgen_cli.data.chips import ChipDataset
 
         self._chip_dataset = ChipDataset
         self.path = Path(path)
@@ -44,10 +44,10 @@ class DatasetPairs:
         s, t = direction.source, direction.target
         for lo in range(0, n, batch_size):
             items = [ds[i] for i in range(lo, min(n, lo + batch_size))]
-            valid = torch.stack([it[f"{s}_valid"][0] & it[f"{t}_valid"][0] for it in items])
+            valid = torch.stack([it["valid"][s] & it["valid"][t] for it in items])  # (B, H, W)
             gsd = tuple(float(it["gsd"]) if math.isfinite(float(it["gsd"])) else math.nan for it in items)
-            yield PairBatch(torch.stack([it[s] for it in items]), torch.stack([it[t] for it in items]),
-                            valid, gsd)
+            yield PairBatch(torch.stack([it["images"][s] for it in items]),
+                            torch.stack([it["images"][t] for it in items]), valid, gsd)
 
     def split_size(self, split: str) -> int:
         return len(self._built.chips_in(split))
