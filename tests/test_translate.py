@@ -265,6 +265,16 @@ def test_bad_tiling_options(sar_scene, tmp_path):
                               "-o", tmp_path / "o.tif"), "--batch-size")
 
 
+def test_sampling_options_need_a_checkpoint_model(sar_scene, tmp_path):
+    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "--steps", 4, "-o", tmp_path / "o.tif"),
+                          "--steps", "checkpoint")
+    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "--confidence", tmp_path / "c.tif",
+                              "-o", tmp_path / "o.tif"), "--confidence")
+    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "--cond", "nir", "-o", tmp_path / "o.tif"),
+                          "MOD=PATH")
+    assert not (tmp_path / "o.tif").exists() and not (tmp_path / "c.tif").exists()
+
+
 def test_identity_refuses_another_modality(sar_scene, tmp_path):
     assert_one_line_error(run("translate", sar_scene, "--to", "rgb", "-o", tmp_path / "o.tif"), "identity")
 

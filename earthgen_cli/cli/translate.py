@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -16,6 +16,13 @@ def command(
     from_: Optional[str] = typer.Option(None, "--from", help="Source modality (default: file tags, else band count)."),
     model: str = typer.Option("identity", "--model", "-m", help="identity, luminance, or a checkpoint directory."),
     bands: Optional[str] = typer.Option(None, "--bands", help="Bands of IN to use, 1-based, e.g. 4,3,2."),
+    cond: List[str] = typer.Option([], "--cond", metavar="MOD=PATH",
+                                   help="Another source of the same place (repeatable), warped to IN's grid."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (checkpoint models; default 8)."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, heun or euler-maruyama (checkpoint models)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale; 1 = off."),
+    confidence: Optional[str] = typer.Option(None, "--confidence", metavar="OUT.tif",
+                                             help="Also write the model's per-pixel confidence (0..1) raster."),
     tile: int = opt.Tile,
     overlap: int = opt.Overlap,
     batch_size: int = opt.BatchSize,
@@ -42,15 +49,25 @@ def command(
         if "-" in (source, output):
             raise EarthgenError("--preview needs IN and OUT to be files, not stdin/stdout")
         check_output(preview, overwrite)
-    translator = load_translator(model, device=device)
+    extra = []
+    for item in cond:
+        mod, sep, path = item.partition("=")
+        if not sep or not mod or not path:
+            raise EarthgenError(f"--cond {item!r}: expected MOD=PATH, e.g. --cond nir=scene_nir.tif")
+        extra.append(SourceSpec(path, mod.strip()))
+    translator = load_translator(model, device=device, steps=steps, sampler=sampler, guidance=guidance)
     selected = parse_bands(bands, source)
+    conf_out = None
+    if confidence is not None:
+        conf_out = OutputOptions(confidence, overwrite=overwrite, cog=cog, allow_no_crs=allow_no_crs)
     summary = translate_scene(
-        [SourceSpec(source, from_, selected)],
+        [SourceSpec(source, from_, selected), *extra],
         to,
         translator,
         TileOptions(tile=tile, overlap=overlap, batch_size=batch_size, seed=seed),
         OutputOptions(output, overwrite=overwrite, cog=cog, allow_no_crs=allow_no_crs),
         quiet=quiet,
+        confidence=conf_out,
     )
     if preview is not None:
         from earthgen_cli.io.preview import write_preview
