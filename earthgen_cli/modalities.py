@@ -94,10 +94,13 @@ def parse_modality_list(text: str) -> list[str]:
 def guess_modality(band_count: int, dtype: str | None = None) -> str | None:
     """The modality a raster most likely holds, from its band count alone, or None when ambiguous.
 
-    Only counts that one modality can have are decided (2 -> sar, 6 -> ms); 1 band could be
-    sar/nir/pan and 3 bands rgb/osm, so those need `--from` or earthgen tags.
+    Only counts that one modality can have are decided (2 -> sar, 6 -> ms, 3 bands of more than
+    8 bits -> rgb); 1 band could be sar/nir/pan and 3 bands of uint8 rgb/osm, so those need
+    `--from` or earthgen tags.
     """
     matches = [m.name for m in MODALITIES.values() if m.accepts_band_count(band_count)]
+    if dtype is not None and np.dtype(dtype) != np.uint8 and "osm" in matches:
+        matches.remove("osm")  # rendered maps are always 8-bit colour
     return matches[0] if len(matches) == 1 else None
 
 

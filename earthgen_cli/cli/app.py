@@ -67,9 +67,9 @@ def _root(
 
 def _register() -> None:
     # One module per command; each exposes `command` (a plain function with typed options).
-    # (command modules are added here as they land)
+    from earthgen_cli.cli import info, translate
 
-    modules: list = []
+    modules = [translate, info]
     for module in modules:
         app.command(module.NAME, help=module.command.__doc__)(user_errors(module.command))
 

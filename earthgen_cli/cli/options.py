@@ -1,0 +1,16 @@
+"""Options shared by several commands, defined once (rasterio's rio/options.py pattern)."""
+
+from __future__ import annotations
+
+import typer
+
+Overwrite = typer.Option(False, "--overwrite", help="Replace an existing output file.")
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar on stderr.")
+JsonOut = typer.Option(False, "--json", help="Print a machine-readable summary on stdout.")
+AllowNoCrs = typer.Option(False, "--allow-no-crs", help="Accept rasters without a CRS (output has none either).")
+Cog = typer.Option(False, "--cog", help="Write a Cloud Optimized GeoTIFF (tiled, with overviews).")
+Tile = typer.Option(512, "--tile", help="Tile side in pixels.")
+Overlap = typer.Option(64, "--overlap", help="Overlap between neighbouring tiles in pixels (< tile/2).")
+BatchSize = typer.Option(4, "--batch-size", help="Tiles per model call.")
+Seed = typer.Option(0, "--seed", help="Seed: noise is a function of (seed, position on the scene grid).")
+Device = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N.")

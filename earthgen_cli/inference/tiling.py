@@ -1,0 +1,147 @@
+"""The tile grid over a scene and its blend weights.
+
+Tiles of side `tile` step by `tile - overlap`; the last tile of each axis is anchored to the scene
+edge (it starts at `length - tile`), so no tile hangs past the scene and no padding is needed
+except for scenes smaller than one tile. Each output pixel is a weighted average of the tiles
+that cover it, with a raised-cosine (Hann) ramp across every overlap and weight 1 up to the scene
+edges.
+
+The weights are separable (row weight x column weight) and each 1-D weight is a multiple of
+2**-12 whose sum over the tiles covering a pixel is exactly 1. Their products are then multiples
+of 2**-24 that also sum to exactly 1, and a float32 value times such a weight is exact in float64,
+as are the partial sums. So blending identical contributions reproduces them bit for bit, which is
+what lets `--model identity` copy a scene exactly through the tiler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+WEIGHT_BITS = 12
+_Q = float(1 << WEIGHT_BITS)
+
+
+def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile start offsets along one axis: a regular step, the last one anchored to the edge."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    if starts[-1] != length - tile:
+        starts.append(length - tile)
+    return starts
+
+
+def _ramp(n: int) -> np.ndarray:
+    # Strictly positive half-Hann ramp over n pixels: rises from ~0 to ~1.
+    k = np.arange(n, dtype=np.float64)
+    return 0.5 - 0.5 * np.cos(np.pi * (k + 0.5) / n)
+
+
+def axis_weights(length: int, tile: int, starts: list[int], overlap: int) -> list[np.ndarray]:
+    """Per-tile 1-D weights (each of length min(tile, length)) that sum to exactly 1 at every pixel."""
+    size = min(tile, length)
+    raw = []
+    for i, s in enumerate(starts):
+        w = np.ones(size, dtype=np.float64)
+        if overlap > 0 and len(starts) > 1:
+            if i > 0:  # ramps only where a neighbour overlaps: weight 1 up to the scene edge
+                ramp_len = min(overlap, starts[i - 1] + size - s)
+                w[:ramp_len] = np.minimum(w[:ramp_len], _ramp(ramp_len))
+            if i < len(starts) - 1:
+                ramp_len = min(overlap, s + size - starts[i + 1])
+                w[size - ramp_len:] = np.minimum(w[size - ramp_len:], _ramp(ramp_len)[::-1])
+        raw.append(w)
+    total = np.zeros(length, dtype=np.float64)
+    for s, w in zip(starts, raw):
+        total[s : s + size] += w
+    # Quantise each share down to a multiple of 2**-12; the last tile covering a pixel takes the
+    # exact remainder, so every pixel's weights sum to exactly 1.
+    assigned = np.zeros(length, dtype=np.float64)
+    last_cover = np.full(length, -1)
+    for i, s in enumerate(starts):
+        last_cover[s : s + size] = i
+    out = []
+    for i, (s, w) in enumerate(zip(starts, raw)):
+        share = np.floor(w / total[s : s + size] * _Q) / _Q
+        is_last = last_cover[s : s + size] == i
+        share = np.where(is_last, 1.0 - assigned[s : s + size], share)
+        assigned[s : s + size] += share
+        out.append(share)
+    return out
+
+
+@dataclass(frozen=True)
+class Tile:
+    index: int  # position in processing order
+    row: int  # tile-row number
+    col: int  # tile-column number
+    y: int  # top-left on the scene grid
+    x: int
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Overlapping tiles over a `height` x `width` scene (see the module docstring)."""
+
+    height: int
+    width: int
+    tile: int
+    overlap: int
+
+    def __post_init__(self) -> None:
+        if self.tile < 1:
+            raise ValueError(f"tile must be positive, got {self.tile}")
+        if not 0 <= 2 * self.overlap < self.tile:
+            raise ValueError(f"overlap must be in [0, tile/2), got {self.overlap} for tile {self.tile}")
+
+    @property
+    def tile_h(self) -> int:
+        return min(self.tile, self.height)
+
+    @property
+    def tile_w(self) -> int:
+        return min(self.tile, self.width)
+
+    @property
+    def row_starts(self) -> list[int]:
+        return axis_starts(self.height, self.tile, self.overlap)
+
+    @property
+    def col_starts(self) -> list[int]:
+        return axis_starts(self.width, self.tile, self.overlap)
+
+    def row_weights(self) -> list[np.ndarray]:
+        return axis_weights(self.height, self.tile, self.row_starts, self.overlap)
+
+    def col_weights(self) -> list[np.ndarray]:
+        return axis_weights(self.width, self.tile, self.col_starts, self.overlap)
+
+    def weight(self, row: int, col: int) -> np.ndarray:
+        """(tile_h, tile_w) 2-D blend weight of one tile (tests and illustrations)."""
+        return np.outer(self.row_weights()[row], self.col_weights()[col])
+
+    def stripes(self, target_width: int, align: int) -> list[tuple[int, int, list[int]]]:
+        """Vertical stripes for bounded memory: (x0, x1, tile columns needed) per stripe.
+
+        A stripe owns output columns [x0, x1) (boundaries on multiples of `align`, the output block
+        width) and computes every tile column that touches them. Tile columns straddling a boundary
+        are computed by both neighbours (identical results: noise is keyed by position), which costs
+        about one tile column per stripe and keeps memory independent of the scene width.
+        """
+        if self.width <= target_width + align:
+            bounds = [0, self.width]
+        else:
+            step = max(align, (target_width // align) * align)
+            bounds = list(range(0, self.width, step))
+            if self.width - bounds[-1] < align:  # no sliver stripes
+                bounds.pop()
+            bounds.append(self.width)
+        cols = self.col_starts
+        out = []
+        for x0, x1 in zip(bounds[:-1], bounds[1:]):
+            need = [c for c, s in enumerate(cols) if s < x1 and s + self.tile_w > x0]
+            out.append((x0, x1, need))
+        return out

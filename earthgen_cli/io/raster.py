@@ -1,0 +1,367 @@
+"""Raster input and output: open and validate, windowed reads, the atomic GeoTIFF writer.
+
+Paths are anything rasterio opens (local files, VRTs, `/vsi*` paths); `-` is stdin (read whole into
+memory, since a pipe cannot be seeked) or stdout (the file is built in a temporary folder, then streamed).
+Every user mistake becomes an `EarthgenError` that names the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+import rasterio.shutil
+from rasterio.io import MemoryFile
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from earthgen_cli import __version__
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.modalities import get_modality, guess_modality
+
+STDIO = "-"
+TAG_PREFIX = "EARTHGEN_"
+# GDAL's block cache is part of our memory footprint: keep it bounded so that peak memory does not
+# grow with the scene (the default is 5% of RAM). Enough for the blocks of one stripe of tile rows.
+GDAL_ENV = {"GDAL_CACHEMAX": 48, "GDAL_NUM_THREADS": "ALL_CPUS"}
+
+
+def _is_remote_or_virtual(path: str) -> bool:
+    return path.startswith("/vsi") or "://" in path or path.startswith(("<", "GTIFF_DIR:"))
+
+
+def gdal_env() -> rasterio.Env:
+    return rasterio.Env(**GDAL_ENV)
+
+
+@contextlib.contextmanager
+def open_raster(path: str, *, allow_no_crs: bool = False) -> Iterator[rasterio.DatasetReader]:
+    """Open `path` for reading; `-` reads a whole raster from stdin.
+
+    Raises EarthgenError for a missing file, a file GDAL cannot read as a raster, or (unless
+    `allow_no_crs`) a raster without a coordinate reference system.
+    """
+    label = "<stdin>" if path == STDIO else path
+    memfile = None
+    if path == STDIO:
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise EarthgenError("<stdin>: empty input, expected a raster")
+        memfile = MemoryFile(data)
+    elif not _is_remote_or_virtual(path):
+        p = Path(path)
+        if not p.exists():
+            raise EarthgenError(f"{path}: no such file")
+        if p.is_dir():
+            raise EarthgenError(f"{path}: is a directory, expected a raster file")
+    try:
+        src = memfile.open() if memfile is not None else rasterio.open(path)
+    except RasterioError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if memfile is not None:
+            memfile.close()
+        raise EarthgenError(f"{label}: not a raster GDAL can read ({first})") from None
+    try:
+        if src.count < 1 or src.width < 1 or src.height < 1:
+            raise EarthgenError(f"{label}: raster has no bands or no pixels")
+        if src.crs is None and not allow_no_crs:
+            raise EarthgenError(
+                f"{label}: raster has no CRS (coordinate reference system); "
+                "assign one (gdal_edit.py -a_srs) or pass --allow-no-crs"
+            )
+        yield src
+    finally:
+        src.close()
+        if memfile is not None:
+            memfile.close()
+
+
+def parse_bands(text: str | None, path: str = "") -> tuple[int, ...] | None:
+    """'4,3,2' -> (4, 3, 2) (1-based, as GDAL numbers bands)."""
+    if text is None or text == "":
+        return None
+    try:
+        bands = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise EarthgenError(f"{path or '--bands'}: bad band list {text!r}, expected e.g. 4,3,2") from None
+    if any(b < 1 for b in bands):
+        raise EarthgenError(f"{path or '--bands'}: band numbers start at 1, got {text!r}")
+    return bands
+
+
+def pixel_size_m(crs: Any, transform: Any, height: int, width: int) -> float | None:
+    """Ground sampling distance in metres per pixel (geometric mean of x and y), None without CRS."""
+    if crs is None:
+        return None
+    dx, dy = math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e)
+    if crs.is_geographic:
+        from pyproj import Geod
+
+        lon, lat = transform * (width / 2.0, height / 2.0)
+        geod = Geod(ellps="WGS84")
+        _, _, gx = geod.inv(lon, lat, lon + dx, lat)
+        _, _, gy = geod.inv(lon, lat, lon, lat + dy)
+        return float(math.sqrt(abs(gx * gy)))
+    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    return float(math.sqrt(dx * dy) * factor)
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    path: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: str | None
+    transform: tuple[float, ...]
+    nodata: float | None
+    descriptions: tuple[str | None, ...]
+    gsd: float | None
+    block_shape: tuple[int, int]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tagged_modality(self) -> str | None:
+        return self.tags.get(TAG_PREFIX + "MODALITY")
+
+    @property
+    def likely_modality(self) -> str | None:
+        return self.tagged_modality or guess_modality(self.count, self.dtype)
+
+
+def raster_info(src: rasterio.DatasetReader, label: str | None = None) -> RasterInfo:
+    return RasterInfo(
+        path=label or src.name,
+        width=src.width,
+        height=src.height,
+        count=src.count,
+        dtype=src.dtypes[0],
+        crs=src.crs.to_string() if src.crs else None,
+        transform=tuple(src.transform)[:6],
+        nodata=src.nodata,
+        descriptions=tuple(src.descriptions),
+        gsd=pixel_size_m(src.crs, src.transform, src.height, src.width),
+        block_shape=tuple(src.block_shapes[0]),
+        tags=dict(src.tags()),
+    )
+
+
+def resolve_modality(info: RasterInfo, declared: str | None, band_count: int) -> str:
+    """The source modality: `--from`, else the file's earthgen tag, else the band count, else an error."""
+    if declared:
+        name = get_modality(declared).name
+    elif info.tagged_modality:
+        name = get_modality(info.tagged_modality).name
+    else:
+        guess = guess_modality(band_count, info.dtype)
+        if guess is None:
+            raise EarthgenError(
+                f"{info.path}: cannot tell the modality of a {band_count}-band raster; pass --from "
+                "(rgb, sar, nir, pan, ms or osm)"
+            )
+        name = guess
+    mod = get_modality(name)
+    if not mod.accepts_band_count(band_count):
+        want = str(mod.min_bands) if mod.min_bands == mod.max_bands else f"{mod.min_bands}-{mod.max_bands}"
+        raise EarthgenError(
+            f"{info.path}: {band_count} band(s) but modality {name} needs {want}; "
+            "select bands with --bands (e.g. --bands 4,3,2)"
+        )
+    return name
+
+
+class SourceRaster:
+    """One opened input, its selected bands, and (if needed) a warp onto a reference grid."""
+
+    def __init__(self, src: rasterio.DatasetReader, label: str, modality: str,
+                 bands: Sequence[int] | None) -> None:
+        self.src = src
+        self.label = label
+        self.modality = modality
+        self.bands = tuple(bands) if bands else tuple(range(1, src.count + 1))
+        bad = [b for b in self.bands if b > src.count]
+        if bad:
+            raise EarthgenError(f"{label}: band {bad[0]} requested but the raster has {src.count} band(s)")
+        self.dtype = src.dtypes[self.bands[0] - 1]
+        self.nodata = src.nodata
+        self.reader: rasterio.DatasetReader | WarpedVRT = src
+
+    @property
+    def count(self) -> int:
+        return len(self.bands)
+
+    def warp_to(self, ref: rasterio.DatasetReader) -> None:
+        """Resample onto the reference grid (a lazy WarpedVRT) only when the grids differ."""
+        if (self.src.crs == ref.crs and self.src.transform == ref.transform
+                and self.src.width == ref.width and self.src.height == ref.height):
+            return
+        if self.src.crs is None or ref.crs is None:
+            raise EarthgenError(f"{self.label}: not on the grid of {ref.name} and has no CRS to warp with")
+        resampling = Resampling[get_modality(self.modality).resampling]
+        self.reader = WarpedVRT(self.src, crs=ref.crs, transform=ref.transform, width=ref.width,
+                                height=ref.height, resampling=resampling,
+                                src_nodata=self.nodata, nodata=self.nodata)
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """(C, h, w) float32 raw values with invalid pixels set to 0, and the (h, w) validity mask."""
+        data = self.reader.read(self.bands, window=window)
+        valid = np.ones(data.shape[1:], dtype=bool)
+        if self.nodata is not None and not (isinstance(self.nodata, float) and math.isnan(self.nodata)):
+            valid &= ~np.any(data == np.asarray(self.nodata).astype(data.dtype), axis=0)
+        work = data.astype(np.float64 if data.dtype == np.float64 else np.float32, copy=False)
+        if np.issubdtype(data.dtype, np.floating):
+            valid &= np.all(np.isfinite(data), axis=0)
+        if not valid.all():
+            work = np.where(valid[None], work, 0).astype(work.dtype, copy=False)
+        return work, valid
+
+
+def check_output(path: str, overwrite: bool) -> None:
+    """Refuse before any work: an existing output without --overwrite, or an unwritable folder."""
+    if path == STDIO or _is_remote_or_virtual(path):
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise EarthgenError(f"{path}: is a directory, expected an output file name")
+    if p.exists() and not overwrite:
+        raise EarthgenError(f"{path}: exists; pass --overwrite to replace it")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise EarthgenError(f"{path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EarthgenError(f"{path}: folder {parent} is not writable")
+
+
+def provenance_tags(**items: Any) -> dict[str, str]:
+    tags = {TAG_PREFIX + "VERSION": __version__}
+    tags.update({TAG_PREFIX + k.upper(): str(v) for k, v in items.items() if v is not None})
+    return tags
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    path: str
+    count: int
+    dtype: str
+    nodata: float | None
+    descriptions: tuple[str | None, ...]
+    tags: Mapping[str, str]
+    band_tags: tuple[Mapping[str, str], ...] = ()
+    cog: bool = False
+    blocksize: int = 512
+    compress: str = "DEFLATE"
+
+
+class GeoTiffWriter:
+    """Tiled, compressed GeoTIFF written by windows to a temporary file beside the target.
+
+    `commit()` (or leaving the `with` block normally) renames it into place; any exception removes
+    it, so a failed run leaves neither a partial output nor a stray temporary file, and a previous
+    output stays untouched. With `cog=True` the finished file is converted by GDAL's COG driver
+    (internal overviews, tiling, ordering that the COG specification requires).
+    """
+
+    def __init__(self, like: rasterio.DatasetReader, spec: OutputSpec) -> None:
+        self.spec = spec
+        self._stdout = spec.path == STDIO
+        target_dir = Path(tempfile.gettempdir()) if self._stdout else Path(spec.path).resolve().parent
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".earthgen-", suffix=".tmp.tif", dir=target_dir)
+        except OSError as exc:
+            raise EarthgenError(f"{spec.path}: cannot write in {target_dir} ({exc.strerror})") from None
+        os.close(fd)
+        self.tmp_path = tmp
+        profile = {
+            "driver": "GTiff",
+            "width": like.width,
+            "height": like.height,
+            "count": spec.count,
+            "dtype": spec.dtype,
+            "crs": like.crs,
+            "transform": like.transform,
+            "nodata": spec.nodata,
+            "tiled": True,
+            "blockxsize": spec.blocksize,
+            "blockysize": spec.blocksize,
+            "compress": spec.compress,
+            "interleave": "pixel" if spec.count <= 4 else "band",
+            "BIGTIFF": "IF_SAFER",
+            "NUM_THREADS": "ALL_CPUS",
+        }
+        try:
+            try:
+                self.dst = rasterio.open(tmp, "w", **profile)
+            except RasterioError as exc:
+                raise EarthgenError(f"{spec.path}: cannot create output ({exc})") from None
+            for i, desc in enumerate(spec.descriptions, start=1):
+                if desc:
+                    self.dst.set_band_description(i, desc)
+            self.dst.update_tags(**spec.tags)
+            for i, btags in enumerate(spec.band_tags, start=1):
+                if btags:
+                    self.dst.update_tags(i, **btags)
+        except Exception:
+            self._remove(tmp)
+            raise
+        self._done = False
+
+    def write(self, data: np.ndarray, window: Window) -> None:
+        self.dst.write(data, window=window)
+
+    def commit(self) -> None:
+        self.dst.close()
+        final_tmp = self.tmp_path
+        try:
+            if self.spec.cog:
+                final_tmp = self.tmp_path[: -len(".tmp.tif")] + ".cog.tmp.tif"
+                rasterio.shutil.copy(self.tmp_path, final_tmp, driver="COG",
+                                     COMPRESS=self.spec.compress, BLOCKSIZE=self.spec.blocksize,
+                                     OVERVIEW_RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER",
+                                     NUM_THREADS="ALL_CPUS")
+                self._remove(self.tmp_path)
+            if self._stdout:
+                with open(final_tmp, "rb") as fh:
+                    shutil.copyfileobj(fh, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+                self._remove(final_tmp)
+            else:
+                os.replace(final_tmp, self.spec.path)
+        except BaseException:
+            self._remove(self.tmp_path)
+            self._remove(final_tmp)
+            raise
+        self._done = True
+
+    def abort(self) -> None:
+        if not self._done:
+            with contextlib.suppress(Exception):
+                self.dst.close()
+            self._remove(self.tmp_path)
+            self._remove(self.tmp_path[: -len(".tmp.tif")] + ".cog.tmp.tif")
+            self._done = True
+
+    @staticmethod
+    def _remove(path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+    def __enter__(self) -> "GeoTiffWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
