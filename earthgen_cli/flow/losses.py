@@ -52,10 +52,18 @@ def scene_similarity(s_a: torch.Tensor, s_b: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bnd,mnd->bm", a, b) / a.shape[1]
 
 
-def scene_consistency_loss(s_a: torch.Tensor, s_b: torch.Tensor, log_temperature: torch.Tensor) -> torch.Tensor:
+def scene_consistency_loss(s_a: torch.Tensor, s_b: torch.Tensor, log_temperature: torch.Tensor,
+                           scene_ids: torch.Tensor | None = None) -> torch.Tensor:
     """Symmetric InfoNCE: the same scene seen in two modalities is the positive, the rest of the batch
-    the negatives. `log_temperature` is the model's learnable parameter (tau = exp of it)."""
+    the negatives. `log_temperature` is the model's learnable parameter (tau = exp of it).
+
+    `scene_ids` (B,) marks samples of the same scene (a chip drawn twice in one batch): those are
+    left out of each other's negatives, which would otherwise ask for two opposite things at once."""
     logits = scene_similarity(s_a, s_b) / log_temperature.float().exp()
+    if scene_ids is not None:
+        same = scene_ids[:, None] == scene_ids[None, :]
+        same.fill_diagonal_(False)
+        logits = logits.masked_fill(same, float("-inf"))
     labels = torch.arange(logits.shape[0], device=logits.device)
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
 

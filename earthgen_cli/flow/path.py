@@ -71,13 +71,15 @@ def logit_normal(shape: tuple[int, ...], generator: torch.Generator, mean: float
     return torch.sigmoid(torch.randn(shape, generator=generator) * std + mean)
 
 
-def sample_slot_times(batch: int, slots: int, probs: tuple[float, float, float], generator: torch.Generator) -> SlotTimes:
+def sample_slot_times(batch: int, slots: int, probs: tuple[float, float, float], generator: torch.Generator,
+                      time_mean: float = 0.0) -> SlotTimes:
     """Per-slot times for a batch: a mode per sample drawn with `probs` (joint, conditional, dropped).
 
     With one slot every sample is joint (there is nothing to condition on). Drawn on the CPU from
-    `generator` so that a resumed run reproduces them exactly.
+    `generator` so that a resumed run reproduces them exactly. `time_mean` > 0 moves the logit-normal
+    towards noise, where few-step translation relies most on the prediction.
     """
-    t = logit_normal((batch, slots), generator)
+    t = logit_normal((batch, slots), generator, mean=time_mean)
     if slots == 1:
         mode = torch.zeros(batch, dtype=torch.long)
     else:

@@ -19,6 +19,7 @@ class Batch:
     images: list[torch.Tensor]  # per slot (B, C, H, W) model space
     valid: list[torch.Tensor]  # per slot (B, H, W) bool
     gsd: torch.Tensor  # (B,) m/px, NaN when unknown
+    index: torch.Tensor  # (B,) chip index: the same chip twice in a batch is one scene
 
     @property
     def size(self) -> int:
@@ -26,7 +27,7 @@ class Batch:
 
     def to(self, device: torch.device) -> "Batch":
         return Batch(self.mods, [x.to(device) for x in self.images], [v.to(device) for v in self.valid],
-                     self.gsd.to(device))
+                     self.gsd.to(device), self.index.to(device))
 
 
 def collate(samples: list[dict]) -> Batch:
@@ -36,7 +37,8 @@ def collate(samples: list[dict]) -> Batch:
             raise ValueError("a batch must hold one modality pair")  # the pair sampler guarantees it
     return Batch(mods, [torch.stack([s["images"][m] for s in samples]) for m in mods],
                  [torch.stack([s["valid"][m] for s in samples]) for m in mods],
-                 torch.stack([torch.as_tensor(s["gsd"], dtype=torch.float32) for s in samples]))
+                 torch.stack([torch.as_tensor(s["gsd"], dtype=torch.float32) for s in samples]),
+                 torch.tensor([int(s["index"]) for s in samples]))
 
 
 def crop_and_augment(batch: Batch, crop: int, augment: bool, g: torch.Generator) -> Batch:
@@ -61,7 +63,7 @@ def crop_and_augment(batch: Batch, crop: int, augment: bool, g: torch.Generator)
                 x, v = x.flip(-1), v.flip(-1)
             out_i[k][b] = torch.rot90(x, rot, (-2, -1))
             out_v[k][b] = torch.rot90(v, rot, (-2, -1))
-    return Batch(batch.mods, out_i, out_v, batch.gsd)
+    return Batch(batch.mods, out_i, out_v, batch.gsd, batch.index)
 
 
 def pseudo_pan(batch: Batch, rgb: BandScaling, pan: BandScaling) -> Batch:
@@ -73,7 +75,7 @@ def pseudo_pan(batch: Batch, rgb: BandScaling, pan: BandScaling) -> Batch:
     mods = tuple("pan" if k != i else "rgb" for k in range(len(batch.mods)))
     images = [batch.images[i] if k == i else pan.to_model(lum) for k in range(len(mods))]
     valid = [batch.valid[i] for _ in mods]
-    return Batch(mods, images, valid, batch.gsd)
+    return Batch(mods, images, valid, batch.gsd, batch.index)
 
 
 class ChipSubset:

@@ -55,6 +55,7 @@ class OptimConfig:
 @dataclass(frozen=True)
 class FlowConfig:
     modes: tuple[float, float, float] = (0.3, 0.6, 0.1)  # P(joint), P(conditional), P(dropped)
+    time_mean: float = 0.0  # logit-normal mean of the slot times; > 0 trains more at high noise
     cond_drop: float = 0.1  # P(dropping GSD/text) per sample: enables guidance on them
     lambda_sc: float = 0.1  # scene-consistency InfoNCE weight (MetaEarth-MM eq. 19)
     lambda_calib: float = 1.0  # adapter calibration weight (Any2Any)

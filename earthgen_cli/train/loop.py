@@ -94,7 +94,8 @@ def measure_latent_stats(model: EarthGenModel, batches: list[Batch], device: tor
             stats[m] = model.codecs[m].latent_stats()
             continue
         z = torch.cat(sums[m], dim=1)
-        stats[m] = {"shift": z.mean(1).tolist(), "scale": (1.0 / z.std(1).clamp_min(1e-4)).tolist()}
+        # A floor on the std keeps a near-constant channel (e.g. a flat band) from being blown up.
+        stats[m] = {"shift": z.mean(1).tolist(), "scale": (1.0 / z.std(1).clamp_min(1e-2)).tolist()}
     return stats
 
 
@@ -122,6 +123,13 @@ class Trainer:
         else:
             if mcfg.codec.kind is CodecKind.kl:
                 self.latent_stats = _load_codecs(self.model, cfg.flow.codec_from, config_path)
+            else:
+                # Even space-to-depth latents get unit variance per channel: the normalised images
+                # sit in a narrow band of [-1, 1], far below the noise, and the flow learns slowly
+                # at such a low signal-to-noise ratio. Every rank measures the same fixed batches.
+                self.latent_stats = measure_latent_stats(self.model, self.fixed_batches(8), torch.device("cpu"))
+                for m, st in self.latent_stats.items():
+                    self.model.codecs[m].set_latent_stats(st["shift"], st["scale"])
             self.model.codecs.requires_grad_(False)
             params = self.model.flow_parameters()
             objective = FlowObjective(self.model, cfg.flow)
@@ -220,7 +228,7 @@ class Trainer:
                 noise.append(torch.randn((b, lc, x.shape[-2] // f, x.shape[-1] // f), generator=g).to(dev))
             batch = batch.to(dev)
             return self.objective(batch.images, batch.valid, batch.mods, noise)
-        st = sample_slot_times(b, len(batch.mods), self.cfg.flow.modes, g)
+        st = sample_slot_times(b, len(batch.mods), self.cfg.flow.modes, g, self.cfg.flow.time_mean)
         drop = (torch.rand(b, generator=g) < self.cfg.flow.cond_drop) | (st.mode == SlotMode.dropped)
         gsd = batch.gsd
         drop = drop | ~torch.isfinite(gsd)
@@ -230,7 +238,7 @@ class Trainer:
         eps = [torch.randn(z.shape, generator=g).to(dev) for z in x0]
         valid = [latent_valid(v, self.model.cfg.codec.factor) for v in batch.valid]
         return self.objective(x0, valid, batch.mods, eps, st.t.to(dev), st.loss_mask.to(dev),
-                              torch.nan_to_num(gsd, nan=1.0).to(dev), drop.to(dev))
+                              torch.nan_to_num(gsd, nan=1.0).to(dev), drop.to(dev), batch.index)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, start: int, log: Callable[[dict[str, Any]], None]) -> Path:

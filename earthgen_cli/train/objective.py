@@ -32,27 +32,32 @@ class FlowObjective(nn.Module):
 
     def forward(self, x0: Sequence[torch.Tensor], valid: Sequence[torch.Tensor], mods: Sequence[str],
                 eps: Sequence[torch.Tensor], t: torch.Tensor, loss_mask: torch.Tensor,
-                gsd: torch.Tensor | None, drop: torch.Tensor) -> dict[str, torch.Tensor]:
-        """x0, valid (B, 1, h, w), eps: per slot; t, loss_mask: (B, K); drop: (B,) bool."""
+                gsd: torch.Tensor | None, drop: torch.Tensor, scene_ids: torch.Tensor | None = None,
+                ) -> dict[str, torch.Tensor]:
+        """x0, valid (B, 1, h, w), eps: per slot; t, loss_mask: (B, K); drop: (B,) bool;
+        scene_ids: (B,) chip index, so that a chip drawn twice is not its own negative."""
         model, target_kind = self.model, self.model.cfg.target
         xt = [interpolate(a, e, t[:, k]) for k, (a, e) in enumerate(zip(x0, eps))]
         out = model(xt, mods, t, gsd=gsd, drop=drop)
-        flow, calib = [], []
+        flow, calib, mse = [], [], []
         for k, m in enumerate(mods):
             mask = valid[k] * loss_mask[:, k, None, None, None].to(valid[k].dtype)
             target = velocity_target(x0[k], eps[k]) if target_kind is PredictionTarget.velocity else x0[k]
             lv = None if out.logvar is None else out.logvar[k]
             flow.append(losses.flow_loss(out.pred[k], target, mask, lv, self.cfg.beta_nll))
+            with torch.no_grad():  # plain MSE for the log: the beta-NLL can be negative
+                mse.append(losses.flow_loss(out.pred[k], target, mask))
             if m in model.adapters and self.cfg.lambda_calib > 0:
                 x0_hat = to_x0(out.pred[k].float(), xt[k], t[:, k], target_kind)
                 calib.append(losses.calibration_loss(model.adapters[m], x0_hat, x0[k], mask))
-        result = {"flow": torch.stack(flow).mean()}
+        result = {"flow": torch.stack(flow).mean(), "mse": torch.stack(mse).mean()}
         total = result["flow"]
         if calib:
             result["calib"] = torch.stack(calib).mean()
             total = total + self.cfg.lambda_calib * result["calib"]
         if len(mods) >= 2 and t.shape[0] >= 2 and self.cfg.lambda_sc > 0:
-            result["sc"] = losses.scene_consistency_loss(out.scene[:, 0], out.scene[:, 1], model.log_temperature)
+            result["sc"] = losses.scene_consistency_loss(out.scene[:, 0], out.scene[:, 1], model.log_temperature,
+                                                         scene_ids)
             total = total + self.cfg.lambda_sc * result["sc"]
         result["loss"] = total
         return result
