@@ -188,16 +188,21 @@ def dtype_info(dtype: str | np.dtype) -> DtypeInfo:
     return DtypeInfo(dt.name, False)
 
 
-def cast_to_dtype(values: np.ndarray, dtype: str | np.dtype, nodata: float | None = None) -> np.ndarray:
+def cast_to_dtype(values: np.ndarray, dtype: str | np.dtype, nodata: float | None = None,
+                  overwrite_input: bool = False) -> np.ndarray:
     """Floating raw values -> the output dtype: rounded and clipped for integers.
 
     Valid values that would collide with an integer nodata value are moved one step inside the
     range so that they stay valid (nodata is written separately, from the validity mask).
+    `overwrite_input=True` rounds in place (no full-size float temporaries).
     """
     info = dtype_info(dtype)
     if not info.is_integer:
         return np.asarray(values).astype(dtype, copy=False)
-    out = np.clip(np.rint(values), info.lo, info.hi)
+    if overwrite_input:
+        out = np.clip(np.rint(values, out=values), info.lo, info.hi, out=values)
+    else:
+        out = np.clip(np.rint(values), info.lo, info.hi)
     if nodata is not None and math.isfinite(nodata) and info.lo <= nodata <= info.hi:
         step = 1.0 if nodata < info.hi else -1.0
         out[out == nodata] = nodata + step

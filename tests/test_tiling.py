@@ -39,15 +39,17 @@ def test_2d_weights_sum_to_one_everywhere():
     assert np.array_equal(total, np.ones_like(total))
 
 
-def test_stripes_cover_every_column_once_and_include_all_touching_tiles():
+def test_stripes_partition_tile_columns_and_write_each_column_once():
     grid = TileGrid(100, 1000, 64, 16)
     stripes = grid.stripes(target_width=200, align=32)
-    assert stripes[0][0] == 0 and stripes[-1][1] == 1000
-    assert all(a[1] == b[0] for a, b in zip(stripes, stripes[1:]))
-    assert all(x0 % 32 == 0 for x0, _, _ in stripes)
-    for x0, x1, need in stripes:
-        touching = [c for c, s in enumerate(grid.col_starts) if s < x1 and s + 64 > x0]
-        assert need == touching
+    assert [c for s in stripes for c in s.tile_cols] == list(range(len(grid.col_starts)))
+    assert stripes[0].x0 == 0 and stripes[-1].x_write == stripes[-1].x_end == 1000
+    for a, b in zip(stripes, stripes[1:]):
+        assert a.x_write == b.x0 and b.x0 % 32 == 0  # written once, on block boundaries
+        assert a.x_end <= b.x_end and a.carry_width == a.x_end - b.x0 > 0
+        first = grid.col_starts[b.tile_cols[0]]
+        assert b.x0 <= first  # the stripe's tiles fit in its accumulator
+        assert grid.col_starts[a.tile_cols[-1]] + 64 == a.x_end
 
 
 def test_bad_overlap_is_rejected():

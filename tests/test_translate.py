@@ -108,6 +108,20 @@ def test_identity_exact_across_stripes_with_integer_nodata(geotiff, tmp_path, mo
     assert_same_georeferencing(path, out)
 
 
+def test_float_source_without_nodata_keeps_nan_and_declares_none(geotiff, tmp_path):
+    data = np.linspace(-30, 5, 2 * 80 * 90, dtype=np.float32).reshape(2, 80, 90)
+    data[:, 3:9, 50:60] = np.nan
+    path = geotiff("plain.tif", data, nodata=None)
+    out = tmp_path / "o.tif"
+    r = run("translate", path, "--from", "sar", "--to", "sar", "--tile", 32, "--overlap", 8, "-o", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    with rasterio.open(out) as dst:
+        assert dst.nodata is None
+        got = dst.read()
+    assert np.array_equal(np.isnan(got), np.isnan(data))
+    assert np.array_equal(got[~np.isnan(got)], data[~np.isnan(data)])
+
+
 def test_batch_size_does_not_change_the_output(rgb_scene, tmp_path):
     outs = []
     for bs in (1, 8):

@@ -43,7 +43,7 @@ def command(
         translator,
         TileOptions(tile=tile, overlap=overlap, batch_size=batch_size, seed=seed),
         OutputOptions(output, overwrite=overwrite, cog=cog, allow_no_crs=allow_no_crs),
-        quiet=quiet or json_out and output == "-",
+        quiet=quiet,
     )
     if json_out:
         if output == "-":

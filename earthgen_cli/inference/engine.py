@@ -2,9 +2,10 @@
 
 Memory is bounded by one stripe of tile rows, whatever the scene size: the scene is cut into
 vertical stripes (about STRIPE_WIDTH pixels wide, on output block boundaries), each processed from
-top to bottom. A float64 accumulator one tile high and one stripe wide collects weighted tile
+top to bottom. An accumulator one tile high and one stripe wide collects weighted tile
 outputs; after each tile row the rows no later tile can touch are cast, masked and written, and
-the rest carries over to the next tile row.
+the rest carries over to the next tile row. Partial sums shared with the next stripe pass through
+a scratch file, so each tile is computed exactly once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, Sequence
@@ -28,7 +31,7 @@ from earthgen_cli.io.raster import (
 )
 from earthgen_cli.modalities import cast_to_dtype, dtype_info, get_modality
 
-STRIPE_WIDTH = 4096  # pixels; the accumulator is tile x STRIPE_WIDTH x bands float64
+STRIPE_WIDTH = 1024  # pixels; the accumulator is about tile x (STRIPE_WIDTH + tile) x bands float64
 BLOCKSIZE = 512  # output GeoTIFF block side; stripes are aligned to it
 
 
@@ -89,19 +92,23 @@ class TranslateSummary:
         return json.dumps(d, sort_keys=True)
 
 
-def output_nodata(primary: SourceRaster, out_dtype: str, any_float_source: bool) -> float | None:
-    """Keep the source nodata where the output dtype can hold it; else NaN (float) or the dtype's
-    lowest value (integers). None when no source can have invalid pixels."""
-    src_nd = primary.nodata
+def output_nodata(sources: Sequence[SourceRaster], out_dtype: str) -> tuple[float | None, float | None]:
+    """(declared nodata of the output, value written at invalid pixels).
+
+    The primary source's nodata is kept where the output dtype can hold it. A float output of a
+    source without nodata declares none either (invalid pixels become NaN, as they were). An
+    integer output whose sources can hold invalid pixels (a nodata value, or NaN in a float band)
+    declares the dtype's lowest value. None, None when no source can be invalid.
+    """
+    src_nd = sources[0].nodata
     info = dtype_info(out_dtype)
-    if src_nd is None and not any_float_source:
-        return None
-    if src_nd is not None:
-        if not info.is_integer:
-            return float(src_nd)
-        if not math.isnan(src_nd) and float(src_nd).is_integer() and info.lo <= src_nd <= info.hi:
-            return float(src_nd)
-    return math.nan if not info.is_integer else info.lo
+    can_be_invalid = any(s.nodata is not None or np.issubdtype(np.dtype(s.dtype), np.floating) for s in sources)
+    if not info.is_integer:
+        declared = float(src_nd) if src_nd is not None else None
+        return declared, (declared if declared is not None else math.nan) if can_be_invalid else None
+    if src_nd is not None and not math.isnan(src_nd) and float(src_nd).is_integer() and info.lo <= src_nd <= info.hi:
+        return float(src_nd), float(src_nd)
+    return (info.lo, info.lo) if can_be_invalid else (None, None)
 
 
 def _padded(arr: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -120,56 +127,131 @@ def _progress(total: int, quiet: bool):
     return tqdm(total=total, unit="tile", disable=quiet, leave=False, dynamic_ncols=True)
 
 
-@dataclass
-class _Band:
-    """Accumulator for one stripe of rows [y0, y0 + h) and owned columns [x0, x1)."""
+def accumulator_dtype(out_dtype: str) -> type:
+    """float32 suffices for outputs of at most 16-bit integers: each blended value is within
+    ~0.02 of the exact weighted sum (4 contributions, 2**-24 relative error each, values below
+    2**16), so rounding to the nearest integer gives the exact result; identity stays bit-exact.
+    Float and wider integer outputs accumulate in float64, where float32 values times the 2**-24
+    dyadic weights, and their partial sums, are exact."""
+    info = dtype_info(out_dtype)
+    small_int = info.is_integer and info.hi - info.lo <= 65535
+    return np.float32 if small_int else np.float64
 
-    y0: int
-    acc: np.ndarray  # (C, h, w) float64 weighted sum
-    valid: np.ndarray  # (h, w) bool
+
+class _StripeBand:
+    """Weighted sums for rows [y0, y0 + tile) of one stripe, written out row band by row band.
+
+    Partial sums of the columns the next stripe also covers go to a scratch file (sequentially,
+    one record per row band) and are added back when the next stripe flushes the same rows, so
+    memory does not depend on the scene's width or height.
+    """
+
+    def __init__(self, bands: int, tile_h: int, stripe, y0: int, carry_in, carry_out,
+                 writer: GeoTiffWriter, out_dtype: str, nodata: tuple[float | None, float | None],
+                 height: int, block: int) -> None:
+        self.stripe = stripe
+        self.tile_h = tile_h
+        self.y0 = y0
+        self.acc = np.zeros((bands, tile_h, stripe.width), dtype=accumulator_dtype(out_dtype))
+        self.valid = np.zeros((tile_h, stripe.width), dtype=bool)
+        self._weighted: np.ndarray | None = None  # reused (C, th, tw) float64 product buffer
+        self.height = height
+        self.stage = np.empty((bands, block, stripe.x_write - stripe.x0), dtype=out_dtype)
+        self.stage_y0 = 0
+        self.carry_in, self.carry_out = carry_in, carry_out
+        self.writer, self.out_dtype = writer, out_dtype
+        self.nodata, self.fill = nodata  # declared nodata, value written at invalid pixels
+
+    def _stage_rows(self, out: np.ndarray, y: int) -> None:
+        """Collect final rows into whole output block rows, so each block is written once, whole
+        (no read-modify-write of compressed blocks, no dependence on GDAL's cache)."""
+        n, pos = out.shape[1], 0
+        while pos < n:
+            at = y + pos - self.stage_y0
+            take = min(n - pos, self.stage.shape[1] - at)
+            self.stage[:, at : at + take] = out[:, pos : pos + take]
+            pos += take
+            if at + take == self.stage.shape[1] or y + pos == self.height:
+                self.writer.write(self.stage[:, : at + take],
+                                  Window(self.stripe.x0, self.stage_y0, self.stage.shape[2], at + take))
+                self.stage_y0 += self.stage.shape[1]
+
+    def add(self, tile_out: np.ndarray, weight: np.ndarray, valid: np.ndarray, y: int, x: int) -> None:
+        ys = slice(y - self.y0, y - self.y0 + tile_out.shape[1])
+        xs = slice(x - self.stripe.x0, x - self.stripe.x0 + tile_out.shape[2])
+        if self._weighted is None or self._weighted.shape != tile_out.shape:
+            self._weighted = np.empty(tile_out.shape, dtype=self.acc.dtype)
+        np.multiply(tile_out, weight, out=self._weighted, casting="unsafe")
+        self.acc[:, ys, xs] += self._weighted
+        self.valid[ys, xs] = valid
+
+    def flush(self, y_end: int) -> None:
+        """Rows [y0, y_end) are final: add the previous stripe's carry, write, hand on ours."""
+        n, st = y_end - self.y0, self.stripe
+        acc, valid = self.acc[:, :n], self.valid[:n]
+        if self.carry_in is not None:
+            cw = self.carry_in.width
+            acc[:, :, :cw] += np.fromfile(self.carry_in.fh, dtype=acc.dtype, count=acc.shape[0] * n * cw).reshape(-1, n, cw)
+            valid[:, :cw] |= np.fromfile(self.carry_in.fh, dtype=bool, count=n * cw).reshape(n, cw)
+        w = st.x_write - st.x0
+        if self.carry_out is not None:
+            np.ascontiguousarray(acc[:, :, w:]).tofile(self.carry_out.fh)
+            np.ascontiguousarray(valid[:, w:]).tofile(self.carry_out.fh)
+        # These rows are done with: round in place rather than allocate float temporaries.
+        out = cast_to_dtype(acc[:, :, :w], self.out_dtype, self.nodata, overwrite_input=True)
+        if self.fill is not None:
+            out[:, ~valid[:, :w]] = self.fill
+        self._stage_rows(out, self.y0)
+        # Rows below y_end carry over to the band of the next tile row.
+        self.acc[:, : self.tile_h - n] = self.acc[:, n:].copy()
+        self.acc[:, self.tile_h - n :] = 0
+        self.valid[: self.tile_h - n] = self.valid[n:].copy()
+        self.valid[self.tile_h - n :] = False
+        self.y0 = y_end
+
+
+@dataclass
+class _Carry:
+    fh: object
+    width: int
 
 
 def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Translator,
                  grid: TileGrid, opts: TileOptions, writer: GeoTiffWriter, out_bands: int,
-                 out_dtype: str, nodata: float | None, gsd: float | None, bar,
-                 pad_to: tuple[int, int]) -> int:
+                 out_dtype: str, nodata: tuple[float | None, float | None], gsd: float | None, bar,
+                 pad_to: tuple[int, int], scratch_dir: str) -> int:
     row_w, col_w = grid.row_weights(), grid.col_weights()
     rows, cols = grid.row_starts, grid.col_starts
     th, tw = grid.tile_h, grid.tile_w
     tiles_done = 0
-    for x0, x1, need in grid.stripes(STRIPE_WIDTH, BLOCKSIZE):
-        sw = x1 - x0
-        order = [(r, c) for r in range(len(rows)) for c in need]
-        band = _Band(rows[0], np.zeros((out_bands, th, sw)), np.zeros((th, sw), dtype=bool))
+    carry_in = None
+    stripes = grid.stripes(STRIPE_WIDTH, BLOCKSIZE)
+    for k, stripe in enumerate(stripes):
+        carry_out = None
+        if stripe.carry_width > 0 and k < len(stripes) - 1:
+            carry_out = _Carry(open(os.path.join(scratch_dir, f"carry{k}.bin"), "w+b"), stripe.carry_width)
+        band = _StripeBand(out_bands, th, stripe, rows[0], carry_in, carry_out, writer, out_dtype, nodata,
+                           grid.height, BLOCKSIZE)
+        for s in sources:
+            s.set_columns(cols[stripe.tile_cols[0]], cols[stripe.tile_cols[-1]] + tw, th)
+        order = [(r, c) for r in range(len(rows)) for c in stripe.tile_cols]
         cur_row = 0
-
-        def flush(upto_row: int) -> None:
-            nonlocal band
-            y_end = rows[upto_row + 1] if upto_row + 1 < len(rows) else grid.height
-            n = y_end - band.y0
-            out = cast_to_dtype(band.acc[:, :n], out_dtype, nodata)
-            if nodata is not None:
-                out[:, ~band.valid[:n]] = nodata
-            writer.write(out, Window(x0, band.y0, sw, n))
-            nxt = _Band(y_end, np.zeros_like(band.acc), np.zeros_like(band.valid))
-            nxt.acc[:, : th - n] = band.acc[:, n:]
-            nxt.valid[: th - n] = band.valid[n:]
-            band = nxt
-
         for b0 in range(0, len(order), opts.batch_size):
             chunk = order[b0 : b0 + opts.batch_size]
-            reads = {s.modality: [] for s in sources}
+            arrays = {s.modality: None for s in sources}
             valids = []
-            for r, c in chunk:
+            for j, (r, c) in enumerate(chunk):
                 win = Window(cols[c], rows[r], tw, th)
                 valid = np.ones((th, tw), dtype=bool)
                 for s in sources:
                     data, v = s.read(win)
-                    reads[s.modality].append(_padded(data, *pad_to))
+                    if arrays[s.modality] is None:  # filled in place: no list + stack copy
+                        arrays[s.modality] = np.empty((len(chunk), data.shape[0], *pad_to), data.dtype)
+                    arrays[s.modality][j] = _padded(data, *pad_to)
                     valid &= v
                 valids.append(valid)
             batch = TileBatch(
-                sources={m: np.stack(v) for m, v in reads.items()},
+                sources=arrays,
                 valid=np.stack([_padded(v, *pad_to) for v in valids]),
                 origins=tuple((rows[r], cols[c]) for r, c in chunk),
                 gsd=gsd,
@@ -179,24 +261,22 @@ def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Trans
             expected = (len(chunk), out_bands, pad_to[0], pad_to[1])
             if result.shape != expected:
                 raise RuntimeError(f"translator {translator.name} returned {result.shape}, expected {expected}")
-            for k, (r, c) in enumerate(chunk):
-                while r > cur_row:  # rows above this tile row are final
-                    flush(cur_row)
+            for j, (r, c) in enumerate(chunk):
+                while r > cur_row:  # every tile of row cur_row is in: its upper rows are final
+                    band.flush(rows[cur_row + 1])
                     cur_row += 1
-                # The tile's part inside this stripe's owned columns.
-                tx0, tx1 = max(cols[c], x0), min(cols[c] + tw, x1)
-                wy = row_w[r][:, None]
-                wx = col_w[c][tx0 - cols[c] : tx1 - cols[c]][None, :]
-                ys = slice(rows[r] - band.y0, rows[r] - band.y0 + th)
-                xs = slice(tx0 - x0, tx1 - x0)
-                tile_out = result[k, :, :th, tx0 - cols[c] : tx1 - cols[c]].astype(np.float64)
-                band.acc[:, ys, xs] += tile_out * (wy * wx)
-                band.valid[ys, xs] = valids[k][:, tx0 - cols[c] : tx1 - cols[c]]
+                weight = row_w[r][:, None] * col_w[c][None, :]
+                band.add(result[j, :, :th, :tw], weight, valids[j], rows[r], cols[c])
             tiles_done += len(chunk)
             bar.update(len(chunk))
         while cur_row < len(rows):
-            flush(cur_row)
+            band.flush(rows[cur_row + 1] if cur_row + 1 < len(rows) else grid.height)
             cur_row += 1
+        if carry_in is not None:
+            carry_in.fh.close()
+        if carry_out is not None:
+            carry_out.fh.seek(0)
+        carry_in = carry_out
     return tiles_done
 
 
@@ -259,8 +339,7 @@ def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Tran
         translator.check([s.modality for s in opened], target)
         out_bands = translator.output_bands(target, {s.modality: s.count for s in opened})
         out_dtype = translator.output_dtype(target, {s.modality: s.dtype for s in opened})
-        any_float = any(np.issubdtype(np.dtype(s.dtype), np.floating) for s in opened)
-        nodata = output_nodata(primary, out_dtype, any_float)
+        nodata, fill = output_nodata(opened, out_dtype)
         src = primary.src
         grid = TileGrid(src.height, src.width, tiles.tile, tiles.overlap)
         mult = translator.tile_multiple
@@ -269,10 +348,11 @@ def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Tran
         crs = src.crs.to_string() if src.crs else None
         spec = _output_spec(primary, target, translator, opened, out, nodata, out_bands, out_dtype,
                             {"seed": tiles.seed, **(provenance or {})})
-        total = sum(len(grid.row_starts) * len(need) for _, _, need in grid.stripes(STRIPE_WIDTH, BLOCKSIZE))
-        with GeoTiffWriter(src, spec) as writer, _progress(total, quiet) as bar:
+        total = len(grid.row_starts) * len(grid.col_starts)
+        with GeoTiffWriter(src, spec) as writer, _progress(total, quiet) as bar, \
+                tempfile.TemporaryDirectory(prefix="earthgen-carry-") as scratch:
             done = _run_stripes(opened, target, translator, grid, tiles, writer, out_bands, out_dtype,
-                                nodata, gsd, bar, pad_to)
+                                (nodata, fill), gsd, bar, pad_to, scratch)
     seconds = time.perf_counter() - t0
     return TranslateSummary(
         output=out.path, source_modalities=[s.modality for s in opened], target=target,

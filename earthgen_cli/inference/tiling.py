@@ -123,25 +123,43 @@ class TileGrid:
         """(tile_h, tile_w) 2-D blend weight of one tile (tests and illustrations)."""
         return np.outer(self.row_weights()[row], self.col_weights()[col])
 
-    def stripes(self, target_width: int, align: int) -> list[tuple[int, int, list[int]]]:
-        """Vertical stripes for bounded memory: (x0, x1, tile columns needed) per stripe.
+    def stripes(self, target_width: int, align: int) -> list["Stripe"]:
+        """Vertical stripes that bound memory by a stripe instead of the scene width.
 
-        A stripe owns output columns [x0, x1) (boundaries on multiples of `align`, the output block
-        width) and computes every tile column that touches them. Tile columns straddling a boundary
-        are computed by both neighbours (identical results: noise is keyed by position), which costs
-        about one tile column per stripe and keeps memory independent of the scene width.
+        Every tile column belongs to exactly one stripe (groups of about `target_width` pixels).
+        Stripe k accumulates columns [x0, x_end) and writes [x0, x_write); x0 and x_write sit on
+        multiples of `align` (the output block width) so every output block is written by one
+        stripe. Columns [x_write, x_end) also receive the next stripe's tiles: their partial sums
+        are handed over to it (`carry_width` columns).
         """
-        if self.width <= target_width + align:
-            bounds = [0, self.width]
-        else:
-            step = max(align, (target_width // align) * align)
-            bounds = list(range(0, self.width, step))
-            if self.width - bounds[-1] < align:  # no sliver stripes
-                bounds.pop()
-            bounds.append(self.width)
         cols = self.col_starts
+        groups, first = [], 0
+        for c in range(1, len(cols)):
+            if cols[c] - cols[first] >= target_width:
+                groups.append((first, c))
+                first = c
+        groups.append((first, len(cols)))
+        x0s = [0] + [(cols[a] // align) * align for a, _ in groups[1:]]
         out = []
-        for x0, x1 in zip(bounds[:-1], bounds[1:]):
-            need = [c for c, s in enumerate(cols) if s < x1 and s + self.tile_w > x0]
-            out.append((x0, x1, need))
+        for k, (a, b) in enumerate(groups):
+            last = k == len(groups) - 1
+            x_end = self.width if last else cols[b - 1] + self.tile_w
+            x_write = self.width if last else x0s[k + 1]
+            out.append(Stripe(x0s[k], x_write, x_end, tuple(range(a, b))))
         return out
+
+
+@dataclass(frozen=True)
+class Stripe:
+    x0: int  # first accumulated (and written) column
+    x_write: int  # columns [x0, x_write) are written by this stripe
+    x_end: int  # columns [x0, x_end) are accumulated
+    tile_cols: tuple[int, ...]
+
+    @property
+    def width(self) -> int:
+        return self.x_end - self.x0
+
+    @property
+    def carry_width(self) -> int:
+        return self.x_end - self.x_write

@@ -33,8 +33,9 @@ from earthgen_cli.modalities import get_modality, guess_modality
 STDIO = "-"
 TAG_PREFIX = "EARTHGEN_"
 # GDAL's block cache is part of our memory footprint: keep it bounded so that peak memory does not
-# grow with the scene (the default is 5% of RAM). Enough for the blocks of one stripe of tile rows.
-GDAL_ENV = {"GDAL_CACHEMAX": 48, "GDAL_NUM_THREADS": "ALL_CPUS"}
+# grow with the scene (the default is 5% of RAM). The engine reads whole block rows itself and
+# writes whole blocks, so it needs little.
+GDAL_ENV = {"GDAL_CACHEMAX": 8}
 
 
 def _is_remote_or_virtual(path: str) -> bool:
@@ -214,9 +215,47 @@ class SourceRaster:
                                 height=ref.height, resampling=resampling,
                                 src_nodata=self.nodata, nodata=self.nodata)
 
+    def set_columns(self, x0: int, x1: int, max_rows: int) -> None:
+        """Reads will stay within columns [x0, x1), at most `max_rows` high, moving downwards.
+
+        Source rows are then fetched once, in chunks of whole block rows across the stripe, into
+        one preallocated buffer that tiles are cut from: overlapping tiles do not decode the same
+        compressed blocks again, and GDAL's block cache can stay small.
+        """
+        block_h = self.src.block_shapes[self.bands[0] - 1][0]
+        self._chunk_rows = block_h if 16 <= block_h <= 1024 else 256
+        self._cols = (x0, x1)
+        self._buf = np.empty((self.count, max_rows + self._chunk_rows, x1 - x0), dtype=self.dtype)
+        self._buf_y0 = 0  # scene row of self._buf[:, 0]
+        self._buf_rows = 0  # rows held
+
+    def _rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows [y0, y1) of the current stripe's columns (y0 never decreases)."""
+        if y0 < self._buf_y0:
+            raise ValueError("stripe reads must move downwards")
+        if y0 > self._buf_y0:  # drop rows above y0 (a short overlapping copy)
+            drop = min(y0 - self._buf_y0, self._buf_rows)
+            self._buf[:, : self._buf_rows - drop] = self._buf[:, drop : self._buf_rows].copy()
+            self._buf_rows -= drop
+            self._buf_y0 = y0
+        x0, x1 = self._cols
+        while self._buf_y0 + self._buf_rows < y1:
+            start = self._buf_y0 + self._buf_rows
+            stop = min(self.src.height, (start // self._chunk_rows + 1) * self._chunk_rows)
+            window = Window(x0, start, x1 - x0, stop - start)
+            self.reader.read(self.bands, window=window, out=self._buf[:, self._buf_rows : self._buf_rows + stop - start])
+            self._buf_rows += stop - start
+        return self._buf[:, y0 - self._buf_y0 : y1 - self._buf_y0]
+
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """(C, h, w) float32 raw values with invalid pixels set to 0, and the (h, w) validity mask."""
-        data = self.reader.read(self.bands, window=window)
+        cols = getattr(self, "_cols", None)
+        col0, row0 = int(window.col_off), int(window.row_off)
+        if cols is not None and cols[0] <= col0 and col0 + int(window.width) <= cols[1]:
+            rows = self._rows(row0, row0 + int(window.height))
+            data = rows[:, :, col0 - cols[0] : col0 - cols[0] + int(window.width)]
+        else:
+            data = self.reader.read(self.bands, window=window)
         valid = np.ones(data.shape[1:], dtype=bool)
         if self.nodata is not None and not (isinstance(self.nodata, float) and math.isnan(self.nodata)):
             valid &= ~np.any(data == np.asarray(self.nodata).astype(data.dtype), axis=0)
@@ -298,7 +337,6 @@ class GeoTiffWriter:
             "compress": spec.compress,
             "interleave": "pixel" if spec.count <= 4 else "band",
             "BIGTIFF": "IF_SAFER",
-            "NUM_THREADS": "ALL_CPUS",
         }
         try:
             try:

@@ -1,0 +1,127 @@
+"""The torch side of a built dataset: ChipDataset samples, uniform pair batches, image pairs."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from earthgen_cli.data.chip_dataset import ChipDataset, PairBatchSampler
+from earthgen_cli.io.dataset_store import open_dataset
+from scene_fixtures import BEN_MM, read_real, run_cli, write_config
+
+
+@pytest.fixture(scope="module")
+def built(shared_data, tmp_path_factory):
+    """One S1+S2 scene (4 modalities) and one S2-only scene: pairs are imbalanced."""
+    tmp = tmp_path_factory.mktemp("chipds")
+    cfg = write_config(tmp / "ds.yaml", shared_data, """  - name: mm
+    scenes: bigearthnet_mm/S2A_MSIL2A_20170613T101031_87_48
+    modalities:
+      rgb: {file: s2_rgb.tif}
+      nir: {file: s2_nir.tif}
+      ms: {file: s2_ms20m.tif}
+      sar: {file: s1_vvvh_db.tif}
+  - name: s2
+    scenes: bigearthnet_s2only/S2B_MSIL2A_201709*
+    modalities:
+      rgb: {file: s2_rgb.tif}
+      nir: {file: s2_nir.tif}
+""")
+    out = tmp / "ds"
+    res = run_cli(["build-dataset", out, "--config", cfg, "--chip", "32", "--split-by", "scene",
+                   "--val-frac", "0", "--test-frac", "0", "--workers", "1", "--quiet"])
+    assert res.exit_code == 0, res.stderr
+    return out
+
+
+def test_sample_holds_normalised_modalities_of_one_chip(built):
+    ds = ChipDataset(built, split="train")
+    meta = open_dataset(built).meta
+    assert len(ds) == meta["splits"]["train"]
+    i = next(i for i, c in enumerate(ds.chips) if "sar" in c.modalities)
+    s = ds[i]
+    assert s["modalities"] == ("rgb", "sar", "nir", "ms")
+    assert s["rgb"].shape == (3, 32, 32) and s["ms"].shape == (6, 32, 32)
+    assert s["sar"].dtype == torch.float32 and s["sar_valid"].all()
+    # dataset normalisation: the train p1/p99 of each band map to -1/+1
+    lo, hi = meta["normalisation"]["sar"]["low"], meta["normalisation"]["sar"]["high"]
+    import zarr
+
+    raw = zarr.open_group(built / "chips.zarr", mode="r")["sar"][ds.chips[i].row]
+    want = (raw - np.array(lo)[:, None, None]) * 2 / (np.array(hi) - np.array(lo))[:, None, None] - 1
+    np.testing.assert_allclose(s["sar"].numpy(), want, rtol=1e-5, atol=1e-5)
+    assert -3 < float(s["sar"].mean()) < 3
+    # a subset of modalities, asked for explicitly
+    sub = ds[(i, ("nir", "rgb"))]
+    assert sub["modalities"] == ("nir", "rgb") and "sar" not in sub
+    # chips without SAR simply do not carry it
+    j = next(i for i, c in enumerate(ds.chips) if "sar" not in c.modalities)
+    assert "sar" not in ds[j] and "rgb" in ds[j]
+    only = ChipDataset(built, split="train", modalities=["rgb", "sar"], require_all=True)
+    assert all("sar" in c.modalities for c in only.chips) and 0 < len(only) < len(ds)
+
+
+def test_pair_batches_are_uniform_over_pairs_and_load_in_workers(built):
+    ds = ChipDataset(built, split="train")
+    index = ds.pair_index()
+    assert len(index[("rgb", "nir")]) > 2 * len(index[("rgb", "sar")])  # imbalanced pairs
+    sampler = PairBatchSampler(ds, batch_size=2, batches=1200, seed=5)
+    counts = Counter(batch[0][1] for batch in sampler)
+    assert set(counts) == set(index) and len(counts) == 6
+    for n in counts.values():  # uniform over the 6 pairs: 200 each, binomial sd ~13
+        assert abs(n - 200) < 60
+    for batch in list(sampler)[:20]:
+        pair = batch[0][1]
+        assert all(p == pair and pair[0] in ds.chips[i].modalities and pair[1] in ds.chips[i].modalities
+                   for i, p in batch)
+    # same seed, same batches; DDP ranks split the batches between them
+    assert list(PairBatchSampler(ds, 2, 30, seed=5)) == list(PairBatchSampler(ds, 2, 30, seed=5))
+    r0 = list(PairBatchSampler(ds, 2, 30, seed=5, rank=0, world_size=2))
+    r1 = list(PairBatchSampler(ds, 2, 30, seed=5, rank=1, world_size=2))
+    assert len(r0) == len(r1) == 15 and r0 != r1
+    loader = DataLoader(ds, batch_sampler=PairBatchSampler(ds, 4, 3, seed=1), num_workers=1)
+    for batch in loader:
+        a, b = batch["modalities"][0][0], batch["modalities"][1][0]
+        assert batch[a].shape[0] == 4 and batch[b].shape[0] == 4
+
+
+def test_png_pairs_without_geometry(shared_data, tmp_path):
+    """QXS-SAROPT-style folders: sar/x.png + opt/x.png, paired by name, no CRS."""
+    sar, *_ = read_real(shared_data / BEN_MM / "s1_vvvh_db.tif")
+    rgb, *_ = read_real(shared_data / BEN_MM / "s2_rgb.tif")
+    (tmp_path / "qxs" / "sar").mkdir(parents=True)
+    (tmp_path / "qxs" / "opt").mkdir(parents=True)
+    for k, (r0, c0) in enumerate([(0, 0), (40, 40)]):
+        v = np.clip((sar[0, r0:r0 + 80, c0:c0 + 80] + 25) / 30 * 255, 0, 255).astype(np.uint8)
+        o = np.clip(rgb[:, r0:r0 + 80, c0:c0 + 80] / 3000 * 255, 0, 255).astype(np.uint8)
+        Image.fromarray(v).save(tmp_path / "qxs" / "sar" / f"p{k}.png")
+        Image.fromarray(o.transpose(1, 2, 0)).save(tmp_path / "qxs" / "opt" / f"p{k}.png")
+    Image.fromarray(v).save(tmp_path / "qxs" / "sar" / "lonely.png")  # no optical partner
+    cfg = write_config(tmp_path / "ds.yaml", tmp_path, """  - name: qxs
+    kind: image_pairs
+    scenes: qxs
+    modalities:
+      sar: {file: "sar/*.png"}
+      rgb: {file: "opt/*.png"}
+""")
+    out = tmp_path / "out"
+    res = run_cli(["build-dataset", out, "--config", cfg, "--chip", "40", "--split-by", "scene",
+                   "--val-frac", "0", "--test-frac", "0", "--quiet", "--skip-bad"])
+    assert res.exit_code == 0, res.stderr
+    assert "skipped qxs/lonely: scene qxs/lonely: missing modality rgb" in res.stdout
+    ds = open_dataset(out)
+    assert {c.scene for c in ds.chips} == {"qxs/p0", "qxs/p1"} and len(ds.chips) == 8
+    assert all(c.crs == "" and np.isnan(c.gsd) for c in ds.chips)
+    assert "GSD: none (plain images)" in res.stdout
+    import zarr
+
+    arr = zarr.open_group(out / "chips.zarr", mode="r")
+    chip = next(c for c in ds.chips if c.id == "qxs/p1/40_0")
+    np.testing.assert_array_equal(arr["rgb"][chip.row],
+                                  np.asarray(Image.open(tmp_path / "qxs/opt/p1.png"))
+                                  .transpose(2, 0, 1)[:, 40:80, 0:40].astype(np.float32))
