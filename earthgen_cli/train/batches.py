@@ -19,7 +19,7 @@ class Batch:
     images: list[torch.Tensor]  # per slot (B, C, H, W) model space
     valid: list[torch.Tensor]  # per slot (B, H, W) bool
     gsd: torch.Tensor  # (B,) m/px, NaN when unknown
-    index: torch.Tensor  # (B,) chip index: the same chip twice in a batch is one scene
+    index: torch.Tensor  # (B,) scene number within the batch: the same chip twice is one scene
 
     @property
     def size(self) -> int:
@@ -31,14 +31,16 @@ class Batch:
 
 
 def collate(samples: list[dict]) -> Batch:
-    mods = tuple(samples[0]["images"])
+    """`ChipDataset[(i, pair)]` samples -> one Batch (data/chip_dataset.py's sample layout)."""
+    mods = tuple(samples[0]["modalities"])
     for s in samples:
-        if tuple(s["images"]) != mods:
+        if tuple(s["modalities"]) != mods:
             raise ValueError("a batch must hold one modality pair")  # the pair sampler guarantees it
-    return Batch(mods, [torch.stack([s["images"][m] for s in samples]) for m in mods],
-                 [torch.stack([s["valid"][m] for s in samples]) for m in mods],
+    ids: dict[str, int] = {}
+    return Batch(mods, [torch.stack([s[m] for s in samples]) for m in mods],
+                 [torch.stack([s[f"{m}_valid"].reshape(s[m].shape[-2:]) for s in samples]) for m in mods],
                  torch.stack([torch.as_tensor(s["gsd"], dtype=torch.float32) for s in samples]),
-                 torch.tensor([int(s["index"]) for s in samples]))
+                 torch.tensor([ids.setdefault(s["id"], len(ids)) for s in samples]))
 
 
 def crop_and_augment(batch: Batch, crop: int, augment: bool, g: torch.Generator) -> Batch:
@@ -79,19 +81,20 @@ def pseudo_pan(batch: Batch, rgb: BandScaling, pan: BandScaling) -> Batch:
 
 
 class ChipSubset:
-    """The first `n` chips of a dataset, with the dataset's pair index restricted to them."""
+    """The first `n` chips of a ChipDataset, with its pair index restricted to them."""
 
     def __init__(self, dataset, n: int) -> None:
         self.dataset = dataset
         self.n = min(n, len(dataset))
-        for name in ("root", "split", "modalities", "scaling", "bands", "chip"):
-            setattr(self, name, getattr(dataset, name, None))
+
+    def __getattr__(self, name: str):  # modalities, scaling, built, ...: the dataset's
+        return getattr(self.dataset, name)
 
     def __len__(self) -> int:
         return self.n
 
-    def pairs(self) -> dict[tuple[str, str], list[int]]:
-        out = {p: [i for i in idx if i < self.n] for p, idx in self.dataset.pairs().items()}
+    def pair_index(self) -> dict[tuple[str, str], list[int]]:
+        out = {p: [i for i in idx if i < self.n] for p, idx in self.dataset.pair_index().items()}
         return {p: idx for p, idx in out.items() if idx}
 
     def __getitem__(self, key):

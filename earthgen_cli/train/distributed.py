@@ -63,6 +63,35 @@ def mean_over_ranks(values: dict[str, float], env: DistEnv, device: torch.device
     return {k: float(v) / env.world for k, v in zip(keys, t.tolist())}
 
 
+def per_rank(value: float, env: DistEnv, device: torch.device) -> list[float]:
+    """`value` from every rank, in rank order (for the log: the spread behind a mean)."""
+    if not env.enabled:
+        return [value]
+    out = [torch.zeros(1, dtype=torch.float64, device=device) for _ in range(env.world)]
+    dist.all_gather(out, torch.tensor([value], dtype=torch.float64, device=device))
+    return [float(t) for t in out]
+
+
+def weights_digest(module: torch.nn.Module) -> int:
+    """A 63-bit digest of every parameter's bytes: equal on all ranks iff their weights are identical."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=8)
+    for p in module.parameters():
+        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return int.from_bytes(h.digest(), "little") >> 1
+
+
+def check_ranks_identical(module: torch.nn.Module, env: DistEnv, device: torch.device) -> bool:
+    """DDP keeps replicas identical by construction; verify it (a diverged rank is a silent bug)."""
+    if not env.enabled:
+        return True
+    mine = torch.tensor([weights_digest(module)], dtype=torch.int64, device=device)
+    out = [torch.zeros_like(mine) for _ in range(env.world)]
+    dist.all_gather(out, mine)
+    return all(int(t) == int(mine) for t in out)
+
+
 def shutdown(env: DistEnv) -> None:
     if env.enabled and dist.is_initialized():
         dist.destroy_process_group()

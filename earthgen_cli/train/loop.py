@@ -30,7 +30,8 @@ from earthgen_cli.strict_config import to_mapping
 from earthgen_cli.train import checkpoint as ck
 from earthgen_cli.train.batches import Batch, ChipSubset, collate, crop_and_augment, pseudo_pan
 from earthgen_cli.train.config import Precision, Stage, TrainConfig, build_model_config
-from earthgen_cli.train.distributed import DistEnv, init_distributed, mean_over_ranks, shutdown
+from earthgen_cli.train.distributed import (DistEnv, check_ranks_identical, init_distributed, mean_over_ranks,
+                                            per_rank, shutdown)
 from earthgen_cli.train.objective import CodecObjective, FlowObjective, latent_valid
 
 
@@ -56,15 +57,16 @@ def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | 
 
 
 def open_dataset(cfg: TrainConfig):
-    from earthgen_cli.data.chips import ChipDataset
+    from earthgen_cli.data.chip_dataset import ChipDataset
 
-    root = Path(cfg.data.root)
-    if not (root / "dataset.json").is_file():
-        raise EarthgenError(f"{root}: not a built dataset (no dataset.json); run earthgen build-dataset")
-    ds = ChipDataset(root, cfg.data.split, cfg.data.modalities or None)
+    ds = ChipDataset(cfg.data.root, cfg.data.split, cfg.data.modalities or None)
     if len(ds) == 0:
-        raise EarthgenError(f"{root}: split {cfg.data.split!r} has no chips")
+        raise EarthgenError(f"{cfg.data.root}: split {cfg.data.split!r} has no chips")
     return ChipSubset(ds, cfg.data.max_chips) if cfg.data.max_chips else ds
+
+
+def dataset_bands(data) -> dict[str, int]:
+    return {m: len(data.built.meta["modalities"][m]["bands"]) for m in data.modalities}
 
 
 def _load_codecs(model: EarthGenModel, path: str, where: str) -> dict[str, dict[str, list[float]]]:
@@ -103,7 +105,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, config_path: str, env: DistEnv, device: torch.device) -> None:
         self.cfg, self.where, self.env, self.device = cfg, config_path, env, device
         self.data = open_dataset(cfg)
-        mods, bands = list(self.data.modalities), dict(self.data.bands)
+        mods, bands = list(self.data.modalities), dataset_bands(self.data)
         self.scaling = {m: self.data.scaling[m] for m in mods}
         self.use_pseudo_pan = cfg.data.pseudo_pan > 0 and "rgb" in mods
         if self.use_pseudo_pan and "pan" not in mods:
@@ -138,7 +140,7 @@ class Trainer:
         self.params = params
         o = cfg.optim
         self.opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-        self.pair_keys = sorted("+".join(p) for p in self.data.pairs())
+        self.pair_keys = sorted("+".join(sorted(p)) for p in self.data.pair_index())
         if self.use_pseudo_pan:
             self.pair_keys = sorted(set(self.pair_keys) | {"+".join(sorted(("rgb", "pan")))})
         self.pairs_base = {k: 0 for k in self.pair_keys}
@@ -196,13 +198,19 @@ class Trainer:
 
     # -- data -------------------------------------------------------------------------------
     def loader(self, start_step: int, steps: int, seed: int, rank: int, world: int):
+        """Batches start_step .. start_step+steps-1 of this rank. The pair sampler is a pure function
+        of its seed (every rank draws every batch and keeps its own), so skipping the first
+        `start_step` of them costs only random draws and resumes the data stream exactly."""
+        import itertools
+
         from torch.utils.data import DataLoader
 
-        from earthgen_cli.data.chips import PairBatchSampler
+        from earthgen_cli.data.chip_dataset import PairBatchSampler
 
-        sampler = PairBatchSampler(self.data, self.cfg.optim.batch_size, seed, rank=rank, world_size=world,
-                                   start_step=start_step, steps=steps)
-        return iter(DataLoader(self.data, batch_sampler=sampler, collate_fn=collate,
+        sampler = PairBatchSampler(self.data, self.cfg.optim.batch_size, batches=(start_step + steps) * world,
+                                   seed=seed, rank=rank, world_size=world)
+        keys = itertools.islice(iter(sampler), start_step, None)
+        return iter(DataLoader(self.data, batch_sampler=keys, collate_fn=collate,
                                num_workers=self.cfg.data.workers))
 
     def fixed_batches(self, n: int) -> list[Batch]:
@@ -281,10 +289,13 @@ class Trainer:
             done = step + 1
             bar.update(1)
             if done % cfg.run.log_every == 0 or done == o.steps:
-                mean = mean_over_ranks({k: v / n_logged for k, v in sums.items()}, env, self.device)
+                local = {k: v / n_logged for k, v in sums.items()}
+                mean = mean_over_ranks(local, env, self.device)
                 dt = time.perf_counter() - t0
                 record = {"step": done, **{k: round(v, 6) for k, v in sorted(mean.items())},
                           "lr": lr_at(step, cfg), "samples_per_s": round(samples * env.world / max(dt, 1e-9), 3)}
+                if env.enabled:
+                    record["loss_by_rank"] = [round(v, 6) for v in per_rank(local["loss"], env, self.device)]
                 if env.master:
                     log(record)
                     bar.set_postfix(loss=f"{mean['loss']:.4f}")
@@ -299,6 +310,11 @@ class Trainer:
                                          self.device, cfg.run.seed)
                 log({"step": done, "sample_psnr_db": round(psnr, 3)})
         bar.close()
+        in_sync = check_ranks_identical(self.model, env, self.device)
+        if env.master:
+            log({"step": o.steps, "processes": env.world, "ranks_identical": in_sync})
+        if not in_sync:
+            raise RuntimeError("DDP replicas diverged: the ranks hold different weights")
         return path if path is not None else ck.newest_checkpoint(self.ckdir)
 
 
