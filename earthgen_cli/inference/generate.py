@@ -110,17 +110,7 @@ def generate_latents(
     return Generated(latents, None if lv is None else dict(zip(targets, lv)))
 
 
-def translate_latents(
-    model: EarthGenModel,
-    sources: Mapping[str, torch.Tensor],
-    target: str,
-    init_noise: torch.Tensor,
-    opts: SamplingOptions,
-    gsd: torch.Tensor | None = None,
-    uncond_noise: Mapping[str, torch.Tensor] | None = None,
-    step_noise: NoiseFn | None = None,
-    autocast_dtype: torch.dtype | None = None,
-) -> Generated:
-    """One target from noise, every source clean at t=0."""
-    return generate_latents(model, sources, {target: init_noise}, opts, gsd, uncond_noise, step_noise,
-                            autocast_dtype)
+def translate_latents(model: EarthGenModel, sources: Mapping[str, torch.Tensor], target: str,
+                      init_noise: torch.Tensor, opts: SamplingOptions, **kwargs) -> Generated:
+    """One target from noise, every source clean at t=0; kwargs as for `generate_latents`."""
+    return generate_latents(model, sources, {target: init_noise}, opts, **kwargs)
