@@ -274,9 +274,12 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.params, o.clip)
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)
+            # EMA with warm-up: a 0.999 average over a run of a few hundred steps would still be
+            # mostly the random initial weights (and the EMA is what inference loads).
+            decay = min(o.ema, (1.0 + step) / (10.0 + step))
             with torch.no_grad():
                 for pe, p in zip(self.ema.parameters(), self.model.parameters()):
-                    pe.lerp_(p, 1.0 - o.ema)
+                    pe.lerp_(p, 1.0 - decay)
             n_logged += 1
             done = step + 1
             bar.update(1)
