@@ -12,7 +12,8 @@ NAME = "train"
 
 def command(
     config: Path = typer.Option(..., "--config", "-c", help="Training config YAML (see configs/)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value (repeatable)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                             help="Override a config key, e.g. optim.steps=500 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest complete checkpoint in run.out_dir."),
 ) -> None:
     """Train the unified model (stage flow) or its per-modality codecs (stage codec).
