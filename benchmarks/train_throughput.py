@@ -25,15 +25,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
-DATASET_YAML = f"""root: {SHARED}
-sources:
-  - name: bigearthnet_mm
-    scenes: bigearthnet_mm/*
-    modalities:
-      rgb: {{file: s2_rgb.tif}}
-      nir: {{file: s2_nir.tif}}
-      sar: {{file: s1_vvvh_db.tif, units: db}}
-"""
+DATASET_YAML = ROOT / "configs" / "datasets" / "bigearthnet-mm.yaml"
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
@@ -92,9 +84,8 @@ def main() -> None:
 
     data = work / "bemm64"
     if not (data / "dataset.json").is_file():
-        (work / "bemm.yaml").write_text(DATASET_YAML)
-        run([py, "-m", "earthgen_cli", "build-dataset", str(data), "--config", str(work / "bemm.yaml"),
-             "--chip", "64", "--quiet"], env)
+        run([py, "-m", "earthgen_cli", "build-dataset", str(data), "--config", str(DATASET_YAML),
+             "--data-root", str(SHARED), "--chip", "64", "--quiet"], env)
     cfg = ROOT / "configs" / "cpu-small.yaml"
     base = ["--set", f"data.root={data}", "--set", f"optim.batch_size={args.batch_size}"]
     codec = work / "codec"

@@ -13,15 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "configs" / "tiny.yaml"
 
-BEMM_CONFIG = """root: {root}
-sources:
-  - name: bigearthnet_mm
-    scenes: bigearthnet_mm/*
-    modalities:
-      rgb: {{file: s2_rgb.tif}}
-      nir: {{file: s2_nir.tif}}
-      sar: {{file: s1_vvvh_db.tif, units: db}}
-"""
+BEMM_CONFIG = ROOT / "configs" / "datasets" / "bigearthnet-mm.yaml"
 
 
 def env() -> dict[str, str]:
@@ -38,9 +30,8 @@ def earthgen(*args: str, check: bool = True, **kw) -> subprocess.CompletedProces
 
 
 def build_chips(shared_data: Path, out: Path, chip: int = 16) -> Path:
-    cfg = out.parent / "bemm.yaml"
-    cfg.write_text(BEMM_CONFIG.format(root=shared_data))
-    earthgen("build-dataset", str(out), "--config", str(cfg), "--chip", str(chip), "--quiet")
+    earthgen("build-dataset", str(out), "--config", str(BEMM_CONFIG), "--data-root", str(shared_data),
+             "--chip", str(chip), "--quiet")
     return out
 
 
