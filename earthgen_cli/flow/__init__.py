@@ -1,1 +1,1 @@
-"""Flow-matching maths with no trainable parameters: path, losses, samplers, guidance."""
+"""Flow matching maths: the path, losses, samplers and guidance. No trainable parameters, no files, no devices."""

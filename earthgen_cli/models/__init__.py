@@ -1,1 +1,2 @@
-"""torch (+ diffusers building blocks) only: codecs, the scene transformer, adapters. No files, no devices."""
+"""Networks only (torch, diffusers blocks, einops): codecs, scene transformer, routed generator, adapters.
+No files, no device choice: callers build on CPU in fp32 and move the model."""

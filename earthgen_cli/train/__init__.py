@@ -1,1 +1,1 @@
-"""The training loop, DDP, checkpoints."""
+"""Training: configuration, the loop (single process or torchrun), objectives, checkpoints."""

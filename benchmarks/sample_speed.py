@@ -1,0 +1,71 @@
+"""Seconds per 256x256 tile of `earthgen translate --model CKPT` (sar -> rgb) against sampling
+steps (1, 4, 8, 32) for a preset (default cpu-small), through the real ModelTranslator: codec
+encode, the sampler with guidance off/on, the adapter, decode and de-normalisation.
+
+The checkpoint is built from freshly initialised weights (speed does not depend on what the
+weights learnt) and saved/loaded like any other. Usage:
+    python benchmarks/sample_speed.py [--preset cpu-small] [--tile 256] [--steps 1,4,8,32]
+                                      [--precision fp32|bf16] [--guidance 1.0] [--batch 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from earthgen_cli.inference.model_translator import ModelTranslator
+from earthgen_cli.inference.translator import TileBatch
+from earthgen_cli.modalities import default_scaling
+from earthgen_cli.models.config import model_config
+from earthgen_cli.models.earthgen import EarthGenModel
+from earthgen_cli.train import checkpoint as ck
+
+
+def make_checkpoint(preset: str, path: Path) -> Path:
+    bands = {"rgb": 3, "sar": 2}
+    cfg = model_config(preset, tuple(bands), bands)
+    torch.manual_seed(0)
+    model = EarthGenModel(cfg)
+    info = ck.CheckpointInfo(cfg, {m: default_scaling(m, n) for m, n in bands.items()},
+                             {m: model.codecs[m].latent_stats() for m in bands}, {}, "flow", 0, {})
+    return ck.save_checkpoint(path, info, model, model)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="cpu-small")
+    ap.add_argument("--tile", type=int, default=256)
+    ap.add_argument("--steps", default="1,4,8,32")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--guidance", type=float, default=1.0)
+    ap.add_argument("--batch", type=int, default=1)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = make_checkpoint(args.preset, Path(tmp) / "ckpt")
+        rng = np.random.default_rng(0)
+        n, t = args.batch, args.tile
+        batch = TileBatch({"sar": rng.uniform(-25, 0, (n, 2, t, t)).astype(np.float32)}, np.ones((n, t, t), bool),
+                          tuple((0, t * i) for i in range(n)), gsd=10.0, seed=0)
+        results = {"preset": args.preset, "tile": t, "precision": args.precision, "guidance": args.guidance,
+                   "threads": torch.get_num_threads(), "seconds_per_tile": {}}
+        for steps in (int(s) for s in args.steps.split(",")):
+            tr = ModelTranslator.load(path, device="cpu", steps=steps, guidance=args.guidance,
+                                      precision=args.precision, micro_batch=n)
+            tr.translate(TileBatch({"sar": batch.sources["sar"][:, :, :32, :32]}, batch.valid[:, :32, :32],
+                                   batch.origins, 10.0), "rgb")  # warm-up
+            t0 = time.perf_counter()
+            tr.translate(batch, "rgb")
+            sec = (time.perf_counter() - t0) / n
+            results["seconds_per_tile"][steps] = round(sec, 3)
+            print(f"steps {steps:3d}: {sec:.3f} s per {t}x{t} tile", flush=True)
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The rectified-flow path between data and noise, and per-slot time sampling.
+
+Convention (DESIGN.md): t=1 is noise, t=0 is data; `x_t = (1-t) x0 + t eps`, velocity `v = eps - x0`.
+Every slot of a sample has its own time, so one batch mixes joint generation (all slots noised),
+conditional translation (one slot clean at t=0) and dropped conditions (one slot pure noise at t=1,
+which is what classifier-free guidance replaces a condition with at sampling time).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import torch
+
+# x0 <-> velocity conversions divide by t; below this the prediction is taken as it is.
+T_MIN = 1e-4
+
+
+class PredictionTarget(str, enum.Enum):
+    velocity = "velocity"
+    x0 = "x0"
+
+
+def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape + (1,) * (like.ndim - t.ndim)).to(like.dtype)
+
+
+def interpolate(x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """x_t for data `x0` (B, C, H, W), noise `eps` and times `t` (B,)."""
+    tt = _bcast(t, x0)
+    return (1.0 - tt) * x0 + tt * eps
+
+
+def velocity_target(x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    return eps - x0
+
+
+def x0_from_velocity(x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return x_t - _bcast(t, x_t) * v
+
+
+def velocity_from_x0(x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    # eps_hat = (x_t - (1-t) x0) / t, so v = eps_hat - x0 = (x_t - x0) / t.
+    return (x_t - x0) / _bcast(t.clamp_min(T_MIN), x_t)
+
+
+def to_velocity(pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, target: PredictionTarget) -> torch.Tensor:
+    return pred if PredictionTarget(target) is PredictionTarget.velocity else velocity_from_x0(x_t, pred, t)
+
+
+def to_x0(pred: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, target: PredictionTarget) -> torch.Tensor:
+    return x0_from_velocity(x_t, pred, t) if PredictionTarget(target) is PredictionTarget.velocity else pred
+
+
+class SlotMode(enum.IntEnum):
+    joint = 0  # every slot noised at its own random time
+    conditional = 1  # one slot clean (t=0): translation from it
+    dropped = 2  # one slot pure noise (t=1): the unconditional branch of guidance
+
+
+@dataclass(frozen=True)
+class SlotTimes:
+    t: torch.Tensor  # (B, K) per-slot time in [0, 1]
+    loss_mask: torch.Tensor  # (B, K) bool: False on clean slots, whose velocity target is unknowable noise
+    mode: torch.Tensor  # (B,) SlotMode of each sample
+
+
+def logit_normal(shape: tuple[int, ...], generator: torch.Generator, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
+    """SD3's logit-normal time density: more samples at middle times, where the loss is hardest."""
+    return torch.sigmoid(torch.randn(shape, generator=generator) * std + mean)
+
+
+def sample_slot_times(batch: int, slots: int, probs: tuple[float, float, float], generator: torch.Generator,
+                      time_mean: float = 0.0) -> SlotTimes:
+    """Per-slot times for a batch: a mode per sample drawn with `probs` (joint, conditional, dropped).
+
+    With one slot every sample is joint (there is nothing to condition on). Drawn on the CPU from
+    `generator` so that a resumed run reproduces them exactly. `time_mean` > 0 moves the logit-normal
+    towards noise, where few-step translation relies most on the prediction.
+    """
+    t = logit_normal((batch, slots), generator, mean=time_mean)
+    if slots == 1:
+        mode = torch.zeros(batch, dtype=torch.long)
+    else:
+        p = torch.tensor(probs, dtype=torch.float64)
+        mode = torch.multinomial(p / p.sum(), batch, replacement=True, generator=generator)
+        which = torch.randint(0, slots, (batch,), generator=generator)
+        rows = torch.arange(batch)
+        cond, drop = mode == SlotMode.conditional, mode == SlotMode.dropped
+        t[rows[cond], which[cond]] = 0.0
+        t[rows[drop], which[drop]] = 1.0
+    return SlotTimes(t=t, loss_mask=t > 0.0, mode=mode)

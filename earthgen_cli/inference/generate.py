@@ -1,0 +1,116 @@
+"""Sampling with the unified model in latent space: translation (sources clean at t=0, the target
+from noise) and joint generation (several targets from noise, stepped together), with
+classifier-free guidance, each target's residual adapter and its confidence.
+
+Shared by the scene translator and the training loop's sample grids. All noise is passed in by the
+caller (position-keyed in inference), so results do not depend on how tiles are batched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+
+from earthgen_cli.flow.path import to_velocity, to_x0
+from earthgen_cli.flow.sampling import NoiseFn, Sampler, get_schedule, guided, sample, shift_for_tokens
+from earthgen_cli.models.earthgen import EarthGenModel
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    steps: int = 8
+    sampler: Sampler = Sampler.euler
+    guidance: float = 1.0  # 1 = conditional only; > 1 extrapolates away from the unconditional branch
+    shift: float | None = None  # time shift; None = from the number of tokens (flux-style)
+    eta: float = 1.0  # Euler-Maruyama noise level
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.guidance < 0:
+            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
+
+
+@dataclass
+class Generated:
+    latents: dict[str, torch.Tensor]  # per generated modality (B, C, h, w) clean latent after its adapter, fp32
+    logvars: dict[str, torch.Tensor] | None  # per generated modality (B, 1, h, w) from the last evaluation
+
+    @property
+    def latent(self) -> torch.Tensor:  # the single target of a translation
+        return next(iter(self.latents.values()))
+
+    @property
+    def logvar(self) -> torch.Tensor | None:
+        return None if self.logvars is None else next(iter(self.logvars.values()))
+
+
+def generate_latents(
+    model: EarthGenModel,
+    sources: Mapping[str, torch.Tensor],
+    init_noise: Mapping[str, torch.Tensor],
+    opts: SamplingOptions,
+    gsd: torch.Tensor | None = None,
+    uncond_noise: Mapping[str, torch.Tensor] | None = None,
+    step_noise: NoiseFn | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> Generated:
+    """Integrate every slot of `init_noise` (the targets, t=1) to t=0 together, with every source slot
+    clean (t=0): translation with one target, joint generation with several and no sources.
+
+    With guidance != 1 a second, unconditional branch replaces each source with `uncond_noise` at
+    t=1 and drops the GSD, which is exactly how the dropped samples looked in training. Targets share
+    one time, so the sampler state is their latents stacked along channels."""
+    targets = list(init_noise)
+    mods = [*targets, *sources]
+    first = init_noise[targets[0]]
+    b, device = first.shape[0], first.device
+    splits = [init_noise[m].shape[1] for m in targets]
+    src = [sources[m] for m in sources]
+    use_cfg = opts.guidance != 1.0
+    if use_cfg and sources and (uncond_noise is None or set(uncond_noise) != set(sources)):
+        raise ValueError("classifier-free guidance needs replacement noise for every source")
+    nt = len(targets)
+    state: dict[str, list[torch.Tensor] | None] = {"logvar": None}
+
+    def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
+        xs = list(x.split(splits, dim=1))
+        tt = torch.zeros(b, len(mods), device=device)
+        tt[:, :nt] = t
+        lat, g, drop = [*xs, *src], gsd, None
+        if use_cfg:  # one batched pass for both branches
+            lat = [torch.cat([z, z]) for z in xs] + [torch.cat([s, uncond_noise[m]]) for s, m in zip(src, sources)]
+            tt = torch.cat([tt, tt])
+            tt[b:, nt:] = 1.0
+            g = None if gsd is None else torch.cat([gsd, gsd])
+            drop = torch.arange(2 * b, device=device) >= b
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            out = model(lat, mods, tt, gsd=g, drop=drop)
+        state["logvar"] = None if out.logvar is None else [lv[:b].float() for lv in out.logvar[:nt]]
+        vs = [to_velocity(out.pred[k].float(), lat[k], tt[:, k], model.cfg.target) for k in range(nt)]
+        v = torch.cat(vs, dim=1)
+        return guided(v[:b], v[b:], opts.guidance) if use_cfg else v
+
+    tokens = first.shape[-2] * first.shape[-1] // model.cfg.patch**2
+    shift = opts.shift if opts.shift is not None else shift_for_tokens(tokens)
+    schedule = get_schedule(opts.steps, shift)
+    # Stop one step early and read the clean latents from the final x0 prediction: identical to the
+    # last Euler step for the ODE, and it gives the adapters the network's own x0 estimate.
+    x = torch.cat([init_noise[m].float() for m in targets], dim=1)
+    x = sample(velocity, x, schedule[:-1], opts.sampler, step_noise, opts.eta)
+    t_last = schedule[-2]
+    x0 = to_x0(velocity(x, t_last), x, torch.full((b,), t_last, device=device), "velocity")
+    latents = {}
+    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        for m, z in zip(targets, x0.split(splits, dim=1)):
+            latents[m] = model.adapt(m, z).float()
+    lv = state["logvar"]
+    return Generated(latents, None if lv is None else dict(zip(targets, lv)))
+
+
+def translate_latents(model: EarthGenModel, sources: Mapping[str, torch.Tensor], target: str,
+                      init_noise: torch.Tensor, opts: SamplingOptions, **kwargs) -> Generated:
+    """One target from noise, every source clean at t=0; kwargs as for `generate_latents`."""
+    return generate_latents(model, sources, {target: init_noise}, opts, **kwargs)

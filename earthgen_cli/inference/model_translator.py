@@ -1,0 +1,148 @@
+"""The unified model behind the Translator protocol: raw source tiles in, raw target tiles out.
+
+Normalisation comes from the checkpoint (dataset-level scaling copied at training time), noise from
+`NoiseField` keyed by tile origin and seed, so the same seed gives the same tile whatever the batch
+size or tile order. Loads a checkpoint from config.json + ema.safetensors only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.flow.sampling import Sampler
+from earthgen_cli.inference.generate import SamplingOptions, translate_latents
+from earthgen_cli.inference.noise import NoiseField
+from earthgen_cli.inference.translator import TileBatch
+from earthgen_cli.modalities import get_modality
+
+# NoiseField salts: the target's initial noise, the guidance replacement of each source, SDE steps.
+SALT_TARGET, SALT_UNCOND, SALT_STEP = 0, 100, 1000
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise EarthgenError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EarthgenError(f"device {device} requested but CUDA is not available")
+    return dev
+
+
+class ModelTranslator:
+    name = "earthgen"
+
+    def __init__(self, model, info, path: str | Path, device: str = "auto", steps: int = 8,
+                 sampler: str | Sampler = Sampler.euler, guidance: float = 1.0, shift: float | None = None,
+                 precision: str = "auto", micro_batch: int = 4) -> None:
+        self.path = str(path)
+        self.info = info
+        self.cfg = info.model
+        self.device = pick_device(device)
+        self.model = model.to(self.device)
+        try:
+            self.opts = SamplingOptions(steps=steps, sampler=Sampler(sampler), guidance=guidance, shift=shift)
+        except ValueError as exc:
+            raise EarthgenError(f"{self.path}: bad sampling option ({exc})") from None
+        if precision not in ("auto", "fp32", "bf16"):
+            raise EarthgenError(f"precision must be auto, fp32 or bf16, not {precision!r}")
+        # fp32 on CPU by default: bit-reproducible across batch sizes; bf16 autocast on CUDA.
+        bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
+        self.autocast = torch.bfloat16 if bf16 else None
+        self.tile_multiple = self.cfg.tile_multiple
+        if micro_batch < 1:
+            raise EarthgenError(f"micro_batch must be >= 1, got {micro_batch}")
+        # Every forward pass sees exactly `micro_batch` tiles (the last group padded): BLAS kernels
+        # pick their blocking from the matrix shapes, so a fixed shape is what makes a tile's result
+        # bit-identical whatever --batch-size the engine uses.
+        self.micro_batch = micro_batch
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", **options) -> "ModelTranslator":
+        """options: steps, sampler, guidance, shift, precision (see __init__)."""
+        from earthgen_cli.train.checkpoint import load_model
+
+        model, info = load_model(Path(path), ema=True)
+        return cls(model, info, path, device=device, **options)
+
+    def check(self, sources: Sequence[str], target: str) -> None:
+        known = self.cfg.modalities
+        for m in [*sources, target]:
+            get_modality(m)
+            if m not in known:
+                raise EarthgenError(f"{self.path}: the checkpoint never saw modality {m}; "
+                                    f"it knows {', '.join(known)}")
+        if target in sources:
+            raise EarthgenError(f"{self.path}: target {target} is also a source")
+        if not sources:
+            raise EarthgenError(f"{self.path}: translation needs at least one source")
+
+    def output_bands(self, target: str, source_bands: Mapping[str, int]) -> int:
+        return self.cfg.bands[target]
+
+    def output_dtype(self, target: str, source_dtypes: Mapping[str, str]) -> str:
+        return get_modality(target).dtype
+
+    def describe(self) -> dict[str, str]:
+        o = self.opts
+        return {"EARTHGEN_MODEL": self.path, "EARTHGEN_PRESET": self.cfg.preset,
+                "EARTHGEN_STEPS": str(o.steps), "EARTHGEN_SAMPLER": o.sampler.value,
+                "EARTHGEN_GUIDANCE": str(o.guidance), "EARTHGEN_CHECKPOINT_STEP": str(self.info.step)}
+
+    def translate(self, batch: TileBatch, target: str) -> np.ndarray:
+        return self.translate_with_confidence(batch, target)[0]
+
+    def translate_with_confidence(self, batch: TileBatch, target: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Target (B, C, H, W) in raw units, and confidence (B, 1, H, W) in (0, 1] (1 / (1 + sigma),
+        sigma the predicted latent error std of the last step) or None without a confidence head."""
+        self.check(list(batch.sources), target)
+        n, mb = batch.size, self.micro_batch
+        outs, confs = [], []
+        for lo in range(0, n, mb):
+            idx = [min(i, n - 1) for i in range(lo, lo + mb)]  # pad by repeating the last tile
+            part = TileBatch({m: v[idx] for m, v in batch.sources.items()}, batch.valid[idx],
+                             tuple(batch.origins[i] for i in idx), batch.gsd, batch.seed, batch.extra)
+            out, conf = self._translate(part, target)
+            keep = min(mb, n - lo)
+            outs.append(out[:keep])
+            confs.append(None if conf is None else conf[:keep])
+        return np.concatenate(outs), (None if confs[0] is None else np.concatenate(confs))
+
+    @torch.no_grad()
+    def _translate(self, batch: TileBatch, target: str) -> tuple[np.ndarray, np.ndarray | None]:
+        f = self.cfg.codec.factor
+        valid = torch.from_numpy(np.ascontiguousarray(batch.valid)).to(self.device)
+        latents = {}
+        for m, raw in batch.sources.items():
+            if raw.shape[1] != self.cfg.bands[m]:
+                raise EarthgenError(f"{self.path}: source {m} has {raw.shape[1]} bands, "
+                                    f"the checkpoint expects {self.cfg.bands[m]}")
+            h, w = raw.shape[-2:]
+            if h % self.tile_multiple or w % self.tile_multiple:
+                raise EarthgenError(f"tile {h}x{w} is not a multiple of {self.tile_multiple} for {self.path}")
+            x = self.info.scaling[m].to_model(torch.from_numpy(np.asarray(raw, dtype=np.float32)).to(self.device))
+            x = torch.where(valid[:, None], x, torch.zeros((), device=self.device))  # nodata -> 0, as in training
+            latents[m] = self.model.codec(m).encode(x)
+        b, (hl, wl) = batch.size, next(iter(latents.values())).shape[-2:]
+        noise = lambda ch, salt: NoiseField(batch.seed, ch, salt).batch(batch.origins, hl, wl, scale=f).to(self.device)
+        init = noise(self.cfg.latent_channels(target), SALT_TARGET)
+        uncond = {m: noise(z.shape[1], SALT_UNCOND + i) for i, (m, z) in enumerate(latents.items())}
+        step_noise = lambda i: noise(init.shape[1], SALT_STEP + i)
+        gsd = None if batch.gsd is None else torch.full((b,), float(batch.gsd), device=self.device)
+        out = translate_latents(self.model, latents, target, init, self.opts, gsd=gsd, uncond_noise=uncond,
+                                step_noise=step_noise, autocast_dtype=self.autocast)
+        image = self.model.codec(target).decode(out.latent).float()
+        raw = self.info.scaling[target].from_model(image).cpu().numpy()
+        conf = None
+        if out.logvar is not None:
+            sigma = (0.5 * out.logvar.clamp(-10, 10)).exp()
+            conf = torch.nn.functional.interpolate(1.0 / (1.0 + sigma), scale_factor=f, mode="nearest")
+            conf = conf.cpu().numpy().astype(np.float32)
+        return raw.astype(np.float32), conf

@@ -1,0 +1,111 @@
+"""The unified model's configuration and the preset registry (tiny ... paper).
+
+A preset fixes the architecture; the modalities and their band counts come from the dataset the
+model is trained on and are filled in by `model_config`. The whole `ModelConfig` is written into
+every checkpoint's config.json, so a checkpoint rebuilds its model without any other file.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from earthgen_cli.flow.path import PredictionTarget
+from earthgen_cli.modalities import MODALITY_NAMES
+
+
+class CodecKind(str, enum.Enum):
+    pixel = "pixel"  # space-to-depth by `factor`, no parameters
+    kl = "kl"  # a small diffusers AutoencoderKL per modality, trained by the codec stage
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    kind: CodecKind = CodecKind.pixel
+    factor: int = 2  # pixels per latent cell along each side
+    latent_channels: int = 4  # kl only (pixel: bands * factor^2)
+    widths: tuple[int, ...] = (32, 32)  # kl encoder/decoder block widths; factor = 2^(len-1)
+    layers_per_block: int = 1
+
+    def __post_init__(self) -> None:
+        if self.factor < 1:
+            raise ValueError(f"codec factor must be >= 1, got {self.factor}")
+        if self.kind is CodecKind.kl:
+            if 2 ** (len(self.widths) - 1) != self.factor:
+                raise ValueError(f"kl codec widths {self.widths} downsample by {2 ** (len(self.widths) - 1)}, "
+                                 f"not by factor {self.factor}")
+            if min(self.widths) % min(32, self.widths[0]) or self.latent_channels < 1:
+                raise ValueError(f"kl codec widths {self.widths} must be multiples of their group count")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    preset: str = "tiny"
+    modalities: tuple[str, ...] = ("rgb", "sar")
+    bands: dict[str, int] = field(default_factory=lambda: {"rgb": 3, "sar": 2})
+    codec: CodecConfig = CodecConfig()
+    hidden: int = 32
+    heads: int = 2
+    scene_depth: int = 1
+    gen_depth: int = 1
+    patch: int = 1
+    mlp_ratio: float = 4.0
+    target: PredictionTarget = PredictionTarget.velocity
+    confidence: bool = True  # an extra log-variance channel per slot (C-DiffSET)
+    adapter_hidden: int = 32  # residual adapter width (Any2Any); 0 = no adapters
+    gsd: bool = True  # ground sampling distance as a global condition (Text2Earth)
+    text_dim: int = 0  # text embedding size; 0 = no text condition
+
+    def __post_init__(self) -> None:
+        if not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"modalities must be a non-empty list without repeats, got {self.modalities}")
+        for m in self.modalities:
+            if m not in MODALITY_NAMES:
+                raise ValueError(f"unknown modality {m!r}")
+            if self.bands.get(m, 0) < 1:
+                raise ValueError(f"bands has no count for modality {m}")
+        if self.hidden % self.heads or (self.hidden // self.heads) % 2:
+            raise ValueError(f"hidden {self.hidden} must split into {self.heads} heads of even size")
+        if self.hidden % 4:
+            raise ValueError(f"hidden {self.hidden} must be a multiple of 4 (2-D sin-cos positions)")
+        if min(self.scene_depth, self.gen_depth, self.patch) < 1:
+            raise ValueError("scene_depth, gen_depth and patch must be >= 1")
+
+    def latent_channels(self, modality: str) -> int:
+        if self.codec.kind is CodecKind.pixel:
+            return self.bands[modality] * self.codec.factor**2
+        return self.codec.latent_channels
+
+    @property
+    def tile_multiple(self) -> int:
+        """Image sides must be a multiple of this: codec factor x patch size."""
+        return self.codec.factor * self.patch
+
+
+def _kl(factor: int, widths: tuple[int, ...], latent: int = 4, layers: int = 1) -> CodecConfig:
+    return CodecConfig(CodecKind.kl, factor, latent, widths, layers)
+
+
+# Architecture only; `model_config` adds the modalities and bands of the data.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Tests: seconds on a CPU.
+    "tiny": dict(codec=CodecConfig(CodecKind.pixel, 2), hidden=32, heads=2, scene_depth=1, gen_depth=1,
+                 patch=1, adapter_hidden=16),
+    # Learns something real on ../shared/data in about an hour on 2 CPU cores.
+    "cpu-small": dict(codec=_kl(4, (32, 64, 64), 4), hidden=192, heads=3, scene_depth=4, gen_depth=2,
+                      patch=1, adapter_hidden=32),
+    # A single modern GPU.
+    "gpu-base": dict(codec=_kl(8, (64, 128, 256, 256), 4, 2), hidden=768, heads=12, scene_depth=12,
+                     gen_depth=4, patch=2, adapter_hidden=64),
+    # MetaEarth-MM as published: 20 scene + 4 generator blocks, hidden 1024, patch 2, ~600M parameters.
+    "paper": dict(codec=_kl(8, (128, 256, 512, 512), 4, 2), hidden=1024, heads=16, scene_depth=20,
+                  gen_depth=4, patch=2, adapter_hidden=128),
+}
+
+
+def model_config(preset: str, modalities: tuple[str, ...], bands: dict[str, int], **overrides: Any) -> ModelConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    base = ModelConfig(preset=preset, modalities=tuple(modalities), bands=dict(bands), **PRESETS[preset])
+    return replace(base, **overrides) if overrides else base

@@ -1,0 +1,206 @@
+"""The unified model: per-modality codecs, scene inference transformer, modality-routed generator,
+residual adapters, confidence head and global conditions (MetaEarth-MM section III with Any2Any's
+adapters, C-DiffSET's confidence and Text2Earth's resolution condition).
+
+The network only predicts: `forward` takes the noisy latents of K slots (one modality each, shared by
+the whole batch) with a time per slot and returns, per slot, the prediction target (velocity or x0)
+and a log-variance map, plus the scene tokens the consistency loss works on. Paths, losses and
+samplers are in `earthgen_cli.flow`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from earthgen_cli.models.blocks import (Block, FinalLayer, ScalarEmbedder, patchify_embed, pos_embed_2d,
+                                        unpatchify)
+from earthgen_cli.models.codecs import Codec, build_codec
+from earthgen_cli.models.config import ModelConfig
+
+
+@dataclass
+class ModelOutput:
+    pred: list[torch.Tensor]  # per slot (B, C_k, h, w): velocity or x0, as the config says
+    logvar: list[torch.Tensor] | None  # per slot (B, 1, h, w) when the confidence head is on
+    scene: torch.Tensor  # (B, K, N, D) scene tokens
+
+
+def _ada(hidden: int) -> nn.Sequential:
+    layer = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
+    nn.init.zeros_(layer[1].weight)  # adaLN-Zero: every block starts as the identity
+    nn.init.zeros_(layer[1].bias)
+    return layer
+
+
+class GlobalConditions(nn.Module):
+    """GSD (m/px) and an optional text vector -> one (B, D) vector; a dropped condition is replaced
+    by a learned null embedding, which is what classifier-free guidance compares against."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d = cfg.hidden
+        self.gsd = ScalarEmbedder(d, multiplier=100.0) if cfg.gsd else None  # on log(gsd)
+        self.text = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.SiLU(), nn.Linear(d, d)) if cfg.text_dim else None
+        self.null_gsd = nn.Parameter(torch.zeros(d)) if cfg.gsd else None
+        self.null_text = nn.Parameter(torch.zeros(d)) if cfg.text_dim else None
+
+    def forward(self, batch: int, gsd: torch.Tensor | None, text: torch.Tensor | None,
+                drop: torch.Tensor | None, ref: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(batch, ref.shape[-1], dtype=ref.dtype, device=ref.device)
+        keep = None if drop is None else (~drop.to(ref.device))[:, None]
+        for emb, null, value in ((self.gsd, self.null_gsd, gsd), (self.text, self.null_text, text)):
+            if emb is None:
+                continue
+            if value is None:  # unknown (e.g. a raster without a transform): the null embedding
+                out = out + null.to(ref.dtype)
+                continue
+            v = emb(torch.log(value.float().clamp_min(1e-3)) if emb is self.gsd else value.to(ref.dtype))
+            v = v.to(ref.dtype)
+            out = out + (v if keep is None else torch.where(keep, v, null.to(ref.dtype)))
+        return out
+
+
+class SceneEncoder(nn.Module):
+    """Full attention over the tokens of all slots; partition AdaLN from each slot's (time, modality)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d, p = cfg.hidden, cfg.patch
+        self.patch = nn.ModuleDict({m: nn.Conv2d(cfg.latent_channels(m), d, p, p) for m in cfg.modalities})
+        self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.scene_depth))
+        self.ada = nn.ModuleList(_ada(d) for _ in range(cfg.scene_depth))
+        self.norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, latents: Sequence[torch.Tensor], mods: Sequence[str], slot_emb: torch.Tensor,
+                pos: torch.Tensor) -> torch.Tensor:
+        b, k = slot_emb.shape[:2]
+        h = torch.cat([patchify_embed(self.patch[m], z) for z, m in zip(latents, mods)], dim=1)  # (B, K*N, D)
+        n = h.shape[1] // k
+        h = h + pos.repeat(k, 1)[None].to(h.dtype) + slot_emb.repeat_interleave(n, dim=1)  # eq. 12
+        for block, ada in zip(self.blocks, self.ada):
+            mod = ada(slot_emb).repeat_interleave(n, dim=1)  # (B, K*N, 6D): partition AdaLN, eq. 13-14
+            h = block(h, mod)
+        return self.out(self.norm(h)).reshape(b, k, n, -1)  # (B, K, N, D)
+
+
+class RoutedGenerator(nn.Module):
+    """Per slot: its own noisy latent tokens, token-wise AdaLN from (scene token + time + modality),
+    attention within the slot, FFN routed by modality, a per-modality output head."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        d, p = cfg.hidden, cfg.patch
+        self.cfg = cfg
+        extra = 1 if cfg.confidence else 0
+        self.patch = nn.ModuleDict({m: nn.Conv2d(cfg.latent_channels(m), d, p, p) for m in cfg.modalities})
+        n_routes = len(cfg.modalities)
+        self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio, n_routes) for _ in range(cfg.gen_depth))
+        self.ada = nn.ModuleList(_ada(d) for _ in range(cfg.gen_depth))
+        self.heads = nn.ModuleDict({m: FinalLayer(d, p, cfg.latent_channels(m) + extra) for m in cfg.modalities})
+
+    def forward(self, latents: Sequence[torch.Tensor], mods: Sequence[str], slot_emb: torch.Tensor,
+                scene: torch.Tensor, pos: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        b, k, n, d = scene.shape
+        u = torch.cat([patchify_embed(self.patch[m], z) for z, m in zip(latents, mods)])  # (K*B, N, D)
+        slot_c = slot_emb.transpose(0, 1).reshape(k * b, 1, d)  # slot-major like u
+        u = u + pos[None].to(u.dtype) + slot_c
+        c = scene.transpose(0, 1).reshape(k * b, n, d) + slot_c  # (K*B, N, D) token-wise condition
+        routes = [self.cfg.modalities.index(m) for m in mods for _ in range(b)]
+        for block, ada in zip(self.blocks, self.ada):
+            u = block(u, ada(c), routes)
+        preds, logvars = [], []
+        for i, (z, m) in enumerate(zip(latents, mods)):
+            ch = self.cfg.latent_channels(m)
+            sl = slice(i * b, (i + 1) * b)
+            out = self.heads[m](u[sl], c[sl])  # (B, N, p*p*(C+1))
+            out = unpatchify(out, out.shape[-1] // self.cfg.patch**2, self.cfg.patch,
+                             z.shape[-2] // self.cfg.patch, z.shape[-1] // self.cfg.patch)
+            preds.append(out[:, :ch])
+            logvars.append(out[:, ch:ch + 1])
+        return preds, (logvars if self.cfg.confidence else None)
+
+
+class ResidualAdapter(nn.Module):
+    """Any2Any target adapter: z' = z + A(z), a small conv net whose last layer starts at zero."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(channels, hidden, 3, padding=1), nn.SiLU(),
+                                 nn.Conv2d(hidden, hidden, 3, padding=1), nn.SiLU(),
+                                 nn.Conv2d(hidden, channels, 3, padding=1))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)  # the residual; callers add it
+
+
+class EarthGenModel(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.hidden
+        self.codecs = nn.ModuleDict({m: build_codec(cfg.bands[m], cfg.codec) for m in cfg.modalities})
+        self.t_embed = ScalarEmbedder(d, multiplier=1000.0)  # t in [0, 1], DiT's 0..1000 range
+        self.m_embed = nn.Embedding(len(cfg.modalities), d)
+        nn.init.normal_(self.m_embed.weight, std=0.02)
+        self.conditions = GlobalConditions(cfg)
+        self.scene = SceneEncoder(cfg)
+        self.generator = RoutedGenerator(cfg)
+        self.adapters = nn.ModuleDict(
+            {m: ResidualAdapter(cfg.latent_channels(m), cfg.adapter_hidden) for m in cfg.modalities}
+            if cfg.adapter_hidden else {})
+        # Scene-consistency InfoNCE temperature, learnt (MetaEarth-MM eq. 16); CLIP's 0.07 start.
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(0.07)))
+
+    def codec(self, modality: str) -> Codec:
+        return self.codecs[modality]
+
+    def flow_parameters(self) -> list[nn.Parameter]:
+        """Everything the flow stage trains: all but the (frozen) codecs."""
+        skip = {id(p) for p in self.codecs.parameters()}
+        return [p for p in self.parameters() if id(p) not in skip]
+
+    def check_slots(self, latents: Sequence[torch.Tensor], mods: Sequence[str]) -> None:
+        if len(latents) != len(mods) or not mods:
+            raise ValueError("one latent per slot modality, at least one slot")
+        shape = latents[0].shape[-2:]
+        for z, m in zip(latents, mods):
+            if m not in self.cfg.modalities:
+                raise ValueError(f"modality {m} is not one of the model's {self.cfg.modalities}")
+            if z.shape[1] != self.cfg.latent_channels(m) or z.shape[-2:] != shape:
+                raise ValueError(f"slot {m}: latent {tuple(z.shape)} does not match the model or the other slots")
+            if shape[0] % self.cfg.patch or shape[1] % self.cfg.patch:
+                raise ValueError(f"latent size {tuple(shape)} is not a multiple of patch {self.cfg.patch}")
+
+    def forward(self, latents: Sequence[torch.Tensor], mods: Sequence[str], t: torch.Tensor,
+                gsd: torch.Tensor | None = None, text: torch.Tensor | None = None,
+                drop: torch.Tensor | None = None) -> ModelOutput:
+        """latents: K tensors (B, C_k, h, w); mods: K modality names; t: (B, K) times in [0, 1];
+        gsd: (B,) m/px; text: (B, text_dim); drop: (B,) bool, True drops GSD and text for that sample."""
+        self.check_slots(latents, mods)
+        b, k = t.shape
+        ref = self.m_embed.weight
+        idx = torch.tensor([self.cfg.modalities.index(m) for m in mods], device=ref.device)
+        t_emb = self.t_embed(t.reshape(-1)).reshape(b, k, -1)
+        g = self.conditions(b, gsd, text, drop, t_emb)
+        slot_emb = t_emb + self.m_embed(idx)[None].to(t_emb.dtype) + g[:, None]  # (B, K, D): c_k
+        hp, wp = latents[0].shape[-2] // self.cfg.patch, latents[0].shape[-1] // self.cfg.patch
+        pos = pos_embed_2d(self.cfg.hidden, hp, wp, ref.device)  # (N, D) shared by all slots
+        scene = self.scene(latents, mods, slot_emb, pos)
+        pred, logvar = self.generator(latents, mods, slot_emb, scene, pos)
+        return ModelOutput(pred, logvar, scene)
+
+    def adapt(self, modality: str, x0: torch.Tensor) -> torch.Tensor:
+        """Apply the target's residual adapter once to a sampled clean latent."""
+        return x0 + self.adapters[modality](x0) if modality in self.adapters else x0
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

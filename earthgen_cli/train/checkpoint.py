@@ -1,0 +1,201 @@
+"""Checkpoint directories (DESIGN.md): config.json + model.safetensors + ema.safetensors
+[+ train_state.pt]. Inference reads only the JSON and the safetensors; nothing is pickled.
+
+A checkpoint is written under a temporary name and renamed when complete, so a run killed while
+saving leaves at most a `*.tmp` directory that resume and `newest_checkpoint` ignore.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.modalities import BandScaling
+from earthgen_cli.models.config import ModelConfig
+from earthgen_cli.models.earthgen import EarthGenModel, count_parameters
+from earthgen_cli.strict_config import from_mapping, to_mapping
+
+FORMAT = "earthgen-checkpoint"
+VERSION = 1
+WEIGHT_FILES = ("model.safetensors", "ema.safetensors")
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Everything config.json holds besides the weights."""
+
+    model: ModelConfig
+    scaling: dict[str, BandScaling]  # dataset-level raw <-> model-space map per modality
+    latent_stats: dict[str, dict[str, list[float]]]  # codec latent shift/scale per modality
+    pairs_seen: dict[str, int]  # "rgb+sar" -> training samples drawn of that pair
+    stage: str
+    step: int
+    train_config: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        from earthgen_cli import __version__
+
+        return {
+            "format": FORMAT, "version": VERSION, "earthgen_version": __version__,
+            "stage": self.stage, "step": self.step, "model": to_mapping(self.model),
+            "scaling": {m: s.to_json() for m, s in self.scaling.items()},
+            "latent_stats": self.latent_stats, "pairs_seen": self.pairs_seen,
+            "train_config": self.train_config,
+        }
+
+
+def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(path: Path, info: CheckpointInfo, model: EarthGenModel, ema: EarthGenModel,
+                    train_state: dict[str, Any] | None = None) -> Path:
+    """Write the checkpoint directory `path` atomically (temporary sibling, then rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / "config.json").write_text(json.dumps(info.to_json(), indent=2) + "\n")
+    save_file(_state(model), str(tmp / "model.safetensors"))
+    save_file(_state(ema), str(tmp / "ema.safetensors"))
+    if train_state is not None:
+        torch.save(train_state, tmp / "train_state.pt")
+    for f in tmp.iterdir():  # make the files durable before the rename publishes them
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
+
+def read_info(path: Path) -> CheckpointInfo:
+    path = Path(path)
+    if not path.is_dir():
+        raise EarthgenError(f"{path}: not a checkpoint directory")
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise EarthgenError(f"{path}: missing config.json; not an earthgen checkpoint")
+    try:
+        raw = json.loads(cfg_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EarthgenError(f"{cfg_file}: unreadable JSON ({exc})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise EarthgenError(f"{cfg_file}: not an earthgen checkpoint config (format != {FORMAT})")
+    if raw.get("version") != VERSION:
+        raise EarthgenError(f"{cfg_file}: checkpoint version {raw.get('version')} is not {VERSION}")
+    where = str(cfg_file)
+    try:
+        model = from_mapping(ModelConfig, raw["model"], where, prefix="model.")
+        scaling = {m: BandScaling.from_json(s) for m, s in raw["scaling"].items()}
+        info = CheckpointInfo(model, scaling, dict(raw["latent_stats"]), dict(raw.get("pairs_seen", {})),
+                              str(raw["stage"]), int(raw["step"]), dict(raw.get("train_config", {})))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EarthgenError(f"{where}: malformed checkpoint config ({exc!s})") from None
+    for m in model.modalities:
+        if m not in scaling or scaling[m].bands != model.bands[m]:
+            raise EarthgenError(f"{where}: scaling for {m} missing or not {model.bands[m]} bands")
+    return info
+
+
+def _load_weights(module: torch.nn.Module, file: Path) -> None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not file.is_file():
+        raise EarthgenError(f"{file.parent}: missing {file.name}")
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise EarthgenError(f"{file}: unreadable safetensors file ({exc})") from None
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        what = f"lacks tensor {missing[0]}" if missing else f"has unexpected tensor {unexpected[0]}"
+        raise EarthgenError(f"{file}: {what}; it does not match config.json")
+    for k, v in expected.items():
+        if state[k].shape != v.shape:
+            raise EarthgenError(f"{file}: tensor {k} has shape {tuple(state[k].shape)}, "
+                                f"config.json expects {tuple(v.shape)}")
+    module.load_state_dict(state)
+
+
+def build_model(info: CheckpointInfo) -> EarthGenModel:
+    model = EarthGenModel(info.model)
+    for m, stats in info.latent_stats.items():
+        if m in model.codecs:
+            model.codecs[m].set_latent_stats(stats["shift"], stats["scale"])
+    return model
+
+
+def load_model(path: Path, ema: bool = True) -> tuple[EarthGenModel, CheckpointInfo]:
+    """The model (EMA weights by default) on CPU in fp32, in eval mode, from JSON + safetensors only."""
+    info = read_info(path)
+    model = build_model(info)
+    _load_weights(model, Path(path) / ("ema.safetensors" if ema else "model.safetensors"))
+    return model.eval().requires_grad_(False), info
+
+
+def load_into(path: Path, model: EarthGenModel, ema_model: EarthGenModel) -> dict[str, Any]:
+    """Resume: both weight files into existing modules, and the train state (weights_only)."""
+    path = Path(path)
+    _load_weights(model, path / "model.safetensors")
+    _load_weights(ema_model, path / "ema.safetensors")
+    state_file = path / "train_state.pt"
+    if not state_file.is_file():
+        raise EarthgenError(f"{path}: missing train_state.pt; cannot resume from it")
+    return torch.load(state_file, map_location="cpu", weights_only=True)
+
+
+def is_complete(path: Path) -> bool:
+    return all((path / f).is_file() for f in ("config.json", *WEIGHT_FILES, "train_state.pt"))
+
+
+def newest_checkpoint(directory: Path) -> Path | None:
+    """The highest-step complete `step_N` directory under `directory`, or None."""
+    found = []
+    for p in Path(directory).glob("step_*"):
+        if p.suffix == ".tmp" or not p.name[5:].isdigit() or not is_complete(p):
+            continue
+        found.append((int(p.name[5:]), p))
+    return max(found)[1] if found else None
+
+
+def prune_checkpoints(directory: Path, keep: int) -> None:
+    steps = sorted((int(p.name[5:]), p) for p in Path(directory).glob("step_*") if p.name[5:].isdigit())
+    for _, p in steps[:-keep] if keep > 0 else []:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def describe_checkpoint(path: str | Path) -> str:
+    """Multi-line text for `earthgen info CKPT`: modalities, pairs seen, preset, size, steps."""
+    info = read_info(Path(path))
+    cfg = info.model
+    with torch.device("meta"):  # counts without allocating or reading weights
+        model = EarthGenModel(cfg)
+    total, codecs = count_parameters(model), count_parameters(model.codecs)
+    bands = ", ".join(f"{m} ({cfg.bands[m]} bands)" for m in cfg.modalities)
+    pairs = ", ".join(f"{k} ({v})" for k, v in sorted(info.pairs_seen.items())) or "none"
+    lines = [
+        f"checkpoint: {path}",
+        f"stage: {info.stage}, step {info.step}",
+        f"preset: {cfg.preset} (hidden {cfg.hidden}, {cfg.scene_depth} scene + {cfg.gen_depth} generator blocks, "
+        f"patch {cfg.patch}, predicts {cfg.target.value})",
+        f"codec: {cfg.codec.kind.value}, factor {cfg.codec.factor}; tile sides must be multiples of {cfg.tile_multiple}",
+        f"modalities: {bands}",
+        f"pairs seen in training (samples): {pairs}",
+        f"parameters: {total:,} ({total - codecs:,} flow model, {codecs:,} codecs)",
+        f"conditions: gsd {'on' if cfg.gsd else 'off'}, text {cfg.text_dim or 'off'}, "
+        f"confidence head {'on' if cfg.confidence else 'off'}, adapters {'on' if cfg.adapter_hidden else 'off'}",
+    ]
+    return "\n".join(lines)

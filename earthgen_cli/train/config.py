@@ -1,0 +1,162 @@
+"""Training configuration: frozen dataclasses (the source of truth) loaded from YAML in configs/
+with `--set key=value` overrides; unknown keys and wrong types are one-line errors naming the file.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.models.config import PRESETS, ModelConfig, model_config
+from earthgen_cli.strict_config import from_mapping, to_mapping
+
+
+class Stage(str, enum.Enum):
+    codec = "codec"  # train the per-modality KL autoencoders
+    flow = "flow"  # the unified flow model + adapters, codecs frozen
+
+
+class Precision(str, enum.Enum):
+    auto = "auto"  # bf16 autocast where the device supports it (CUDA, and CPUs with bf16 matmul)
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = ""  # a built dataset directory (earthgen build-dataset); paths are relative to the CWD
+    split: str = "train"
+    modalities: tuple[str, ...] = ()  # () = every modality of the dataset
+    crop: int = 0  # random square crop side in px; 0 = the whole chip
+    augment: bool = True  # random flips and 90-degree rotations (the same for every slot)
+    pseudo_pan: float = 0.0  # P(a batch with rgb but no pan gets a pan slot from RGB luminance)
+    max_chips: int = 0  # train on the first N chips only (0 = all): overfitting checks
+    workers: int = 0  # DataLoader worker processes
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    steps: int = 1000
+    batch_size: int = 8  # per process and micro-step
+    accum: int = 1  # micro-steps per optimizer step
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup: int = 100  # linear warmup steps, then cosine decay to min_lr_ratio * lr
+    min_lr_ratio: float = 0.1
+    clip: float = 1.0  # gradient norm clip; 0 = off
+    ema: float = 0.999
+    precision: Precision = Precision.auto
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    modes: tuple[float, float, float] = (0.3, 0.6, 0.1)  # P(joint), P(conditional), P(dropped)
+    time_mean: float = 0.0  # logit-normal mean of the slot times; > 0 trains more at high noise
+    cond_drop: float = 0.1  # P(dropping GSD/text) per sample: enables guidance on them
+    lambda_sc: float = 0.1  # scene-consistency InfoNCE weight (MetaEarth-MM eq. 19)
+    lambda_calib: float = 1.0  # adapter calibration weight (Any2Any)
+    beta_nll: float = 0.5  # beta of the confidence head's beta-NLL
+    codec_from: str = ""  # codec-stage checkpoint for kl codecs (required with a kl codec)
+
+
+@dataclass(frozen=True)
+class CodecTrainConfig:
+    kl_weight: float = 1e-6  # KL term of the VAE loss (small: a near-deterministic latent)
+    l1_weight: float = 1.0  # reconstruction is L1 + MSE (no LPIPS backbone offline)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    out_dir: str = "runs/train"
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 10
+    save_every: int = 100
+    keep_last: int = 3
+    sample_every: int = 0  # sample grid PNG interval (0 = only at the end)
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage: Stage = Stage.flow
+    model: dict[str, Any] = field(default_factory=lambda: {"preset": "tiny"})  # preset + ModelConfig overrides
+    data: DataConfig = DataConfig()
+    optim: OptimConfig = OptimConfig()
+    flow: FlowConfig = FlowConfig()
+    codec: CodecTrainConfig = CodecTrainConfig()
+    run: RunConfig = RunConfig()
+
+
+MODEL_FROM_DATA = ("modalities", "bands", "preset")
+
+
+def build_model_config(cfg: TrainConfig, modalities: Sequence[str], bands: dict[str, int], where: str) -> ModelConfig:
+    """The preset, its overrides from `model:` and the dataset's modalities and band counts."""
+    section = dict(cfg.model)
+    preset = section.pop("preset", "tiny")
+    if preset not in PRESETS:
+        raise EarthgenError(f"{where}: model.preset is {preset!r}; expected one of {', '.join(PRESETS)}")
+    for key in MODEL_FROM_DATA:
+        if key in section:
+            raise EarthgenError(f"{where}: model.{key} comes from the dataset, do not set it")
+    base = to_mapping(model_config(preset, tuple(modalities), bands))
+    if isinstance(section.get("codec"), dict):
+        section["codec"] = {**base["codec"], **section["codec"]}
+    return from_mapping(ModelConfig, {**base, **section}, where, prefix="model.")
+
+
+def _parse_set(item: str) -> tuple[list[str], Any]:
+    import yaml
+
+    if "=" not in item:
+        raise EarthgenError(f"--set {item!r}: expected key=value")
+    key, value = item.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value) if value else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise EarthgenError(f"{path}: cannot read config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise EarthgenError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise EarthgenError(f"{path}: a training config must be a mapping")
+    for item in overrides:
+        keys, value = _parse_set(item)
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise EarthgenError(f"--set {item}: {k} is not a section")
+        node[keys[-1]] = value
+    cfg = from_mapping(TrainConfig, raw, str(path))
+    check(cfg, str(path))
+    return cfg
+
+
+def check(cfg: TrainConfig, where: str) -> None:
+    o = cfg.optim
+    if min(o.steps, o.batch_size, o.accum) < 1 or o.lr <= 0 or not 0 <= o.ema < 1:
+        raise EarthgenError(f"{where}: optim needs steps, batch_size, accum >= 1, lr > 0 and 0 <= ema < 1")
+    if min(cfg.run.save_every, cfg.run.log_every) < 1 or cfg.run.keep_last < 1:
+        raise EarthgenError(f"{where}: run.save_every, run.log_every and run.keep_last must be >= 1")
+    if any(p < 0 for p in cfg.flow.modes) or sum(cfg.flow.modes) <= 0:
+        raise EarthgenError(f"{where}: flow.modes must be three non-negative weights, not all zero")
+    if not cfg.data.root:
+        raise EarthgenError(f"{where}: data.root (a built dataset directory) is required")
+    # Catch model overrides that are wrong before any data is read.
+    build_model_config(cfg, ("rgb",), {"rgb": 3}, where)

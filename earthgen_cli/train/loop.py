@@ -1,0 +1,344 @@
+"""`earthgen train`: one entry point for the codec and flow stages, alone or under torchrun.
+
+nanoGPT's shape: torchrun detection, seed + rank, one autocast context, gradient accumulation
+(`no_sync` on all but the last micro-step), a master process that logs and saves; DiT's EMA. All
+randomness of a step (data, crops, times, noise) comes from generators seeded by
+(seed, step, micro-step, rank), so `--resume` from step s reproduces exactly the run that was not
+interrupted: same batches, same noise, same optimizer state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.flow.path import SlotMode, sample_slot_times
+from earthgen_cli.modalities import default_scaling
+from earthgen_cli.models.config import CodecKind
+from earthgen_cli.models.earthgen import EarthGenModel
+from earthgen_cli.strict_config import to_mapping
+from earthgen_cli.train import checkpoint as ck
+from earthgen_cli.train.batches import Batch, ChipSubset, collate, crop_and_augment, pseudo_pan
+from earthgen_cli.train.config import Precision, Stage, TrainConfig, build_model_config
+from earthgen_cli.train.distributed import (DistEnv, check_ranks_identical, init_distributed, mean_over_ranks,
+                                            per_rank, shutdown)
+from earthgen_cli.train.objective import CodecObjective, FlowObjective, latent_valid
+
+
+def step_generator(seed: int, step: int, micro: int, rank: int, salt: str = "") -> torch.Generator:
+    key = f"{seed}:{step}:{micro}:{rank}:{salt}".encode()
+    return torch.Generator().manual_seed(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    o = cfg.optim
+    if step < o.warmup:
+        return o.lr * (step + 1) / o.warmup
+    frac = (step - o.warmup) / max(1, o.steps - o.warmup)
+    return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
+    if precision is Precision.bf16:
+        return torch.bfloat16
+    if precision is Precision.auto and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def open_dataset(cfg: TrainConfig):
+    from earthgen_cli.data.chips import ChipDataset
+
+    ds = ChipDataset(cfg.data.root, cfg.data.split, cfg.data.modalities or None)
+    if len(ds) == 0:
+        raise EarthgenError(f"{cfg.data.root}: split {cfg.data.split!r} has no chips")
+    return ChipSubset(ds, cfg.data.max_chips) if cfg.data.max_chips else ds
+
+
+def _load_codecs(model: EarthGenModel, path: str, where: str) -> dict[str, dict[str, list[float]]]:
+    if not path:
+        raise EarthgenError(f"{where}: a kl codec needs flow.codec_from (a codec-stage checkpoint)")
+    source, info = ck.load_model(Path(path), ema=True)
+    stats = {}
+    for m in model.cfg.modalities:
+        if m not in source.codecs or info.model.codec != model.cfg.codec or info.model.bands[m] != model.cfg.bands[m]:
+            raise EarthgenError(f"{path}: its codecs do not match this model (modality {m}, codec settings, bands)")
+        model.codecs[m].load_state_dict(source.codecs[m].state_dict())
+        stats[m] = info.latent_stats[m]
+        model.codecs[m].set_latent_stats(stats[m]["shift"], stats[m]["scale"])
+    return stats
+
+
+@torch.no_grad()
+def measure_latent_stats(model: EarthGenModel, batches: list[Batch], device: torch.device) -> dict[str, dict]:
+    """Per-channel shift/scale making the codec's latents zero-mean, unit-variance on the data."""
+    sums: dict[str, list[torch.Tensor]] = {}
+    for batch in batches:
+        for m, x in zip(batch.mods, batch.images):
+            sums.setdefault(m, []).append(model.codecs[m].raw_encode(x.to(device)).float().transpose(0, 1).flatten(1))
+    stats = {}
+    for m in model.cfg.modalities:
+        if m not in sums:
+            stats[m] = model.codecs[m].latent_stats()
+            continue
+        z = torch.cat(sums[m], dim=1)
+        # A floor on the std keeps a near-constant channel (e.g. a flat band) from being blown up.
+        stats[m] = {"shift": z.mean(1).tolist(), "scale": (1.0 / z.std(1).clamp_min(1e-2)).tolist()}
+    return stats
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, config_path: str, env: DistEnv, device: torch.device) -> None:
+        self.cfg, self.where, self.env, self.device = cfg, config_path, env, device
+        self.data = open_dataset(cfg)
+        mods, bands = list(self.data.modalities), dict(self.data.bands)
+        self.scaling = {m: self.data.scaling[m] for m in mods}
+        self.use_pseudo_pan = cfg.data.pseudo_pan > 0 and "rgb" in mods
+        if self.use_pseudo_pan and "pan" not in mods:
+            mods.append("pan")
+            bands["pan"] = 1
+            self.scaling["pan"] = default_scaling("pan", 1)
+        mcfg = build_model_config(cfg, tuple(mods), {m: bands[m] for m in mods}, config_path)
+        torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank (DDP broadcasts too)
+        self.model = EarthGenModel(mcfg)
+        self.latent_stats = {m: self.model.codecs[m].latent_stats() for m in mods}
+        if cfg.stage is Stage.codec:
+            if mcfg.codec.kind is not CodecKind.kl:
+                raise EarthgenError(f"{config_path}: the codec stage trains kl codecs; this model's codec is "
+                                    f"{mcfg.codec.kind.value} (nothing to train)")
+            params = list(self.model.codecs.parameters())
+            objective: torch.nn.Module = CodecObjective(self.model, cfg.codec)
+        else:
+            if mcfg.codec.kind is CodecKind.kl:
+                self.latent_stats = _load_codecs(self.model, cfg.flow.codec_from, config_path)
+            else:
+                # Even space-to-depth latents get unit variance per channel: the normalised images
+                # sit in a narrow band of [-1, 1], far below the noise, and the flow learns slowly
+                # at such a low signal-to-noise ratio. Every rank measures the same fixed batches.
+                self.latent_stats = measure_latent_stats(self.model, self.fixed_batches(8), torch.device("cpu"))
+                for m, st in self.latent_stats.items():
+                    self.model.codecs[m].set_latent_stats(st["shift"], st["scale"])
+            self.model.codecs.requires_grad_(False)
+            params = self.model.flow_parameters()
+            objective = FlowObjective(self.model, cfg.flow)
+        self.model.to(device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.params = params
+        o = cfg.optim
+        self.opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.pair_keys = sorted("+".join(sorted(p)) for p in self.data.pairs())
+        if self.use_pseudo_pan:
+            self.pair_keys = sorted(set(self.pair_keys) | {"+".join(sorted(("rgb", "pan")))})
+        self.pairs_base = {k: 0 for k in self.pair_keys}
+        self.pair_counts = torch.zeros(len(self.pair_keys), dtype=torch.float64)
+        self.out = Path(cfg.run.out_dir)
+        self.ckdir = self.out / "checkpoints"
+        self.objective = objective
+        if env.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            # Routed FFN branches and absent modalities leave parameters unused in a batch.
+            self.objective = DDP(objective, device_ids=[device.index] if device.type == "cuda" else None,
+                                 find_unused_parameters=True)
+        self.autocast = autocast_dtype(o.precision, device)
+
+    # -- state ------------------------------------------------------------------------------
+    def resume(self) -> int:
+        latest = ck.newest_checkpoint(self.ckdir)
+        if latest is None:
+            raise EarthgenError(f"{self.ckdir}: no complete checkpoint to resume from")
+        info = ck.read_info(latest)
+        if info.model != self.model.cfg or info.stage != self.cfg.stage.value:
+            raise EarthgenError(f"{latest}: its model or stage differs from {self.where}; cannot resume")
+        state = ck.load_into(latest, self.model, self.ema)
+        self.opt.load_state_dict(state["optimizer"])
+        self.pairs_base = {k: int(state["pairs_seen"].get(k, 0)) for k in self.pair_keys}
+        self.latent_stats = info.latent_stats
+        for m, s in self.latent_stats.items():
+            self.model.codecs[m].set_latent_stats(s["shift"], s["scale"])
+            self.ema.codecs[m].set_latent_stats(s["shift"], s["scale"])
+        return int(state["step"])
+
+    def pairs_seen(self) -> dict[str, int]:
+        counts = self.pair_counts.clone()
+        if self.env.enabled:
+            dist.all_reduce(counts)
+        return {k: self.pairs_base[k] + int(c) for k, c in zip(self.pair_keys, counts.tolist())}
+
+    def save(self, step: int) -> Path:
+        pairs = self.pairs_seen()  # collective: every rank takes part
+        path = self.ckdir / f"step_{step:06d}"
+        if self.env.master:
+            if self.cfg.stage is Stage.codec:
+                self.latent_stats = measure_latent_stats(self.ema, self.fixed_batches(8), self.device)
+                for m, s in self.latent_stats.items():
+                    self.ema.codecs[m].set_latent_stats(s["shift"], s["scale"])
+            info = ck.CheckpointInfo(self.model.cfg, self.scaling, self.latent_stats, pairs,
+                                     self.cfg.stage.value, step, to_mapping(self.cfg))
+            state = {"step": step, "optimizer": self.opt.state_dict(), "pairs_seen": pairs}
+            ck.save_checkpoint(path, info, self.model, self.ema, state)
+            ck.prune_checkpoints(self.ckdir, self.cfg.run.keep_last)
+        if self.env.enabled:
+            dist.barrier()
+        return path
+
+    # -- data -------------------------------------------------------------------------------
+    def loader(self, start_step: int, steps: int, seed: int, rank: int, world: int):
+        """Batches start_step .. start_step+steps-1 of this rank; the pair sampler is stateless per
+        (seed, step, rank), so a resumed run reads exactly the data it would have read."""
+        from torch.utils.data import DataLoader
+
+        from earthgen_cli.data.chips import PairBatchSampler
+
+        sampler = PairBatchSampler(self.data, self.cfg.optim.batch_size, seed, rank=rank, world_size=world,
+                                   start_step=start_step, steps=steps)
+        return iter(DataLoader(self.data, batch_sampler=sampler, collate_fn=collate,
+                               num_workers=self.cfg.data.workers))
+
+    def fixed_batches(self, n: int) -> list[Batch]:
+        """The same few batches every time (a seed of their own): latent statistics, sample grids."""
+        it = self.loader(0, n, self.cfg.run.seed + 7919, 0, 1)
+        return [crop_and_augment(next(it), self.cfg.data.crop, False, torch.Generator().manual_seed(0))
+                for _ in range(n)]
+
+    def prepare(self, batch: Batch, g: torch.Generator) -> Batch:
+        batch = crop_and_augment(batch, self.cfg.data.crop, self.cfg.data.augment, g)
+        if (self.use_pseudo_pan and "rgb" in batch.mods and "pan" not in batch.mods
+                and float(torch.rand((), generator=g)) < self.cfg.data.pseudo_pan):
+            batch = pseudo_pan(batch, self.scaling["rgb"], self.scaling["pan"])
+        return batch
+
+    # -- one micro-step ---------------------------------------------------------------------
+    def losses(self, batch: Batch, g: torch.Generator) -> dict[str, torch.Tensor]:
+        b, dev = batch.size, self.device
+        if self.cfg.stage is Stage.codec:
+            noise = []
+            for m, x in zip(batch.mods, batch.images):
+                f, lc = self.model.cfg.codec.factor, self.model.cfg.codec.latent_channels
+                noise.append(torch.randn((b, lc, x.shape[-2] // f, x.shape[-1] // f), generator=g).to(dev))
+            batch = batch.to(dev)
+            return self.objective(batch.images, batch.valid, batch.mods, noise)
+        st = sample_slot_times(b, len(batch.mods), self.cfg.flow.modes, g, self.cfg.flow.time_mean)
+        drop = (torch.rand(b, generator=g) < self.cfg.flow.cond_drop) | (st.mode == SlotMode.dropped)
+        gsd = batch.gsd
+        drop = drop | ~torch.isfinite(gsd)
+        batch = batch.to(dev)
+        with torch.no_grad():
+            x0 = [self.model.codecs[m].encode(x).float() for m, x in zip(batch.mods, batch.images)]
+        eps = [torch.randn(z.shape, generator=g).to(dev) for z in x0]
+        valid = [latent_valid(v, self.model.cfg.codec.factor) for v in batch.valid]
+        return self.objective(x0, valid, batch.mods, eps, st.t.to(dev), st.loss_mask.to(dev),
+                              torch.nan_to_num(gsd, nan=1.0).to(dev), drop.to(dev), batch.index)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, start: int, log: Callable[[dict[str, Any]], None]) -> Path:
+        cfg, env, o = self.cfg, self.env, self.cfg.optim
+        it = self.loader(start * o.accum, (o.steps - start) * o.accum, cfg.run.seed, env.rank, env.world)
+        from tqdm import tqdm
+
+        bar = tqdm(total=o.steps, initial=start, disable=not (env.master and cfg.run.progress),
+                   desc=f"train {cfg.stage.value}", unit="step", dynamic_ncols=True)
+        sums: dict[str, float] = {}
+        n_logged, t0, samples = 0, time.perf_counter(), 0
+        path = None
+        for step in range(start, o.steps):
+            for group in self.opt.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            for micro in range(o.accum):
+                g = step_generator(cfg.run.seed, step, micro, env.rank)
+                batch = self.prepare(next(it), g)
+                key = "+".join(sorted(batch.mods))
+                if key in self.pair_keys:
+                    self.pair_counts[self.pair_keys.index(key)] += batch.size
+                sync = contextlib.nullcontext()
+                if env.enabled and micro < o.accum - 1:
+                    sync = self.objective.no_sync()
+                with sync:
+                    with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+                        result = self.losses(batch, g)
+                    (result["loss"] / o.accum).backward()
+                for k, v in result.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) / o.accum
+                samples += batch.size
+            if o.clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.params, o.clip)
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+            # EMA with warm-up: a 0.999 average over a run of a few hundred steps would still be
+            # mostly the random initial weights (and the EMA is what inference loads).
+            decay = min(o.ema, (1.0 + step) / (10.0 + step))
+            with torch.no_grad():
+                for pe, p in zip(self.ema.parameters(), self.model.parameters()):
+                    pe.lerp_(p, 1.0 - decay)
+            n_logged += 1
+            done = step + 1
+            bar.update(1)
+            if done % cfg.run.log_every == 0 or done == o.steps:
+                local = {k: v / n_logged for k, v in sums.items()}
+                mean = mean_over_ranks(local, env, self.device)
+                dt = time.perf_counter() - t0
+                record = {"step": done, **{k: round(v, 6) for k, v in sorted(mean.items())},
+                          "lr": lr_at(step, cfg), "samples_per_s": round(samples * env.world / max(dt, 1e-9), 3)}
+                if env.enabled:
+                    record["loss_by_rank"] = [round(v, 6) for v in per_rank(local["loss"], env, self.device)]
+                if env.master:
+                    log(record)
+                    bar.set_postfix(loss=f"{mean['loss']:.4f}")
+                sums, n_logged, t0, samples = {}, 0, time.perf_counter(), 0
+            if done % cfg.run.save_every == 0 or done == o.steps:
+                path = self.save(done)
+            if env.master and cfg.stage is Stage.flow and (
+                    done == o.steps or (cfg.run.sample_every and done % cfg.run.sample_every == 0)):
+                from earthgen_cli.train.samples import write_sample_grid
+
+                psnr = write_sample_grid(self.ema, self.fixed_batches(1)[0], self.out / "samples" / f"step_{done:06d}.png",
+                                         self.device, cfg.run.seed)
+                log({"step": done, "sample_psnr_db": round(psnr, 3)})
+        bar.close()
+        in_sync = check_ranks_identical(self.model, env, self.device)
+        if env.master:
+            log({"step": o.steps, "processes": env.world, "ranks_identical": in_sync})
+        if not in_sync:
+            raise RuntimeError("DDP replicas diverged: the ranks hold different weights")
+        return path if path is not None else ck.newest_checkpoint(self.ckdir)
+
+
+def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
+    """Run the configured stage; returns the last checkpoint directory."""
+    env, device = init_distributed(cfg.run.device)
+    try:
+        trainer = Trainer(cfg, config_path, env, device)
+        start = 0
+        if resume:
+            start = trainer.resume()
+        elif ck.newest_checkpoint(trainer.ckdir) is not None:
+            raise EarthgenError(f"{trainer.ckdir}: already holds checkpoints; pass --resume or another run.out_dir")
+        if start >= cfg.optim.steps:
+            raise EarthgenError(f"{trainer.ckdir}: already at step {start} of {cfg.optim.steps}; nothing to do")
+        out = trainer.out
+        if env.master:
+            import yaml
+
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.yaml").write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
+        log_file = out / "log.jsonl"
+
+        def log(record: dict[str, Any]) -> None:
+            line = json.dumps(record)
+            print(line, flush=True)
+            with open(log_file, "a") as fh:
+                fh.write(line + "\n")
+
+        return trainer.run(start, log)
+    finally:
+        shutdown(env)

@@ -1,0 +1,93 @@
+"""The unified model: shapes, presets (paper size counted on the meta device), codecs, routing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from earthgen_cli.models.codecs import KLCodec, PixelCodec
+from earthgen_cli.models.config import CodecConfig, CodecKind, model_config
+from earthgen_cli.models.earthgen import EarthGenModel, count_parameters
+
+ALL = ("rgb", "sar", "nir", "pan", "ms", "osm")
+BANDS = dict(rgb=3, sar=2, nir=1, pan=1, ms=6, osm=3)
+
+
+def tiny(**kw) -> EarthGenModel:
+    torch.manual_seed(0)
+    return EarthGenModel(model_config("tiny", ("rgb", "sar", "nir"), dict(rgb=3, sar=2, nir=1), **kw))
+
+
+def test_paper_preset_is_about_600m_parameters_and_gpu_base_shapes():
+    with torch.device("meta"):
+        paper = EarthGenModel(model_config("paper", ALL, BANDS))
+        base = EarthGenModel(model_config("gpu-base", ALL, BANDS))
+    flow = sum(p.numel() for p in paper.flow_parameters())
+    assert 550e6 < flow < 700e6, flow  # MetaEarth-MM: ~600M (20 scene + 4 generator blocks, hidden 1024)
+    assert len(paper.scene.blocks) == 20 and len(paper.generator.blocks) == 4
+    assert paper.scene.patch["rgb"].weight.shape == (1024, 4, 2, 2)
+    assert len(paper.generator.blocks[0].ffn) == 6  # one FFN route per modality
+    assert base.scene.patch["ms"].weight.shape == (768, 4, 2, 2) and len(base.scene.blocks) == 12
+    assert paper.cfg.tile_multiple == 16 and base.cfg.tile_multiple == 16
+    assert 100e6 < sum(p.numel() for p in base.flow_parameters()) < flow
+
+
+def test_forward_shapes_and_zero_init():
+    m = tiny()
+    z = [torch.randn(3, 12, 8, 8), torch.randn(3, 8, 8, 8)]
+    out = m(z, ["rgb", "sar"], torch.rand(3, 2), gsd=torch.full((3,), 10.0))
+    assert [p.shape for p in out.pred] == [(3, 12, 8, 8), (3, 8, 8, 8)]
+    assert [lv.shape for lv in out.logvar] == [(3, 1, 8, 8), (3, 1, 8, 8)]
+    assert out.scene.shape == (3, 2, 64, 32)
+    assert all(p.abs().max() == 0 for p in out.pred)  # adaLN-Zero / zero heads: training starts at 0
+    one = m([z[1]], ["sar"], torch.rand(3, 1))  # a single slot (unconditional generation) works too
+    assert one.pred[0].shape == (3, 8, 8, 8)
+
+
+def test_samples_are_independent_and_routes_are_per_modality():
+    m = tiny()
+    for p in m.parameters():  # leave the zero init so outputs depend on the inputs
+        torch.nn.init.normal_(p, std=0.05)
+    z = [torch.randn(4, 12, 8, 8), torch.randn(4, 4, 8, 8)]
+    t = torch.rand(4, 2)
+    full = m(z, ["rgb", "nir"], t, gsd=torch.full((4,), 10.0))
+    part = m([x[:2] for x in z], ["rgb", "nir"], t[:2], gsd=torch.full((2,), 10.0))
+    torch.testing.assert_close(full.pred[0][:2], part.pred[0], rtol=1e-4, atol=1e-5)
+    full.pred[0].sum().backward()
+    ffn = m.generator.blocks[0].ffn
+    assert ffn[0][0].weight.grad.abs().sum() > 0  # rgb's route
+    assert ffn[1][0].weight.grad is None  # sar's route: not in this batch
+    # Dropping the GSD changes the prediction (it is a real condition).
+    dropped = m(z, ["rgb", "nir"], t, gsd=torch.full((4,), 10.0), drop=torch.ones(4, dtype=torch.bool))
+    assert not torch.allclose(dropped.pred[0], full.pred[0])
+
+
+def test_bad_slots_raise():
+    m = tiny()
+    with pytest.raises(ValueError, match="not one of"):
+        m([torch.randn(1, 4, 8, 8)], ["pan"], torch.rand(1, 1))
+    with pytest.raises(ValueError, match="does not match"):
+        m([torch.randn(1, 5, 8, 8)], ["rgb"], torch.rand(1, 1))
+
+
+def test_pixel_codec_is_exact_and_kl_codec_shapes():
+    x = torch.randn(2, 3, 16, 16)
+    pc = PixelCodec(3, 2)
+    assert pc.encode(x).shape == (2, 12, 8, 8)
+    assert torch.equal(pc.decode(pc.encode(x)), x)
+    kl = KLCodec(2, CodecConfig(CodecKind.kl, 2, 4, (32, 32)))
+    kl.set_latent_stats([0.1] * 4, [2.0] * 4)
+    z = kl.encode(torch.randn(1, 2, 16, 16))
+    assert z.shape == (1, 4, 8, 8) and kl.decode(z).shape == (1, 2, 16, 16)
+    g = torch.Generator().manual_seed(0)
+    assert not torch.equal(kl.encode(x[:1, :2], sample=True, generator=g), kl.encode(x[:1, :2]))
+
+
+def test_config_rejects_inconsistent_sizes():
+    with pytest.raises(ValueError, match="heads"):
+        model_config("tiny", ("rgb",), {"rgb": 3}, hidden=30)
+    with pytest.raises(ValueError, match="bands"):
+        model_config("tiny", ("rgb", "sar"), {"rgb": 3})
+    with pytest.raises(ValueError, match="factor"):
+        CodecConfig(CodecKind.kl, 4, 4, (32, 32))
+    assert count_parameters(tiny()) < 300_000
