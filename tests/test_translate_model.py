@@ -51,3 +51,19 @@ def test_target_the_checkpoint_never_saw(tmp_path, geotiff, ckpt):
                                    "-o", str(out), "--tile", "32", "--overlap", "8", "-q"])
     assert res.exit_code == 2 and "never saw modality nir" in res.stderr and res.stderr.count("\n") == 1
     assert not out.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_confidence_raster_and_info_of_the_checkpoint(tmp_path, geotiff, ckpt):
+    rng = np.random.default_rng(1)
+    src = geotiff("sar.tif", rng.uniform(-25, 0, (2, 48, 56)).astype(np.float32), nodata=-9999.0)
+    out, conf = tmp_path / "rgb.tif", tmp_path / "conf.tif"
+    res = _translate(src, out, ckpt, "--confidence", str(conf), "--steps", "2", "--sampler", "heun")
+    assert res.exit_code == 0, res.stderr
+    with rasterio.open(out) as a, rasterio.open(conf) as c:
+        assert c.count == 1 and c.dtypes[0] == "float32" and c.transform == a.transform and c.crs == a.crs
+        values = c.read(1)
+        assert np.all((values > 0) & (values <= 1))
+        assert c.tags()["EARTHGEN_CONFIDENCE_OF"] == "rgb" and a.tags()["EARTHGEN_STEPS"] == "2"
+    info = CliRunner().invoke(app, ["info", str(ckpt)])
+    assert info.exit_code == 0, info.stderr
+    assert "rgb" in info.stdout and "sar" in info.stdout

@@ -9,13 +9,23 @@ NAME = "info"
 
 def command(
     path: str = typer.Argument(..., metavar="PATH",
-                                help="A raster (or - for stdin), or a dataset folder from build-dataset."),
+                                help="A raster (or - for stdin), a dataset folder from build-dataset, or a checkpoint."),
     json_out: bool = opt.JsonOut,
 ) -> None:
-    """Describe a raster (size, CRS, GSD in m/px, bands, likely modality, earthgen tags) or a
-    built dataset (chips per split, modalities, GSD range, pair matrix)."""
+    """Describe a raster (size, CRS, GSD in m/px, bands, likely modality, earthgen tags), a
+    built dataset (chips per split, modalities, GSD range, pair matrix) or a checkpoint
+    (modalities, pairs seen in training, preset, parameters, steps)."""
     from pathlib import Path
 
+    if path != "-" and Path(path).is_dir() and (Path(path) / "config.json").is_file():
+        from earthgen_cli.train.checkpoint import describe_checkpoint
+
+        if json_out:
+            from earthgen_cli.errors import EarthgenError
+
+            raise EarthgenError(f"{path}: --json is not available for checkpoints yet; read its config.json")
+        typer.echo(describe_checkpoint(path))
+        return
     if path != "-" and Path(path).is_dir():
         from earthgen_cli.io.dataset_store import describe_dataset
 
