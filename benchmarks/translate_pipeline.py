@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -67,16 +66,34 @@ def write_scene(path: Path, size: int, tex: np.ndarray) -> None:
             dst.write(strip, window=Window(0, y, size, h))
 
 
-def run_child(cmd: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MiB) of one child process."""
+# The child reports its own peak from /proc/self/status (VmHWM belongs to the exec'd process
+# alone; getrusage's ru_maxrss would also count the parent's memory at fork time).
+PEAK_WRAPPER = r"""
+import atexit, runpy, sys
+def report():
+    with open("/proc/self/status") as fh:
+        hwm = next(line for line in fh if line.startswith("VmHWM:"))
+    sys.stderr.write("PEAK_KB " + hwm.split()[1] + "\n")
+atexit.register(report)
+target, sys.argv = sys.argv[1], sys.argv[1:]
+if target == "earthgen":
+    from earthgen_cli.cli.app import main
+    main()
+else:
+    runpy.run_path(target, run_name="__main__")
+"""
+
+
+def run_child(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MiB) of one child process; args[0] is 'earthgen' or a script."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *args], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"command failed: {' '.join(cmd)}\n{err}")
-    return wall, usage.ru_maxrss / 1024.0
+    peak = [line for line in proc.stderr.splitlines() if line.startswith("PEAK_KB ")]
+    if proc.returncode != 0 or not peak:
+        raise SystemExit(f"command failed: {' '.join(args)}\n{proc.stderr}")
+    return wall, int(peak[-1].split()[1]) / 1024.0
 
 
 def main() -> None:
@@ -90,14 +107,16 @@ def main() -> None:
     tex = texture()
     results = []
     with tempfile.TemporaryDirectory(prefix="earthgen-bench-") as tmp:
+        copy_script = Path(tmp) / "plain_copy.py"
+        copy_script.write_text(COPY_SCRIPT)
         for size in sizes:
             src = Path(tmp) / f"scene{size}.tif"
             write_scene(src, size, tex)
             out, copy = Path(tmp) / f"out{size}.tif", Path(tmp) / f"copy{size}.tif"
-            eg_s, eg_rss = run_child([sys.executable, "-m", "earthgen_cli", "translate", str(src), "--from", "rgb",
+            eg_s, eg_rss = run_child(["earthgen", "translate", str(src), "--from", "rgb",
                                       "--to", "rgb", "--model", "identity", "--tile", str(args.tile),
                                       "--overlap", str(args.overlap), "-o", str(out), "-q"])
-            cp_s, cp_rss = run_child([sys.executable, "-c", COPY_SCRIPT, str(src), str(copy)])
+            cp_s, cp_rss = run_child([str(copy_script), str(src), str(copy)])
             mp = size * size / 1e6
             row = dict(size=size, megapixels=round(mp, 1), earthgen_s=round(eg_s, 2), copy_s=round(cp_s, 2),
                        earthgen_s_per_mp=round(eg_s / mp, 4), copy_s_per_mp=round(cp_s / mp, 4),

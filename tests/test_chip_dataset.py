@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from earthgen_cli.data.chip_dataset import ChipDataset, PairBatchSampler
+from earthgen_cli.data.chips import ChipDataset, PairBatchSampler
 from earthgen_cli.io.dataset_store import open_dataset
 from scene_fixtures import BEN_MM, read_real, run_cli, write_config
 
@@ -45,32 +45,35 @@ def test_sample_holds_normalised_modalities_of_one_chip(built):
     assert len(ds) == meta["splits"]["train"]
     i = next(i for i, c in enumerate(ds.chips) if "sar" in c.modalities)
     s = ds[i]
-    assert s["modalities"] == ("rgb", "sar", "nir", "ms")
-    assert s["rgb"].shape == (3, 32, 32) and s["ms"].shape == (6, 32, 32)
-    assert s["sar"].dtype == torch.float32 and s["sar_valid"].all()
+    assert s["modalities"] == ("rgb", "sar", "nir", "ms") and s["index"] == i
+    assert ds.chip == 32 and ds.bands == {"rgb": 3, "sar": 2, "nir": 1, "ms": 6}
+    img = s["images"]
+    assert img["rgb"].shape == (3, 32, 32) and img["ms"].shape == (6, 32, 32)
+    assert img["sar"].dtype == torch.float32 and s["valid"]["sar"].all()
+    assert s["valid"]["sar"].shape == (32, 32)
     # dataset normalisation: the train p1/p99 of each band map to -1/+1
     lo, hi = meta["normalisation"]["sar"]["low"], meta["normalisation"]["sar"]["high"]
     import zarr
 
     raw = zarr.open_group(built / "chips.zarr", mode="r")["sar"][ds.chips[i].row]
     want = (raw - np.array(lo)[:, None, None]) * 2 / (np.array(hi) - np.array(lo))[:, None, None] - 1
-    np.testing.assert_allclose(s["sar"].numpy(), want, rtol=1e-5, atol=1e-5)
-    assert -3 < float(s["sar"].mean()) < 3
+    np.testing.assert_allclose(img["sar"].numpy(), want, rtol=1e-5, atol=1e-5)
+    assert -3 < float(img["sar"].mean()) < 3
     # a subset of modalities, asked for explicitly
     sub = ds[(i, ("nir", "rgb"))]
-    assert sub["modalities"] == ("nir", "rgb") and "sar" not in sub
+    assert sub["modalities"] == ("nir", "rgb") and set(sub["images"]) == {"nir", "rgb"}
     # chips without SAR simply do not carry it
     j = next(i for i, c in enumerate(ds.chips) if "sar" not in c.modalities)
-    assert "sar" not in ds[j] and "rgb" in ds[j]
+    assert "sar" not in ds[j]["images"] and "rgb" in ds[j]["images"]
     only = ChipDataset(built, split="train", modalities=["rgb", "sar"], require_all=True)
     assert all("sar" in c.modalities for c in only.chips) and 0 < len(only) < len(ds)
 
 
 def test_pair_batches_are_uniform_over_pairs_and_load_in_workers(built):
     ds = ChipDataset(built, split="train")
-    index = ds.pair_index()
+    index = ds.pairs()
     assert len(index[("rgb", "nir")]) > 2 * len(index[("rgb", "sar")])  # imbalanced pairs
-    sampler = PairBatchSampler(ds, batch_size=2, batches=1200, seed=5)
+    sampler = PairBatchSampler(ds, batch_size=2, seed=5, steps=1200)
     counts = Counter(batch[0][1] for batch in sampler)
     assert set(counts) == set(index) and len(counts) == 6
     for n in counts.values():  # uniform over the 6 pairs: 200 each, binomial sd ~13
@@ -79,15 +82,19 @@ def test_pair_batches_are_uniform_over_pairs_and_load_in_workers(built):
         pair = batch[0][1]
         assert all(p == pair and pair[0] in ds.chips[i].modalities and pair[1] in ds.chips[i].modalities
                    for i, p in batch)
-    # same seed, same batches; DDP ranks split the batches between them
-    assert list(PairBatchSampler(ds, 2, 30, seed=5)) == list(PairBatchSampler(ds, 2, 30, seed=5))
-    r0 = list(PairBatchSampler(ds, 2, 30, seed=5, rank=0, world_size=2))
-    r1 = list(PairBatchSampler(ds, 2, 30, seed=5, rank=1, world_size=2))
+    # same seed, same batches; resuming at step s gives exactly the batches from s on
+    full = list(PairBatchSampler(ds, 2, seed=5, steps=30))
+    assert full == list(PairBatchSampler(ds, 2, seed=5, steps=30))
+    assert list(PairBatchSampler(ds, 2, seed=5, start_step=17, steps=13)) == full[17:]
+    # DDP ranks draw different batches
+    r0 = list(PairBatchSampler(ds, 2, seed=5, rank=0, world_size=2, steps=15))
+    r1 = list(PairBatchSampler(ds, 2, seed=5, rank=1, world_size=2, steps=15))
     assert len(r0) == len(r1) == 15 and r0 != r1
-    loader = DataLoader(ds, batch_sampler=PairBatchSampler(ds, 4, 3, seed=1), num_workers=1)
+    loader = DataLoader(ds, batch_sampler=PairBatchSampler(ds, 4, seed=1, steps=3), num_workers=1)
     for batch in loader:
         a, b = batch["modalities"][0][0], batch["modalities"][1][0]
-        assert batch[a].shape[0] == 4 and batch[b].shape[0] == 4
+        assert batch["images"][a].shape[0] == 4 and batch["images"][b].shape[0] == 4
+        assert batch["valid"][a].shape == (4, 32, 32)
 
 
 def test_png_pairs_without_geometry(shared_data, tmp_path):

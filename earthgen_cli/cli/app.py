@@ -77,7 +77,27 @@ def _register() -> None:
 _register()
 
 
+def _pin_malloc_thresholds() -> None:
+    """Keep peak memory independent of scene size under glibc.
+
+    glibc raises its mmap threshold each time a large block is freed, after which GDAL's
+    per-block buffers and our per-tile arrays come from the heap and fragment it: resident memory
+    then creeps up with the number of tiles. Fixed thresholds return large buffers to the system.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 1024 * 1024)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
+        pass
+
+
 def main() -> None:
+    _pin_malloc_thresholds()
     try:
         app()
     except BrokenPipeError:  # `earthgen ... | head` closed the pipe: not an error of ours

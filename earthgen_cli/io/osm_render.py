@@ -185,8 +185,12 @@ class OsmLayer:
     """OSM features projected onto a grid, ready to render any window of it."""
 
     def __init__(self, grid: Grid, layers: dict[str, list]):
+        from shapely import STRtree
+
         self.grid = grid
         self.layers = layers  # layer -> shapely geometries in the grid's CRS, lines buffered
+        # a window only rasterizes the features under it (chips are small, cities are not)
+        self._trees = {k: STRtree(v) for k, v in layers.items() if v}
 
     @classmethod
     def load(cls, path: str, file_format: str | None, grid: Grid) -> "OsmLayer":
@@ -227,12 +231,20 @@ class OsmLayer:
 
         a, _, c, _, e, f = self.grid.transform
         transform = Affine(a, 0.0, c + col * a, 0.0, e, f + row * e)
+        from shapely import box
+
+        x0, y0 = transform @ (0, 0)
+        x1, y1 = transform @ (width, height)
+        window = box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
         index = np.zeros((height, width), dtype=np.uint8)  # 0 = ground, i+1 = LAYERS[i]
         for i, layer in enumerate(LAYERS):
-            geoms = self.layers[layer]
-            if geoms:
-                rasterize(((g, i + 1) for g in geoms), out=index, transform=transform,
-                          all_touched=False)
+            if layer not in self._trees:
+                continue
+            hits = self._trees[layer].query(window)
+            if hits.size:
+                geoms = self.layers[layer]
+                rasterize(((geoms[int(j)], i + 1) for j in np.sort(hits)), out=index,
+                          transform=transform, all_touched=False)
         palette = np.array([GROUND] + [COLOURS[k] for k in LAYERS], dtype=np.uint8)
         return np.ascontiguousarray(palette[index].transpose(2, 0, 1))
 

@@ -3,13 +3,12 @@
 `ChipDataset[i]` gives one chip with every requested modality it holds; `ChipDataset[(i, mods)]`
 gives exactly the modalities `mods` of chip i (what `PairBatchSampler` asks for). Values are mapped
 to model space with the dataset's normalisation (train-split statistics; never per chip), nodata
-becomes 0 with a `<modality>_valid` mask beside it. The zarr arrays are opened lazily in each
+becomes 0 with a validity mask beside it. The zarr arrays are opened lazily in each
 DataLoader worker, so workers and separate processes read chips independently.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -23,14 +22,23 @@ from earthgen_cli.modalities import BandScaling
 
 
 class ChipDataset(Dataset):
-    def __init__(self, path: str | Path, split: str | None = "train",
+    """Chips of one split. `ds[i]` holds every requested modality chip i has; `ds[(i, mods)]`
+    exactly `mods` (what `PairBatchSampler` asks for). A sample is
+    `{"index", "chip_id", "split", "crs", "bounds", "gsd", "modalities",
+      "images": {mod: (C, H, W) float32 in model space}, "valid": {mod: (H, W) bool}}`.
+    """
+
+    def __init__(self, root: str | Path, split: str | None = "train",
                  modalities: Sequence[str] | None = None, require_all: bool = False):
-        self.built: BuiltDataset = open_dataset(path)
+        self.built: BuiltDataset = open_dataset(root)
+        self.root = self.built.path
+        self.split = split
+        self.chip = int(self.built.meta["chip"])
         known = self.built.modalities
         self.modalities = tuple(modalities) if modalities else known
         unknown = [m for m in self.modalities if m not in known]
         if unknown:
-            raise EarthgenError(f"{path}: dataset has no modality {', '.join(unknown)} "
+            raise EarthgenError(f"{root}: dataset has no modality {', '.join(unknown)} "
                                 f"(it has {', '.join(known)})")
         wanted = set(self.modalities)
         self.chips: list[ChipRecord] = [
@@ -38,6 +46,7 @@ class ChipDataset(Dataset):
             if (wanted <= set(c.modalities) if require_all else wanted & set(c.modalities))]
         norm = self.built.meta["normalisation"]
         self.scaling = {m: BandScaling.from_json(norm[m]) for m in self.modalities}
+        self.bands = {m: self.scaling[m].bands for m in self.modalities}
         self._arrays: dict | None = None
 
     def __len__(self) -> int:
@@ -62,20 +71,20 @@ class ChipDataset(Dataset):
         missing = [m for m in names if m not in chip.modalities]
         if missing:
             raise EarthgenError(f"{self.built.path}: chip {chip.id} has no {', '.join(missing)}")
-        sample: dict = {"id": chip.id, "split": chip.split, "crs": chip.crs,
-                        "bounds": torch.tensor(chip.bounds, dtype=torch.float64),
-                        "gsd": torch.tensor(chip.gsd if not math.isnan(chip.gsd) else float("nan")),
-                        "modalities": names}
+        images, valids = {}, {}
         for m in names:
             raw = np.asarray(self._array(m)[chip.row], dtype=np.float32)  # (C, H, W)
-            valid = np.isfinite(raw).all(axis=0, keepdims=True)
+            valid = np.isfinite(raw).all(axis=0)
             x = self.scaling[m].to_model(np.nan_to_num(raw, nan=0.0))
-            x[:, ~valid[0]] = 0.0
-            sample[m] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-            sample[f"{m}_valid"] = torch.from_numpy(valid)
-        return sample
+            x[:, ~valid] = 0.0
+            images[m] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+            valids[m] = torch.from_numpy(valid)
+        return {"index": int(index), "chip_id": chip.id, "split": chip.split, "crs": chip.crs,
+                "bounds": torch.tensor(chip.bounds, dtype=torch.float64),
+                "gsd": torch.tensor(chip.gsd, dtype=torch.float32), "modalities": names,
+                "images": images, "valid": valids}
 
-    def pair_index(self) -> dict[tuple[str, str], list[int]]:
+    def pairs(self) -> dict[tuple[str, str], list[int]]:
         """(a, b) -> indexes of chips holding both, for every pair present (registry order)."""
         pairs: dict[tuple[str, str], list[int]] = {}
         for i, c in enumerate(self.chips):
@@ -87,40 +96,48 @@ class ChipDataset(Dataset):
 
 
 class PairBatchSampler(Sampler):
-    """Batches whose samples all hold one modality pair, the pair drawn uniformly over the pairs
+    """Batches whose samples all hold one modality pair: the pair drawn uniformly over the pairs
     present (MetaEarth-MM: uniform pair sampling against pair imbalance), then chips uniformly
-    among those holding it. Deterministic in (seed, epoch); `rank`/`world_size` give each DDP
-    process its own share of the batches. Use as `DataLoader(ds, batch_sampler=...)`."""
+    among those holding it.
 
-    def __init__(self, dataset: ChipDataset, batch_size: int, batches: int, seed: int = 0,
-                 pairs: Sequence[tuple[str, str]] | None = None, rank: int = 0,
-                 world_size: int = 1):
-        index = dataset.pair_index()
+    Stateless: the batch of step s on rank r comes from a generator seeded by (seed, s, r), so a
+    run resumed at step s sees exactly the data it would have seen, whatever happened before.
+    Yields `steps` batches from `start_step` (endless when `steps` is None). Use as
+    `DataLoader(ds, batch_sampler=...)`; every sample of a batch shares its pair, so torch's
+    default collate stacks them.
+    """
+
+    def __init__(self, dataset: ChipDataset, batch_size: int, seed: int, rank: int = 0,
+                 world_size: int = 1, start_step: int = 0, steps: int | None = None,
+                 pairs: Sequence[tuple[str, str]] | None = None):
+        index = dataset.pairs()
         if pairs is not None:
             index = {tuple(p): index[tuple(p)] for p in pairs if tuple(p) in index}
         if not index:
             raise EarthgenError(f"{dataset.built.path}: no chip holds two of "
                                 f"{', '.join(dataset.modalities)}; nothing to pair")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         self.pairs = sorted(index)
         self.index = index
         self.batch_size = batch_size
-        self.batches = batches
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.start_step, self.steps = start_step, steps
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.batches, self.world_size))
+        if self.steps is None:
+            raise TypeError("an endless PairBatchSampler has no length")
+        return self.steps
+
+    def batch(self, step: int) -> list[tuple[int, tuple[str, str]]]:
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 4099 + self.rank)
+        pair = self.pairs[int(torch.randint(len(self.pairs), (1,), generator=g))]
+        chips = self.index[pair]
+        pick = torch.randint(len(chips), (self.batch_size,), generator=g)
+        return [(chips[int(i)], pair) for i in pick]
 
     def __iter__(self) -> Iterator[list[tuple[int, tuple[str, str]]]]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        for b in range(self.batches):
-            pair = self.pairs[int(torch.randint(len(self.pairs), (1,), generator=g))]
-            chips = self.index[pair]
-            pick = torch.randint(len(chips), (self.batch_size,), generator=g)
-            if b % self.world_size == self.rank:  # every rank draws all, keeps its own
-                yield [(chips[int(i)], pair) for i in pick]
+        step = self.start_step
+        while self.steps is None or step < self.start_step + self.steps:
+            yield self.batch(step)
+            step += 1
