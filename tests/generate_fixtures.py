@@ -38,8 +38,8 @@ def random_checkpoint(path: Path, info: ck.CheckpointInfo | None = None, seed: i
 def smooth_fields(n: int, channels: int, size: int, gen: torch.Generator) -> torch.Tensor:
     """Model-space images that are nearly constant per tile: a random level plus a gentle ramp."""
     level = torch.rand(n, channels, 1, 1, generator=gen) * 1.6 - 0.8
-    ramp = torch.linspace(-0.1, 0.1, size)
-    return level + ramp[None, None, :, None] * torch.rand(n, 1, 1, 1, generator=gen)
+    ramp = torch.linspace(-0.1, 0.1, size)[None, None, :, None] * torch.rand(n, 1, 1, 1, generator=gen)
+    return (level + ramp).expand(n, channels, size, size).contiguous()
 
 
 def smooth_checkpoint(path: Path, steps: int = 150, size: int = 16) -> Path:
@@ -73,20 +73,19 @@ def smooth_checkpoint(path: Path, steps: int = 150, size: int = 16) -> Path:
 def seam_ratio(image: np.ndarray, tile: int, overlap: int) -> float:
     """Mean |adjacent-pixel difference| across tile borders / the same inside tiles.
 
-    Borders are where a tile's exclusive region meets the next one: with a step of tile - overlap
-    the seams sit at the edges of each tile's core and of its blend ramps; all those columns (and
-    rows) count as border, everything else as inside."""
+    Tile borders are the pixel pairs where a tile starts or ends (the scene tiling of
+    `inference.tiling`, last tile anchored to the edge); every other adjacent pair is inside."""
+    from earthgen_cli.inference.tiling import axis_starts
+
     img = image.astype(np.float64)
     dx = np.abs(np.diff(img, axis=-1)).mean(axis=tuple(range(img.ndim - 2)) + (-2,))  # per column pair
     dy = np.abs(np.diff(img, axis=-2)).mean(axis=tuple(range(img.ndim - 2)) + (-1,))
-    step = tile - overlap
 
     def border_mask(n: int) -> np.ndarray:
-        edges = set()
-        for s in range(step, n, step):  # tile starts and the ends of the previous tiles
-            edges.update({s - 1, s + overlap - 1})
+        starts = axis_starts(n, tile, overlap)
+        edges = {s - 1 for s in starts[1:]} | {s + tile - 1 for s in starts[:-1]}
         m = np.zeros(n - 1, dtype=bool)
-        m[[e for e in edges if 0 <= e < n - 1]] = True
+        m[sorted(e for e in edges if 0 <= e < n - 1)] = True
         return m
 
     bx, by = border_mask(img.shape[-1]), border_mask(img.shape[-2])

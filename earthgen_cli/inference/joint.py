@@ -157,7 +157,7 @@ def write_condition(grid: OutputGrid, path: str, cond: ConditionSource, tags: Ma
 def dataset_config(out_dir: Path, pair: Sequence[str]) -> str:
     """A build-dataset config over the sample folders (paths relative to the config's folder)."""
     lines = ["# written by earthgen joint: generated paired samples", "root: .", "sources:",
-             f"  - name: {out_dir.name or 'joint'}", "    scenes: sample_*", "    modalities:"]
+             f"  - name: {out_dir.name or 'joint'}", "    scenes: samples/*", "    modalities:"]
     for m in pair:
         units = ", units: db" if m == "sar" else ""
         lines.append(f"      {m}: {{file: {m}.tif{units}}}")
@@ -170,7 +170,7 @@ def _prepare_dir(req: JointRequest) -> tuple[Path, list[Path]]:
         raise EarthgenError(f"-o {req.out_dir}: exists and is not a folder")
     if not out.parent.is_dir():
         raise EarthgenError(f"-o {req.out_dir}: folder {out.parent} does not exist")
-    samples = [out] if req.count == 1 else [out / f"sample_{k:03d}" for k in range(req.count)]
+    samples = [out] if req.count == 1 else [out / "samples" / f"{k:03d}" for k in range(req.count)]
     files = [s / f"{m}.tif" for s in samples for m in req.pair]
     if req.count > 1:
         files.append(out / "dataset.yaml")
@@ -221,7 +221,7 @@ def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts:
             gsd = grid.gsd * (grid.crs.linear_units_factor[1] if grid.crs.linear_units_factor else 1.0)
             latents = sample_scene(sm, layout, init, cond_lat, opts, seed, gsd, scene.batch_size, canvas,
                                    progress=bar)
-            folder.mkdir(exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
             for m in req.pair:
                 path = str(folder / f"{m}.tif")
                 tags = provenance_tags(modality=m, seed=seed, **base_tags)
