@@ -92,3 +92,9 @@ def seam_ratio(image: np.ndarray, tile: int, overlap: int) -> float:
     across = np.concatenate([dx[bx], dy[by]]).mean()
     inside = np.concatenate([dx[~bx], dy[~by]]).mean()
     return float(across / inside)
+
+
+def shared_smooth_checkpoint(tmp_path_factory) -> Path:
+    """One smooth checkpoint per test session (training is deterministic, so sharing it is safe)."""
+    path = Path(tmp_path_factory.getbasetemp()) / "smooth_ck"
+    return path if (path / "ema.safetensors").is_file() else smooth_checkpoint(path)

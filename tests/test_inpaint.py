@@ -7,7 +7,7 @@ import pytest
 import rasterio
 
 from conftest import write_geotiff
-from generate_fixtures import random_checkpoint
+from generate_fixtures import random_checkpoint, shared_smooth_checkpoint
 from scene_fixtures import BEN_MM, copy_raster, run_cli
 
 
@@ -104,3 +104,18 @@ def test_bad_input_one_line_nothing_written(ckpt, scene, tmp_path):
         lines = r.stderr.strip().splitlines()
         assert r.exit_code == 2 and len(lines) == 1 and message in lines[0], (args, r.stderr)
         assert not (tmp_path / "o.tif").exists() and not list(tmp_path.glob(".earthgen-*"))
+
+
+def test_fill_is_consistent_with_the_surroundings(tmp_path_factory, tmp_path):
+    """A model that paints smooth scenes fills a hole in a flat scene near the scene's level."""
+    smooth = shared_smooth_checkpoint(tmp_path_factory)
+    mask = np.zeros((1, 64, 64), np.uint8)
+    mask[0, 20:44, 20:44] = 1
+    write_geotiff(tmp_path / "m.tif", mask)
+    fills = []
+    for level in (500, 2500):
+        write_geotiff(tmp_path / f"{level}.tif", np.full((3, 64, 64), level, np.uint16))
+        r = inpaint(smooth, tmp_path / f"{level}.tif", tmp_path / f"o{level}.tif", "--mask", tmp_path / "m.tif")
+        assert r.exit_code == 0, r.stderr
+        fills.append(read(tmp_path / f"o{level}.tif")[0][:, 20:44, 20:44].mean())
+    assert fills[1] - fills[0] > 1000  # same seed: were the known region ignored, exactly 0

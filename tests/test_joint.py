@@ -8,7 +8,7 @@ import rasterio
 from rasterio.warp import transform_bounds
 
 from conftest import write_geotiff
-from generate_fixtures import checkpoint_info, random_checkpoint, seam_ratio, smooth_checkpoint
+from generate_fixtures import checkpoint_info, random_checkpoint, seam_ratio, shared_smooth_checkpoint
 from scene_fixtures import BEN_MM, run_cli
 
 UTM_BOX = "500000,4650000,501040,4651040"  # 104 x 104 px at 10 m: 4 x 4 tiles of 32 with overlap 8
@@ -17,7 +17,7 @@ HELSINKI = "24.936,60.165,24.940,60.167"
 
 @pytest.fixture(scope="module")
 def smooth(tmp_path_factory):
-    return smooth_checkpoint(tmp_path_factory.mktemp("smooth") / "ck")
+    return shared_smooth_checkpoint(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
