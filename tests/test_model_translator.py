@@ -94,3 +94,19 @@ def test_several_sources_condition_together(tmp_path):
     assert np.abs(both - sar_only).max() > 1e-2  # the extra source reaches the output (raw units)
     with pytest.raises(EarthgenError, match="also a source"):
         tr.check(["sar", "rgb"], "rgb")
+
+
+def test_joint_generation_steps_slots_together(ckpt):
+    from earthgen_cli.inference.generate import SamplingOptions, generate_latents
+
+    model, _ = ck.load_model(ckpt, ema=False)
+    g = torch.Generator().manual_seed(0)
+    noise = {"rgb": torch.randn(2, 12, 8, 8, generator=g), "sar": torch.randn(2, 8, 8, 8, generator=g)}
+    opts = SamplingOptions(steps=3, guidance=2.0)
+    a = generate_latents(model, {}, noise, opts, gsd=torch.full((2,), 10.0))
+    b = generate_latents(model, {}, noise, opts, gsd=torch.full((2,), 10.0))
+    assert a.latents["rgb"].shape == (2, 12, 8, 8) and a.latents["sar"].shape == (2, 8, 8, 8)
+    assert all(torch.equal(a.latents[m], b.latents[m]) for m in noise)
+    alone = generate_latents(model, {}, {"rgb": noise["rgb"]}, opts, gsd=torch.full((2,), 10.0))
+    assert not torch.allclose(alone.latents["rgb"], a.latents["rgb"])  # the slots see each other
+    assert set(a.logvars) == {"rgb", "sar"}

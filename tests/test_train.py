@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from earthgen_cli.data.chip_dataset import ChipDataset
+from earthgen_cli.data.chips import ChipDataset
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.model_translator import ModelTranslator
 from earthgen_cli.inference.translator import TileBatch
@@ -85,7 +85,7 @@ def test_tiny_model_overfits_four_real_chips(tmp_path, chips16):
     ds = ChipDataset(chips16, "train", ["rgb", "nir"])
     samples = [ds[(i, ("rgb", "nir"))] for i in range(4)]
     scaling = info.scaling
-    raw = {m: np.stack([scaling[m].from_model(s[m].numpy()) for s in samples]) for m in ("rgb", "nir")}
+    raw = {m: np.stack([scaling[m].from_model(s["images"][m].numpy()) for s in samples]) for m in ("rgb", "nir")}
     tr = ModelTranslator.load(ckpt, device="cpu", steps=4)
     for src, dst in (("nir", "rgb"), ("rgb", "nir")):
         batch = TileBatch({src: raw[src]}, np.ones((4, 16, 16), bool), tuple((0, 16 * i) for i in range(4)),

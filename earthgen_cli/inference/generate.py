@@ -1,5 +1,6 @@
 """Sampling with the unified model in latent space: translation (sources clean at t=0, the target
-from noise) with classifier-free guidance, the target's residual adapter and its confidence.
+from noise) and joint generation (several targets from noise, stepped together), with
+classifier-free guidance, each target's residual adapter and its confidence.
 
 Shared by the scene translator and the training loop's sample grids. All noise is passed in by the
 caller (position-keyed in inference), so results do not depend on how tiles are batched.
@@ -34,61 +35,82 @@ class SamplingOptions:
 
 @dataclass
 class Generated:
-    latent: torch.Tensor  # (B, C, h, w) clean target latent after the adapter, fp32
-    logvar: torch.Tensor | None  # (B, 1, h, w) from the last model evaluation
+    latents: dict[str, torch.Tensor]  # per generated modality (B, C, h, w) clean latent after its adapter, fp32
+    logvars: dict[str, torch.Tensor] | None  # per generated modality (B, 1, h, w) from the last evaluation
+
+    @property
+    def latent(self) -> torch.Tensor:  # the single target of a translation
+        return next(iter(self.latents.values()))
+
+    @property
+    def logvar(self) -> torch.Tensor | None:
+        return None if self.logvars is None else next(iter(self.logvars.values()))
 
 
-def translate_latents(
+def generate_latents(
     model: EarthGenModel,
     sources: Mapping[str, torch.Tensor],
-    target: str,
-    init_noise: torch.Tensor,
+    init_noise: Mapping[str, torch.Tensor],
     opts: SamplingOptions,
     gsd: torch.Tensor | None = None,
     uncond_noise: Mapping[str, torch.Tensor] | None = None,
     step_noise: NoiseFn | None = None,
     autocast_dtype: torch.dtype | None = None,
 ) -> Generated:
-    """Integrate the target slot from `init_noise` (t=1) to t=0 with every source slot clean (t=0).
+    """Integrate every slot of `init_noise` (the targets, t=1) to t=0 together, with every source slot
+    clean (t=0): translation with one target, joint generation with several and no sources.
 
     With guidance != 1 a second, unconditional branch replaces each source with `uncond_noise` at
-    t=1 and drops the GSD, which is exactly how the dropped samples looked in training."""
-    mods = [target, *sources]
-    b = init_noise.shape[0]
+    t=1 and drops the GSD, which is exactly how the dropped samples looked in training. Targets share
+    one time, so the sampler state is their latents stacked along channels."""
+    targets = list(init_noise)
+    mods = [*targets, *sources]
+    first = init_noise[targets[0]]
+    b, device = first.shape[0], first.device
+    splits = [init_noise[m].shape[1] for m in targets]
     src = [sources[m] for m in sources]
-    use_cfg = opts.guidance != 1.0 and bool(sources)
-    if use_cfg and (uncond_noise is None or set(uncond_noise) != set(sources)):
+    use_cfg = opts.guidance != 1.0
+    if use_cfg and sources and (uncond_noise is None or set(uncond_noise) != set(sources)):
         raise ValueError("classifier-free guidance needs replacement noise for every source")
-    state: dict[str, torch.Tensor | None] = {"logvar": None}
-    device = init_noise.device
+    nt = len(targets)
+    state: dict[str, list[torch.Tensor] | None] = {"logvar": None}
 
     def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
+        xs = list(x.split(splits, dim=1))
         tt = torch.zeros(b, len(mods), device=device)
-        tt[:, 0] = t
-        lat, g, drop = [x, *src], gsd, None
+        tt[:, :nt] = t
+        lat, g, drop = [*xs, *src], gsd, None
         if use_cfg:  # one batched pass for both branches
-            lat = [torch.cat([x, x])] + [torch.cat([s, uncond_noise[m]]) for s, m in zip(src, sources)]
+            lat = [torch.cat([z, z]) for z in xs] + [torch.cat([s, uncond_noise[m]]) for s, m in zip(src, sources)]
             tt = torch.cat([tt, tt])
-            tt[b:, 1:] = 1.0
+            tt[b:, nt:] = 1.0
             g = None if gsd is None else torch.cat([gsd, gsd])
             drop = torch.arange(2 * b, device=device) >= b
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             out = model(lat, mods, tt, gsd=g, drop=drop)
-        pred = out.pred[0].float()
-        state["logvar"] = None if out.logvar is None else out.logvar[0][:b].float()
-        tcol = tt[:, 0]
-        v = to_velocity(pred, torch.cat([x, x]) if use_cfg else x, tcol, model.cfg.target)
+        state["logvar"] = None if out.logvar is None else [lv[:b].float() for lv in out.logvar[:nt]]
+        vs = [to_velocity(out.pred[k].float(), lat[k], tt[:, k], model.cfg.target) for k in range(nt)]
+        v = torch.cat(vs, dim=1)
         return guided(v[:b], v[b:], opts.guidance) if use_cfg else v
 
-    tokens = init_noise.shape[-2] * init_noise.shape[-1] // model.cfg.patch**2
+    tokens = first.shape[-2] * first.shape[-1] // model.cfg.patch**2
     shift = opts.shift if opts.shift is not None else shift_for_tokens(tokens)
     schedule = get_schedule(opts.steps, shift)
-    # Stop one step early and read the clean latent from the final x0 prediction: identical to the
-    # last Euler step for the ODE, and it gives the adapter the network's own x0 estimate.
-    x = sample(velocity, init_noise.float(), schedule[:-1], opts.sampler, step_noise, opts.eta)
+    # Stop one step early and read the clean latents from the final x0 prediction: identical to the
+    # last Euler step for the ODE, and it gives the adapters the network's own x0 estimate.
+    x = torch.cat([init_noise[m].float() for m in targets], dim=1)
+    x = sample(velocity, x, schedule[:-1], opts.sampler, step_noise, opts.eta)
     t_last = schedule[-2]
-    v = velocity(x, t_last)
-    x0 = to_x0(v, x, torch.full((b,), t_last, device=device), "velocity")
+    x0 = to_x0(velocity(x, t_last), x, torch.full((b,), t_last, device=device), "velocity")
+    latents = {}
     with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        x0 = model.adapt(target, x0).float()
-    return Generated(x0, state["logvar"])
+        for m, z in zip(targets, x0.split(splits, dim=1)):
+            latents[m] = model.adapt(m, z).float()
+    lv = state["logvar"]
+    return Generated(latents, None if lv is None else dict(zip(targets, lv)))
+
+
+def translate_latents(model: EarthGenModel, sources: Mapping[str, torch.Tensor], target: str,
+                      init_noise: torch.Tensor, opts: SamplingOptions, **kwargs) -> Generated:
+    """One target from noise, every source clean at t=0; kwargs as for `generate_latents`."""
+    return generate_latents(model, sources, {target: init_noise}, opts, **kwargs)

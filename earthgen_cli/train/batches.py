@@ -19,7 +19,7 @@ class Batch:
     images: list[torch.Tensor]  # per slot (B, C, H, W) model space
     valid: list[torch.Tensor]  # per slot (B, H, W) bool
     gsd: torch.Tensor  # (B,) m/px, NaN when unknown
-    index: torch.Tensor  # (B,) scene number within the batch: the same chip twice is one scene
+    index: torch.Tensor  # (B,) chip index: the same chip twice in a batch is one scene
 
     @property
     def size(self) -> int:
@@ -31,16 +31,15 @@ class Batch:
 
 
 def collate(samples: list[dict]) -> Batch:
-    """`ChipDataset[(i, pair)]` samples -> one Batch (data/chip_dataset.py's sample layout)."""
+    """`ChipDataset[(i, pair)]` samples (data/chips.py) -> one Batch."""
     mods = tuple(samples[0]["modalities"])
     for s in samples:
         if tuple(s["modalities"]) != mods:
             raise ValueError("a batch must hold one modality pair")  # the pair sampler guarantees it
-    ids: dict[str, int] = {}
-    return Batch(mods, [torch.stack([s[m] for s in samples]) for m in mods],
-                 [torch.stack([s[f"{m}_valid"].reshape(s[m].shape[-2:]) for s in samples]) for m in mods],
+    return Batch(mods, [torch.stack([s["images"][m] for s in samples]) for m in mods],
+                 [torch.stack([s["valid"][m] for s in samples]) for m in mods],
                  torch.stack([torch.as_tensor(s["gsd"], dtype=torch.float32) for s in samples]),
-                 torch.tensor([ids.setdefault(s["id"], len(ids)) for s in samples]))
+                 torch.tensor([int(s["index"]) for s in samples]))
 
 
 def crop_and_augment(batch: Batch, crop: int, augment: bool, g: torch.Generator) -> Batch:
@@ -87,14 +86,14 @@ class ChipSubset:
         self.dataset = dataset
         self.n = min(n, len(dataset))
 
-    def __getattr__(self, name: str):  # modalities, scaling, built, ...: the dataset's
+    def __getattr__(self, name: str):  # modalities, scaling, bands, built, ...: the dataset's
         return getattr(self.dataset, name)
 
     def __len__(self) -> int:
         return self.n
 
-    def pair_index(self) -> dict[tuple[str, str], list[int]]:
-        out = {p: [i for i in idx if i < self.n] for p, idx in self.dataset.pair_index().items()}
+    def pairs(self) -> dict[tuple[str, str], list[int]]:
+        out = {p: [i for i in idx if i < self.n] for p, idx in self.dataset.pairs().items()}
         return {p: idx for p, idx in out.items() if idx}
 
     def __getitem__(self, key):

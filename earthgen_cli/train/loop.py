@@ -57,16 +57,12 @@ def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | 
 
 
 def open_dataset(cfg: TrainConfig):
-    from earthgen_cli.data.chip_dataset import ChipDataset
+    from earthgen_cli.data.chips import ChipDataset
 
     ds = ChipDataset(cfg.data.root, cfg.data.split, cfg.data.modalities or None)
     if len(ds) == 0:
         raise EarthgenError(f"{cfg.data.root}: split {cfg.data.split!r} has no chips")
     return ChipSubset(ds, cfg.data.max_chips) if cfg.data.max_chips else ds
-
-
-def dataset_bands(data) -> dict[str, int]:
-    return {m: len(data.built.meta["modalities"][m]["bands"]) for m in data.modalities}
 
 
 def _load_codecs(model: EarthGenModel, path: str, where: str) -> dict[str, dict[str, list[float]]]:
@@ -105,7 +101,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, config_path: str, env: DistEnv, device: torch.device) -> None:
         self.cfg, self.where, self.env, self.device = cfg, config_path, env, device
         self.data = open_dataset(cfg)
-        mods, bands = list(self.data.modalities), dataset_bands(self.data)
+        mods, bands = list(self.data.modalities), dict(self.data.bands)
         self.scaling = {m: self.data.scaling[m] for m in mods}
         self.use_pseudo_pan = cfg.data.pseudo_pan > 0 and "rgb" in mods
         if self.use_pseudo_pan and "pan" not in mods:
@@ -140,7 +136,7 @@ class Trainer:
         self.params = params
         o = cfg.optim
         self.opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-        self.pair_keys = sorted("+".join(sorted(p)) for p in self.data.pair_index())
+        self.pair_keys = sorted("+".join(sorted(p)) for p in self.data.pairs())
         if self.use_pseudo_pan:
             self.pair_keys = sorted(set(self.pair_keys) | {"+".join(sorted(("rgb", "pan")))})
         self.pairs_base = {k: 0 for k in self.pair_keys}
@@ -198,19 +194,15 @@ class Trainer:
 
     # -- data -------------------------------------------------------------------------------
     def loader(self, start_step: int, steps: int, seed: int, rank: int, world: int):
-        """Batches start_step .. start_step+steps-1 of this rank. The pair sampler is a pure function
-        of its seed (every rank draws every batch and keeps its own), so skipping the first
-        `start_step` of them costs only random draws and resumes the data stream exactly."""
-        import itertools
-
+        """Batches start_step .. start_step+steps-1 of this rank; the pair sampler is stateless per
+        (seed, step, rank), so a resumed run reads exactly the data it would have read."""
         from torch.utils.data import DataLoader
 
-        from earthgen_cli.data.chip_dataset import PairBatchSampler
+        from earthgen_cli.data.chips import PairBatchSampler
 
-        sampler = PairBatchSampler(self.data, self.cfg.optim.batch_size, batches=(start_step + steps) * world,
-                                   seed=seed, rank=rank, world_size=world)
-        keys = itertools.islice(iter(sampler), start_step, None)
-        return iter(DataLoader(self.data, batch_sampler=keys, collate_fn=collate,
+        sampler = PairBatchSampler(self.data, self.cfg.optim.batch_size, seed, rank=rank, world_size=world,
+                                   start_step=start_step, steps=steps)
+        return iter(DataLoader(self.data, batch_sampler=sampler, collate_fn=collate,
                                num_workers=self.cfg.data.workers))
 
     def fixed_batches(self, n: int) -> list[Batch]:
