@@ -20,10 +20,9 @@ import numpy as np
 import torch
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.flow.path import to_velocity
-from earthgen_cli.flow.sampling import get_schedule, guided, shift_for_tokens, step
+from earthgen_cli.flow.sampling import get_schedule, shift_for_tokens, step
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader, read_padded, zero
-from earthgen_cli.inference.generate import SamplingOptions
+from earthgen_cli.inference.generate import SamplingOptions, slot_velocity
 from earthgen_cli.inference.model_translator import SALT_STEP, SALT_TARGET, SALT_UNCOND, pick_device
 from earthgen_cli.inference.noise import NoiseField
 from earthgen_cli.modalities import MODALITY_NAMES, get_modality
@@ -144,12 +143,10 @@ def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memm
     scene; returns the clean latent canvases (after each modality's residual adapter)."""
     model, cfg, dev, f = sm.model, sm.cfg, sm.device, sm.cfg.codec.factor
     gen, cond = list(init), list(conditions)
-    mods = gen + cond
     chans = [cfg.latent_channels(m) for m in gen]
     th, tw = layout.tile_lat
     shift = opts.shift if opts.shift is not None else shift_for_tokens(th * tw // cfg.patch**2)
     schedule = get_schedule(opts.steps, shift)
-    use_cfg = opts.guidance != 1.0
     cur = {m: canvas.array(f"{m}_x_a", init[m].shape) for m in gen}
     nxt = {m: canvas.array(f"{m}_x_b", init[m].shape) for m in gen}
     for m in gen:
@@ -173,23 +170,8 @@ def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memm
             uncond = [NoiseField(seed, z.shape[1], SALT_UNCOND + MODALITY_NAMES.index(m))
                       .batch(origins, th, tw, scale=f).to(dev) for z, m in zip(c_lat, cond)]
 
-            def velocity(xx: torch.Tensor, tt_: float) -> torch.Tensor:
-                lat = [*torch.split(xx, chans, dim=1), *c_lat]
-                tt = torch.zeros(b, len(mods), device=dev)
-                tt[:, : len(gen)] = tt_
-                gg, drop = g, None
-                if use_cfg:  # unconditional branch: conditions are noise at t=1, GSD dropped
-                    lat = [torch.cat([z, z]) for z in lat[: len(gen)]] + [torch.cat([z, u]) for z, u in zip(c_lat, uncond)]
-                    tt = torch.cat([tt, tt])
-                    tt[b:, len(gen):] = 1.0
-                    gg = None if g is None else torch.cat([g, g])
-                    drop = torch.arange(2 * b, device=dev) >= b
-                with torch.autocast(dev.type, dtype=sm.autocast, enabled=sm.autocast is not None):
-                    out = model(lat, mods, tt, gsd=gg, drop=drop)
-                v = torch.cat([to_velocity(out.pred[k].float(), lat[k].float(), tt[:, k], cfg.target)
-                               for k in range(len(gen))], dim=1)
-                return guided(v[:b], v[b:], opts.guidance) if use_cfg else v
-
+            velocity = slot_velocity(model, gen, chans, dict(zip(cond, c_lat)), opts.guidance, g,
+                                     dict(zip(cond, uncond)), sm.autocast)
             noise = None
             if t_next > 0:
                 noise = NoiseField(seed, total_c, SALT_STEP + i).batch(origins, th, tw, scale=f)
