@@ -8,7 +8,8 @@ import rasterio
 from rasterio.warp import transform_bounds
 
 from conftest import write_geotiff
-from generate_fixtures import checkpoint_info, random_checkpoint, seam_ratio, shared_smooth_checkpoint
+from generate_fixtures import (assert_same_up_to_rounding, random_checkpoint, seam_ratio,
+                               shared_smooth_checkpoint)
 from scene_fixtures import BEN_MM, run_cli
 
 UTM_BOX = "500000,4650000,501040,4651040"  # 104 x 104 px at 10 m: 4 x 4 tiles of 32 with overlap 8
@@ -82,13 +83,15 @@ def test_explicit_crs_and_bbox_on_pixel_edges(ckpt, tmp_path):
         assert src.shape == (20, 30)
 
 
-def test_same_seed_same_output_whatever_the_batch_size(ckpt, tmp_path):
+def test_same_seed_same_output(ckpt, tmp_path):
     outs = {}
-    for name, extra in (("a", ["--seed", "3"]), ("b", ["--seed", "3", "--batch-size", "1"]), ("c", ["--seed", "4"])):
+    for name, extra in (("a", ["--seed", "3"]), ("a2", ["--seed", "3"]), ("b", ["--seed", "3", "--batch-size", "1"]),
+                        ("c", ["--seed", "4"])):
         r = joint(ckpt, tmp_path / name, *extra, pair="rgb,sar", bbox="500000,4650000,500560,4650480")
         assert r.exit_code == 0, r.stderr
         outs[name] = read(tmp_path / name / "rgb.tif")
-    np.testing.assert_array_equal(outs["a"], outs["b"])
+    np.testing.assert_array_equal(outs["a"], outs["a2"])
+    assert_same_up_to_rounding(outs["a"], outs["b"])
     assert not np.array_equal(outs["a"], outs["c"])
 
 
@@ -181,3 +184,16 @@ def test_latent_canvas_lives_in_memory_mapped_files(ckpt, tmp_path):
     out = sample_scene(sm, layout, init, {}, SamplingOptions(steps=2), 0, 10.0, 2, canvas)
     assert isinstance(out["rgb"], np.memmap) and out["rgb"].shape == (12, 50, 35)
     assert {p.suffix for p in tmp_path.iterdir()} == {".f32"}
+
+
+def test_sde_sampler_and_guidance_are_position_keyed(ckpt, shared_data, tmp_path):
+    sar = shared_data / BEN_MM / "s1_vvvh_db.tif"
+    box, outs = "404600,5341400,405400,5342200", {}
+    for name, extra in (("a", []), ("a2", []), ("b", ["--batch-size", "1"]), ("c", ["--guidance", "1"])):
+        r = joint(ckpt, tmp_path / name, "--cond", f"sar={sar}", "--sampler", "euler-maruyama", "--guidance", "2",
+                  *extra, pair="rgb", bbox=box, gsd="20")
+        assert r.exit_code == 0, r.stderr
+        outs[name] = read(tmp_path / name / "rgb.tif")
+    np.testing.assert_array_equal(outs["a"], outs["a2"])
+    assert_same_up_to_rounding(outs["a"], outs["b"])  # step noise is keyed by position, not by tile
+    assert not np.array_equal(outs["a"], outs["c"])  # guidance takes part
