@@ -20,6 +20,7 @@ def command(
     steps: int = opt.Steps,
     sampler: str = opt.SamplerName,
     guidance: float = opt.Guidance,
+    prompt: Optional[str] = opt.Prompt,
     seed: int = opt.Seed,
     tile: int = opt.GenTile,
     overlap: int = opt.Overlap,
@@ -41,7 +42,7 @@ def command(
     conditions = parse_conditions(cond)
     opts = sampling_options(steps, sampler, guidance)
     sm = SceneModel.load(model, device)
-    summary = extend_scene(sm, source, by, sides, output, conditions, SceneOptions(tile, overlap, batch_size, seed),
-                           opts, from_, overwrite, quiet)
+    scene = SceneOptions(tile, overlap, batch_size, seed, prompt)
+    summary = extend_scene(sm, source, by, sides, output, conditions, scene, opts, from_, overwrite, quiet)
     if json_out:
         typer.echo(summary.to_json())

@@ -24,6 +24,7 @@ def command(
     steps: int = opt.Steps,
     sampler: str = opt.SamplerName,
     guidance: float = opt.Guidance,
+    prompt: Optional[str] = opt.Prompt,
     seed: int = opt.Seed,
     tile: int = opt.GenTile,
     overlap: int = opt.Overlap,
@@ -51,6 +52,6 @@ def command(
     sm = SceneModel.load(model, device)
     summary = generate_joint(
         sm, JointRequest(tuple(mods), grid, output, conditions, osm_pbf, count, overwrite),
-        SceneOptions(tile, overlap, batch_size, seed), opts, quiet=quiet)
+        SceneOptions(tile, overlap, batch_size, seed, prompt), opts, quiet=quiet)
     if json_out:
         typer.echo(summary.to_json())

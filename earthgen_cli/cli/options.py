@@ -21,3 +21,4 @@ Guidance = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale 
 SamplerName = typer.Option("euler", "--sampler", help="euler, heun or euler-maruyama.")
 Cond = typer.Option([], "--cond", help="MODALITY=PATH condition raster, warped to the output grid (repeatable).")
 GenTile = typer.Option(256, "--tile", help="Tile side in pixels; tiles are blended in latent space at every step.")
+Prompt = typer.Option(None, "--prompt", help="Text condition (checkpoints trained with text; needs the [text] extra).")

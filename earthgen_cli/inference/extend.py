@@ -62,6 +62,7 @@ def extend_scene(sm: SceneModel, source: str, by: int, sides: Sequence[str], out
             raise EarthgenError(f"--by {by}: more than {MAX_EXTEND_FACTOR}x the scene size; extend in steps")
         sr = open_input(src, source, declared, sm)
         sm.check([sr.modality], [m for m, _ in conditions])
+        sm.text_vector(scene.prompt)  # refuse a prompt the checkpoint cannot follow before any work
         n, s, e, w = (by if side in sides else 0 for side in SIDES)
         grid = OutputGrid.of(src).extended(n, s, e, w)
         bands = sr.count

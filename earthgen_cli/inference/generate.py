@@ -96,10 +96,12 @@ def translate_latents(model: EarthGenModel, sources: Mapping[str, torch.Tensor],
 def slot_velocity(model: EarthGenModel, targets: list[str], splits: list[int], sources: Mapping[str, torch.Tensor],
                   guidance: float, gsd: torch.Tensor | None = None,
                   uncond_noise: Mapping[str, torch.Tensor] | None = None,
-                  autocast_dtype: torch.dtype | None = None, state: dict | None = None) -> VelocityFn:
+                  autocast_dtype: torch.dtype | None = None, state: dict | None = None,
+                  text: torch.Tensor | None = None) -> VelocityFn:
     """(x, t) -> v for the target slots stacked along channels (`splits` channels each), every
     source slot clean at t=0; with guidance != 1 a batched unconditional branch (sources replaced
-    by `uncond_noise` at t=1, GSD dropped). `state["logvar"]` receives the targets' last log-variances.
+    by `uncond_noise` at t=1, GSD and text dropped). `state["logvar"]` receives the targets' last
+    log-variances; `text` (B, text_dim) is the prompt embedding of text-conditioned checkpoints.
     Shared by `generate_latents` and whole-scene (MultiDiffusion) sampling, which steps tiles itself."""
     mods = [*targets, *sources]
     src = [sources[m] for m in sources]
@@ -113,15 +115,16 @@ def slot_velocity(model: EarthGenModel, targets: list[str], splits: list[int], s
         xs = list(x.split(splits, dim=1))
         tt = torch.zeros(b, len(mods), device=device)
         tt[:, :nt] = t
-        lat, g, drop = [*xs, *src], gsd, None
+        lat, g, drop, txt = [*xs, *src], gsd, None, text
         if use_cfg:  # one batched pass for both branches
             lat = [torch.cat([z, z]) for z in xs] + [torch.cat([s, uncond_noise[m]]) for s, m in zip(src, sources)]
             tt = torch.cat([tt, tt])
             tt[b:, nt:] = 1.0
             g = None if gsd is None else torch.cat([gsd, gsd])
+            txt = None if text is None else torch.cat([text, text])
             drop = torch.arange(2 * b, device=device) >= b
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            out = model(lat, mods, tt, gsd=g, drop=drop)
+            out = model(lat, mods, tt, gsd=g, text=txt, drop=drop)
         if state is not None:
             state["logvar"] = None if out.logvar is None else [lv[:b].float() for lv in out.logvar[:nt]]
         vs = [to_velocity(out.pred[k].float(), lat[k], tt[:, k], model.cfg.target) for k in range(nt)]

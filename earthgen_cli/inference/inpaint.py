@@ -63,6 +63,7 @@ def fill_scene(sm: SceneModel, grid: OutputGrid, modality: str, read_known: Wind
     from tqdm import tqdm
 
     cfg = sm.cfg
+    text = sm.text_vector(scene.prompt)
     layout = SceneLayout(grid.height, grid.width, cfg.codec.factor, cfg.tile_multiple, scene.tile, scene.overlap)
     with open_conditions(sm, grid, conditions, None) as conds, \
             tqdm(total=opts.steps * len(layout.tiles()), unit="tile", disable=quiet, leave=False) as bar:
@@ -73,7 +74,7 @@ def fill_scene(sm: SceneModel, grid: OutputGrid, modality: str, read_known: Wind
                                        cfg.latent_channels(modality), layout.latent_shape)}
         gsd = grid.gsd * (grid.crs.linear_units_factor[1] if grid.crs and grid.crs.linear_units_factor else 1.0)
         latents = sample_scene(sm, layout, init, cond_lat, opts, scene.seed, gsd, scene.batch_size, canvas,
-                               known=Known({modality: known_lat}, keep), progress=bar)
+                               known=Known({modality: known_lat}, keep), progress=bar, text=text)
         return decode_canvas(sm, layout, modality, latents[modality], canvas, scene.batch_size)
 
 
@@ -95,6 +96,7 @@ def output_spec(src, sr: SourceRaster, path: str, sm: SceneModel, scene: SceneOp
     tags = {k: v for k, v in src.tags().items() if not k.startswith("EARTHGEN_")}
     tags.update(provenance_tags(modality=sr.modality, model=sm.path, steps=opts.steps, seed=scene.seed,
                                 sampler=opts.sampler.value, guidance=opts.guidance, operation=command,
+                                prompt=scene.prompt,
                                 direction="+".join([sr.modality, *(m for m, _ in conditions)]) + f":{sr.modality}"))
     return OutputSpec(path, sr.count, sr.dtype, src.nodata, tuple(src.descriptions), tags)
 

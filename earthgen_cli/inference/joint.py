@@ -40,6 +40,7 @@ class SceneOptions:
     overlap: int = 64
     batch_size: int = 4
     seed: int = 0
+    prompt: str | None = None  # text condition (checkpoints trained with text only)
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts:
     if not generate:
         raise EarthgenError("--pair: every modality is given as a condition; nothing to generate")
     sm.check(generate, cond_mods)
+    text = sm.text_vector(scene.prompt)
     grid = req.grid
     cfg = sm.cfg
     layout = SceneLayout(grid.height, grid.width, cfg.codec.factor, cfg.tile_multiple, scene.tile, scene.overlap)
@@ -212,7 +214,7 @@ def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts:
             cond_lat[c.modality] = lat
         direction = f"{'+'.join(cond_mods)}:{'+'.join(generate)}" if cond_mods else f"joint:{'+'.join(generate)}"
         base_tags = dict(model=sm.path, direction=direction, steps=opts.steps, sampler=opts.sampler.value,
-                         guidance=opts.guidance, tile=scene.tile, overlap=scene.overlap)
+                         guidance=opts.guidance, tile=scene.tile, overlap=scene.overlap, prompt=scene.prompt)
         out.mkdir(exist_ok=True)
         for k, folder in enumerate(samples):
             seed = scene.seed + k
@@ -220,7 +222,7 @@ def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts:
                                     layout.latent_shape) for m in generate}
             gsd = grid.gsd * (grid.crs.linear_units_factor[1] if grid.crs.linear_units_factor else 1.0)
             latents = sample_scene(sm, layout, init, cond_lat, opts, seed, gsd, scene.batch_size, canvas,
-                                   progress=bar)
+                                   progress=bar, text=text)
             folder.mkdir(parents=True, exist_ok=True)
             for m in req.pair:
                 path = str(folder / f"{m}.tif")

@@ -58,6 +58,21 @@ class SceneModel:
     def cfg(self):
         return self.info.model
 
+    def text_vector(self, prompt: str | None) -> np.ndarray | None:
+        """The prompt's embedding, or a one-line error when the checkpoint has no text condition."""
+        if prompt is None:
+            return None
+        if not self.cfg.text_dim:
+            raise EarthgenError(f"--model {self.path}: the checkpoint was trained without text conditioning; "
+                                "it cannot follow --prompt")
+        from earthgen_cli.inference.text import encode_prompt
+
+        vec = encode_prompt(prompt)
+        if vec.shape[0] != self.cfg.text_dim:
+            raise EarthgenError(f"--model {self.path}: expects {self.cfg.text_dim}-d text embeddings, "
+                                f"the encoder gives {vec.shape[0]}")
+        return vec
+
     def check(self, generate: Sequence[str], conditions: Sequence[str]) -> None:
         """Every slot a modality the checkpoint knows; every two slots a pair it trained on."""
         slots = [*generate, *conditions]
@@ -138,7 +153,7 @@ def _crops(arrays: Sequence[np.ndarray], tiles, th: int, tw: int, f: int, device
 def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memmap],
                  conditions: Mapping[str, np.memmap], opts: SamplingOptions, seed: int, gsd: float | None,
                  batch_size: int, canvas: MemmapCanvas, known: Known | None = None,
-                 progress=None) -> dict[str, np.memmap]:
+                 progress=None, text: np.ndarray | None = None) -> dict[str, np.memmap]:
     """Integrate the generated slots (`init`: noise canvases, left untouched) from t=1 to t=0 as one
     scene; returns the clean latent canvases (after each modality's residual adapter)."""
     model, cfg, dev, f = sm.model, sm.cfg, sm.device, sm.cfg.codec.factor
@@ -167,11 +182,12 @@ def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memm
             c_lat = _crops([conditions[m] for m in cond], padded, th, tw, f, dev)
             b = x.shape[0]
             g = None if gsd is None else torch.full((b,), float(gsd), device=dev)
+            txt = None if text is None else torch.from_numpy(text).to(dev)[None].expand(b, -1)
             uncond = [NoiseField(seed, z.shape[1], SALT_UNCOND + MODALITY_NAMES.index(m))
                       .batch(origins, th, tw, scale=f).to(dev) for z, m in zip(c_lat, cond)]
 
             velocity = slot_velocity(model, gen, chans, dict(zip(cond, c_lat)), opts.guidance, g,
-                                     dict(zip(cond, uncond)), sm.autocast)
+                                     dict(zip(cond, uncond)), sm.autocast, text=txt)
             noise = None
             if t_next > 0:
                 noise = NoiseField(seed, total_c, SALT_STEP + i).batch(origins, th, tw, scale=f)
