@@ -106,3 +106,15 @@ def assert_same_up_to_rounding(a: np.ndarray, b: np.ndarray) -> None:
     assert a.shape == b.shape and a.dtype == b.dtype
     diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
+
+
+def kl_checkpoint(path: Path) -> Path:
+    """Random weights with small KL autoencoder codecs (latents not a pixel rearrangement)."""
+    from dataclasses import replace
+
+    from earthgen_cli.models.config import CodecConfig, CodecKind
+
+    info = checkpoint_info(("rgb", "sar"), ("rgb+sar",))
+    cfg = replace(info.model, codec=CodecConfig(CodecKind.kl, 2, 4, (32, 32)))
+    stats = {m: {"shift": [0.0] * 4, "scale": [1.0] * 4} for m in cfg.modalities}
+    return random_checkpoint(path, replace(info, model=cfg, latent_stats=stats))

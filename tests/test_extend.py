@@ -7,7 +7,7 @@ import pytest
 import rasterio
 from rasterio.transform import Affine
 
-from generate_fixtures import assert_same_up_to_rounding, random_checkpoint
+from generate_fixtures import assert_same_up_to_rounding, kl_checkpoint, random_checkpoint
 from scene_fixtures import BEN_MM, run_cli
 
 
@@ -60,3 +60,13 @@ def test_bad_input_one_line_nothing_written(ckpt, shared_data, tmp_path, args, m
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 2 and len(lines) == 1 and message in lines[0], r.stderr
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_kl_codec_model_keeps_original_pixels(shared_data, tmp_path):
+    ck = kl_checkpoint(tmp_path / "kl")
+    src = shared_data / BEN_MM / "s2_rgb.tif"
+    r = extend(ck, src, tmp_path / "o.tif", "--by", "8", "--side", "west")
+    assert r.exit_code == 0, r.stderr
+    a, b = read(src)[0], read(tmp_path / "o.tif")[0]
+    assert b.shape == (3, 120, 128)
+    np.testing.assert_array_equal(b[:, :, 8:], a)

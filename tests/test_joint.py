@@ -8,7 +8,7 @@ import rasterio
 from rasterio.warp import transform_bounds
 
 from conftest import write_geotiff
-from generate_fixtures import (assert_same_up_to_rounding, random_checkpoint, seam_ratio,
+from generate_fixtures import (assert_same_up_to_rounding, kl_checkpoint, random_checkpoint, seam_ratio,
                                shared_smooth_checkpoint)
 from scene_fixtures import BEN_MM, run_cli
 
@@ -197,3 +197,9 @@ def test_sde_sampler_and_guidance_are_position_keyed(ckpt, shared_data, tmp_path
     np.testing.assert_array_equal(outs["a"], outs["a2"])
     assert_same_up_to_rounding(outs["a"], outs["b"])  # step noise is keyed by position, not by tile
     assert not np.array_equal(outs["a"], outs["c"])  # guidance takes part
+
+
+def test_kl_codec_model(tmp_path):
+    r = joint(kl_checkpoint(tmp_path / "kl"), tmp_path / "o", bbox="500000,4650000,500480,4650400")
+    assert r.exit_code == 0, r.stderr
+    assert read(tmp_path / "o" / "rgb.tif").shape == (3, 40, 48) and read(tmp_path / "o" / "sar.tif").shape == (2, 40, 48)
