@@ -120,3 +120,12 @@ def test_fill_is_consistent_with_the_surroundings(tmp_path_factory, tmp_path):
         assert r.exit_code == 0, r.stderr
         fills.append(read(tmp_path / f"o{level}.tif")[0][:, 20:44, 20:44].mean())
     assert fills[1] - fills[0] > 1000  # same seed: were the known region ignored, exactly 0
+
+
+def test_condition_outside_the_scene_is_refused(ckpt, scene, tmp_path):
+    rgb, mask, _ = scene
+    far = write_geotiff(tmp_path / "far.tif", np.zeros((2, 32, 32), np.float32))  # 500 km away
+    r = inpaint(ckpt, rgb, tmp_path / "o.tif", "--mask", mask, "--cond", f"sar={far}")
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "does not overlap" in lines[0], r.stderr
+    assert not (tmp_path / "o.tif").exists() and not list(tmp_path.glob(".earthgen-*"))

@@ -203,3 +203,13 @@ def test_kl_codec_model(tmp_path):
     r = joint(kl_checkpoint(tmp_path / "kl"), tmp_path / "o", bbox="500000,4650000,500480,4650400")
     assert r.exit_code == 0, r.stderr
     assert read(tmp_path / "o" / "rgb.tif").shape == (3, 40, 48) and read(tmp_path / "o" / "sar.tif").shape == (2, 40, 48)
+
+
+def test_condition_footprint_marks_the_area_beyond_the_source_invalid(shared_data):
+    from earthgen_cli.inference.joint import footprint
+    from earthgen_cli.io.grid import bbox_grid
+
+    grid = bbox_grid("404000,5341000,406000,5343000", 10, "EPSG:32633", "EPSG:32633")  # 200 x 200, source 120 x 120
+    with rasterio.open(shared_data / BEN_MM / "s1_vvvh_db.tif") as src:
+        inside = footprint(src, grid, "sar")(0, 0, grid.height, grid.width)
+    assert inside.sum() == 120 * 120 and inside[60:180, 40:160].all()

@@ -22,7 +22,7 @@ from rasterio.windows import Window
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
 from earthgen_cli.inference.generate import SamplingOptions
-from earthgen_cli.inference.joint import WRITE_ROWS, SceneOptions, open_conditions
+from earthgen_cli.inference.joint import WRITE_ROWS, SceneOptions, encode_conditions, open_conditions
 from earthgen_cli.inference.multidiffusion import (Known, SceneModel, decode_canvas, encode_canvas, modality_salt,
                                                    noise_canvas, sample_scene)
 from earthgen_cli.io.grid import OutputGrid
@@ -67,8 +67,7 @@ def fill_scene(sm: SceneModel, grid: OutputGrid, modality: str, read_known: Wind
     layout = SceneLayout(grid.height, grid.width, cfg.codec.factor, cfg.tile_multiple, scene.tile, scene.overlap)
     with open_conditions(sm, grid, conditions, None) as conds, \
             tqdm(total=opts.steps * len(layout.tiles()), unit="tile", disable=quiet, leave=False) as bar:
-        cond_lat = {c.modality: encode_canvas(sm, layout, c.modality, c.read, canvas, f"cond_{c.modality}")[0]
-                    for c in conds}
+        cond_lat = encode_conditions(sm, layout, conds, canvas)
         known_lat, keep = encode_canvas(sm, layout, modality, read_known, canvas, "known")
         init = {modality: noise_canvas(canvas, "eps", scene.seed, modality_salt(modality),
                                        cfg.latent_channels(modality), layout.latent_shape)}

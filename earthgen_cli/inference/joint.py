@@ -98,6 +98,26 @@ class ConditionSource:
     label: str
 
 
+def footprint(src, grid: OutputGrid, label: str):
+    """(row, col, h, w) -> validity of the grid pixels whose centres fall inside the source's
+    bounds (projected to the grid CRS): a warp fills the area beyond a source without nodata with
+    zeros that would otherwise pass for data."""
+    from rasterio.warp import transform_bounds
+
+    left, bottom, right, top = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
+    gl, gb, gr, gt = grid.bounds
+    if right <= gl or left >= gr or top <= gb or bottom >= gt:
+        raise EarthgenError(f"{label}: does not overlap the output grid")
+    px = grid.gsd
+
+    def inside(r: int, c: int, h: int, w: int) -> np.ndarray:
+        x = gl + (np.arange(c, c + w) + 0.5) * px
+        y = gt - (np.arange(r, r + h) + 0.5) * px
+        return ((y >= bottom) & (y <= top))[:, None] & ((x >= left) & (x <= right))[None, :]
+
+    return inside
+
+
 @contextlib.contextmanager
 def open_conditions(sm: SceneModel, grid: OutputGrid, conditions: Sequence[tuple[str, str]],
                     osm_pbf: str | None) -> Iterator[list[ConditionSource]]:
@@ -113,8 +133,14 @@ def open_conditions(sm: SceneModel, grid: OutputGrid, conditions: Sequence[tuple
             sr.warp_to(grid)
             if sr.reader is not sr.src:
                 stack.callback(sr.reader.close)
+            inside = footprint(src, grid, f"--cond {mod}={path}")
+
+            def read(r, c, h, w, sr=sr, inside=inside):
+                data, valid = sr.read(Window(c, r, w, h))
+                return data, valid & inside(r, c, h, w)
+
             out.append(ConditionSource(
-                mod, lambda r, c, h, w, sr=sr: sr.read(Window(c, r, w, h)),
+                mod, read,
                 lambda r, n, sr=sr: sr.reader.read(sr.bands, window=Window(0, r, grid.width, n)),
                 sr.dtype, sr.nodata, path))
         if osm_pbf is not None:
@@ -127,6 +153,18 @@ def open_conditions(sm: SceneModel, grid: OutputGrid, conditions: Sequence[tuple
                 "osm", lambda r, c, h, w: (layer.render(r, c, h, w).astype(np.float32), np.ones((h, w), bool)),
                 lambda r, n: layer.render(r, 0, n, grid.width), "uint8", None, osm_pbf))
         yield out
+
+
+def encode_conditions(sm: SceneModel, layout: SceneLayout, conds: Sequence[ConditionSource],
+                      canvas: MemmapCanvas) -> dict[str, np.memmap]:
+    """Clean latent canvases of the conditions; one that misses the grid entirely is an error."""
+    out = {}
+    for c in conds:
+        lat, keep = encode_canvas(sm, layout, c.modality, c.read, canvas, f"cond_{c.modality}")
+        if not np.asarray(keep).any():
+            raise EarthgenError(f"condition {c.label}: no valid pixels over the output grid")
+        out[c.modality] = lat
+    return out
 
 
 def write_pixels(grid: OutputGrid, path: str, modality: str, pixels: np.ndarray, tags: Mapping[str, str],
@@ -206,12 +244,7 @@ def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts:
             tempfile.TemporaryDirectory(prefix="earthgen-canvas-") as scratch, \
             tqdm(total=total, unit="tile", disable=quiet, leave=False) as bar:
         canvas = MemmapCanvas(scratch)
-        cond_lat = {}
-        for c in conds:
-            lat, keep = encode_canvas(sm, layout, c.modality, c.read, canvas, f"cond_{c.modality}")
-            if not np.asarray(keep).any():
-                raise EarthgenError(f"condition {c.label}: no valid pixels over the output grid")
-            cond_lat[c.modality] = lat
+        cond_lat = encode_conditions(sm, layout, conds, canvas)
         direction = f"{'+'.join(cond_mods)}:{'+'.join(generate)}" if cond_mods else f"joint:{'+'.join(generate)}"
         base_tags = dict(model=sm.path, direction=direction, steps=opts.steps, sampler=opts.sampler.value,
                          guidance=opts.guidance, tile=scene.tile, overlap=scene.overlap, prompt=scene.prompt)
