@@ -8,7 +8,6 @@ import importlib.util
 import numpy as np
 import pytest
 
-from earthgen_cli.train import checkpoint as ck
 from generate_fixtures import checkpoint_info, random_checkpoint
 from scene_fixtures import BEN_MM, run_cli
 
