@@ -167,6 +167,23 @@ def test_bands_option_selects_bands(shared_data, tmp_path):
     assert same.all() and np.array_equal(src[~np.isnan(src)], dst[~np.isnan(dst)])
 
 
+def test_preview_png_shows_input_and_output(shared_data, tmp_path):
+    from PIL import Image
+
+    src_path = shared_data / "spacenet6_rotterdam" / "sar_rgb" / "sar_quadpol.tif"
+    png = tmp_path / "quick.png"
+    r = run("translate", src_path, "--from", "sar", "--bands", "1,4", "--to", "sar", "-o", tmp_path / "o.tif",
+            "--preview", png, "-q")
+    assert r.exit_code == 0, r.stderr
+    img = np.asarray(Image.open(png))
+    assert img.shape == (200, 2 * 200 + 8, 3)
+    left, right = img[:, :200], img[:, 208:]
+    assert np.array_equal(left, right)  # identity: the two panels match
+    assert left.std() > 10  # a stretched picture, not a flat one
+    r = run("translate", src_path, "--from", "sar", "--to", "sar", "-o", "-", "--preview", png)
+    assert_one_line_error(r, "--preview")
+
+
 def test_stdin_to_stdout_pipeline(sar_scene, tmp_path):
     import subprocess
     import sys
@@ -246,6 +263,16 @@ def test_bad_tiling_options(sar_scene, tmp_path):
                               "-o", tmp_path / "o.tif"), "--overlap")
     assert_one_line_error(run("translate", sar_scene, "--to", "sar", "--batch-size", 0,
                               "-o", tmp_path / "o.tif"), "--batch-size")
+
+
+def test_sampling_options_need_a_checkpoint_model(sar_scene, tmp_path):
+    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "--steps", 4, "-o", tmp_path / "o.tif"),
+                          "--steps", "checkpoint")
+    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "--confidence", tmp_path / "c.tif",
+                              "-o", tmp_path / "o.tif"), "--confidence")
+    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "--cond", "nir", "-o", tmp_path / "o.tif"),
+                          "MOD=PATH")
+    assert not (tmp_path / "o.tif").exists() and not (tmp_path / "c.tif").exists()
 
 
 def test_identity_refuses_another_modality(sar_scene, tmp_path):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -16,6 +16,13 @@ def command(
     from_: Optional[str] = typer.Option(None, "--from", help="Source modality (default: file tags, else band count)."),
     model: str = typer.Option("identity", "--model", "-m", help="identity, luminance, or a checkpoint directory."),
     bands: Optional[str] = typer.Option(None, "--bands", help="Bands of IN to use, 1-based, e.g. 4,3,2."),
+    cond: List[str] = typer.Option([], "--cond", metavar="MOD=PATH",
+                                   help="Another source of the same place (repeatable), warped to IN's grid."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (checkpoint models; default 8)."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, heun or euler-maruyama (checkpoint models)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale; 1 = off."),
+    confidence: Optional[str] = typer.Option(None, "--confidence", metavar="OUT.tif",
+                                             help="Also write the model's per-pixel confidence (0..1) raster."),
     tile: int = opt.Tile,
     overlap: int = opt.Overlap,
     batch_size: int = opt.BatchSize,
@@ -24,6 +31,7 @@ def command(
     overwrite: bool = opt.Overwrite,
     cog: bool = opt.Cog,
     allow_no_crs: bool = opt.AllowNoCrs,
+    preview: Optional[str] = typer.Option(None, "--preview", help="Also write a PNG quicklook: input | output."),
     quiet: bool = opt.Quiet,
     json_out: bool = opt.JsonOut,
 ) -> None:
@@ -33,18 +41,38 @@ def command(
     EARTHGEN_* provenance tags. Example: earthgen translate s2_rgb.tif --to pan --model luminance -o pan.tif
     """
     from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TileOptions, translate_scene
+    from earthgen_cli.errors import EarthgenError
     from earthgen_cli.inference.translator import load_translator
-    from earthgen_cli.io.raster import parse_bands
+    from earthgen_cli.io.raster import check_output, parse_bands
 
-    translator = load_translator(model, device=device)
+    if preview is not None:
+        if "-" in (source, output):
+            raise EarthgenError("--preview needs IN and OUT to be files, not stdin/stdout")
+        check_output(preview, overwrite)
+    extra = []
+    for item in cond:
+        mod, sep, path = item.partition("=")
+        if not sep or not mod or not path:
+            raise EarthgenError(f"--cond {item!r}: expected MOD=PATH, e.g. --cond nir=scene_nir.tif")
+        extra.append(SourceSpec(path, mod.strip()))
+    translator = load_translator(model, device=device, steps=steps, sampler=sampler, guidance=guidance)
+    selected = parse_bands(bands, source)
+    conf_out = None
+    if confidence is not None:
+        conf_out = OutputOptions(confidence, overwrite=overwrite, cog=cog, allow_no_crs=allow_no_crs)
     summary = translate_scene(
-        [SourceSpec(source, from_, parse_bands(bands, source))],
+        [SourceSpec(source, from_, selected), *extra],
         to,
         translator,
         TileOptions(tile=tile, overlap=overlap, batch_size=batch_size, seed=seed),
         OutputOptions(output, overwrite=overwrite, cog=cog, allow_no_crs=allow_no_crs),
         quiet=quiet,
+        confidence=conf_out,
     )
+    if preview is not None:
+        from earthgen_cli.io.preview import write_preview
+
+        write_preview([source, output], preview, bands=[selected, None])
     if json_out:
         if output == "-":
             typer.echo(summary.to_json(), err=True)

@@ -216,22 +216,32 @@ class _Carry:
     width: int
 
 
+@dataclass
+class _Output:
+    """One raster the stripes write: the translation, or its confidence."""
+
+    writer: GeoTiffWriter
+    bands: int
+    dtype: str
+    nodata: tuple[float | None, float | None]  # declared nodata, value written at invalid pixels
+
+
 def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Translator,
-                 grid: TileGrid, opts: TileOptions, writer: GeoTiffWriter, out_bands: int,
-                 out_dtype: str, nodata: tuple[float | None, float | None], gsd: float | None, bar,
-                 pad_to: tuple[int, int], scratch_dir: str) -> int:
+                 grid: TileGrid, opts: TileOptions, outputs: Sequence[_Output], gsd: float | None,
+                 bar, pad_to: tuple[int, int], scratch_dir: str) -> int:
     row_w, col_w = grid.row_weights(), grid.col_weights()
     rows, cols = grid.row_starts, grid.col_starts
     th, tw = grid.tile_h, grid.tile_w
     tiles_done = 0
-    carry_in = None
+    carry_in: list = [None] * len(outputs)
     stripes = grid.stripes(STRIPE_WIDTH, BLOCKSIZE)
     for k, stripe in enumerate(stripes):
-        carry_out = None
+        carry_out: list = [None] * len(outputs)
         if stripe.carry_width > 0 and k < len(stripes) - 1:
-            carry_out = _Carry(open(os.path.join(scratch_dir, f"carry{k}.bin"), "w+b"), stripe.carry_width)
-        band = _StripeBand(out_bands, th, stripe, rows[0], carry_in, carry_out, writer, out_dtype, nodata,
-                           grid.height, BLOCKSIZE)
+            carry_out = [_Carry(open(os.path.join(scratch_dir, f"carry{k}_{i}.bin"), "w+b"), stripe.carry_width)
+                         for i in range(len(outputs))]
+        bands = [_StripeBand(o.bands, th, stripe, rows[0], carry_in[i], carry_out[i], o.writer, o.dtype,
+                             o.nodata, grid.height, BLOCKSIZE) for i, o in enumerate(outputs)]
         for s in sources:
             s.set_columns(cols[stripe.tile_cols[0]], cols[stripe.tile_cols[-1]] + tw, th)
         order = [(r, c) for r in range(len(rows)) for c in stripe.tile_cols]
@@ -257,25 +267,34 @@ def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Trans
                 gsd=gsd,
                 seed=opts.seed,
             )
-            result = np.asarray(translator.translate(batch, target))
-            expected = (len(chunk), out_bands, pad_to[0], pad_to[1])
-            if result.shape != expected:
-                raise RuntimeError(f"translator {translator.name} returned {result.shape}, expected {expected}")
+            if len(outputs) > 1:
+                results = translator.translate_with_confidence(batch, target)
+            else:
+                results = (translator.translate(batch, target),)
+            results = [np.asarray(x) for x in results]
+            for o, res in zip(outputs, results):
+                expected = (len(chunk), o.bands, pad_to[0], pad_to[1])
+                if res.shape != expected:
+                    raise RuntimeError(f"translator {translator.name} returned {res.shape}, expected {expected}")
             for j, (r, c) in enumerate(chunk):
                 while r > cur_row:  # every tile of row cur_row is in: its upper rows are final
-                    band.flush(rows[cur_row + 1])
+                    for band in bands:
+                        band.flush(rows[cur_row + 1])
                     cur_row += 1
                 weight = row_w[r][:, None] * col_w[c][None, :]
-                band.add(result[j, :, :th, :tw], weight, valids[j], rows[r], cols[c])
+                for band, res in zip(bands, results):
+                    band.add(res[j, :, :th, :tw], weight, valids[j], rows[r], cols[c])
             tiles_done += len(chunk)
             bar.update(len(chunk))
         while cur_row < len(rows):
-            band.flush(rows[cur_row + 1] if cur_row + 1 < len(rows) else grid.height)
+            for band in bands:
+                band.flush(rows[cur_row + 1] if cur_row + 1 < len(rows) else grid.height)
             cur_row += 1
-        if carry_in is not None:
-            carry_in.fh.close()
-        if carry_out is not None:
-            carry_out.fh.seek(0)
+        for c_in, c_out in zip(carry_in, carry_out):
+            if c_in is not None:
+                c_in.fh.close()
+            if c_out is not None:
+                c_out.fh.seek(0)
         carry_in = carry_out
     return tiles_done
 
@@ -326,13 +345,31 @@ def _output_spec(primary: SourceRaster, target: str, translator: Translator,
                       blocksize=BLOCKSIZE)
 
 
+def _confidence_spec(primary: SourceRaster, out: OutputOptions, translator: Translator,
+                     target: str, seed: int) -> OutputSpec:
+    tags = provenance_tags(
+        modality="confidence", confidence_of=target,
+        **{k.lower().removeprefix("earthgen_"): v for k, v in translator.describe().items()}, seed=seed)
+    return OutputSpec(path=out.path, count=1, dtype="float32", nodata=math.nan,
+                      descriptions=("confidence",), tags=tags, cog=out.cog, blocksize=BLOCKSIZE)
+
+
 def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Translator,
                     tiles: TileOptions, out: OutputOptions, *, quiet: bool = True,
-                    provenance: dict | None = None) -> TranslateSummary:
-    """Translate the scene of `sources[0]` (others are warped onto its grid) to `target`."""
+                    provenance: dict | None = None,
+                    confidence: OutputOptions | None = None) -> TranslateSummary:
+    """Translate the scene of `sources[0]` (others are warped onto its grid) to `target`.
+
+    `confidence`: also write the model's per-pixel confidence (0..1, float32) on the same grid."""
     target = get_modality(target).name
     tiles.validate(translator.tile_multiple)
     check_output(out.path, out.overwrite)
+    if confidence is not None:
+        if not hasattr(translator, "translate_with_confidence"):
+            raise EarthgenError(f"--confidence needs a model with a confidence head, not {translator.name}")
+        if confidence.path in (out.path, STDIO):
+            raise EarthgenError(f"{confidence.path}: --confidence needs its own file, not the output or stdout")
+        check_output(confidence.path, confidence.overwrite)
     t0 = time.perf_counter()
     with gdal_env(), _open_sources(sources, out.allow_no_crs) as opened:
         primary = opened[0]
@@ -349,10 +386,15 @@ def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Tran
         spec = _output_spec(primary, target, translator, opened, out, nodata, out_bands, out_dtype,
                             {"seed": tiles.seed, **(provenance or {})})
         total = len(grid.row_starts) * len(grid.col_starts)
-        with GeoTiffWriter(src, spec) as writer, _progress(total, quiet) as bar, \
-                tempfile.TemporaryDirectory(prefix="earthgen-carry-") as scratch:
-            done = _run_stripes(opened, target, translator, grid, tiles, writer, out_bands, out_dtype,
-                                (nodata, fill), gsd, bar, pad_to, scratch)
+        with contextlib.ExitStack() as stack:
+            outputs = [_Output(stack.enter_context(GeoTiffWriter(src, spec)), out_bands, out_dtype, (nodata, fill))]
+            if confidence is not None:
+                cspec = _confidence_spec(primary, confidence, translator, target, tiles.seed)
+                outputs.append(_Output(stack.enter_context(GeoTiffWriter(src, cspec)), 1, "float32",
+                                       (math.nan, math.nan)))
+            bar = stack.enter_context(_progress(total, quiet))
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="earthgen-carry-"))
+            done = _run_stripes(opened, target, translator, grid, tiles, outputs, gsd, bar, pad_to, scratch)
     seconds = time.perf_counter() - t0
     return TranslateSummary(
         output=out.path, source_modalities=[s.modality for s in opened], target=target,
@@ -360,4 +402,5 @@ def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Tran
         dtype=out_dtype, crs=crs, nodata=nodata,
         tiles=done, seconds=round(seconds, 3),
         megapixels_per_second=round(grid.width * grid.height / 1e6 / max(seconds, 1e-9), 3),
+        extra={"confidence": confidence.path} if confidence is not None else {},
     )

@@ -116,11 +116,18 @@ ANALYTIC_TRANSLATORS: dict[str, type] = {
 }
 
 
-def load_translator(spec: str | None, device: str = "auto") -> Translator:
-    """`identity`, `luminance`, or a checkpoint directory (the unified model)."""
+def load_translator(spec: str | None, device: str = "auto", **options: Any) -> Translator:
+    """`identity`, `luminance`, or a checkpoint directory (the unified model).
+
+    `options` (steps, sampler, guidance, ...) are sampling settings of a checkpoint model; None
+    values are left at the model's defaults. The analytic translators take none."""
+    options = {k: v for k, v in options.items() if v is not None}
     if spec is None:
         raise EarthgenError("no --model given and no default model is installed")
     if spec in ANALYTIC_TRANSLATORS:
+        if options:
+            names = ", ".join(f"--{k}" for k in sorted(options))
+            raise EarthgenError(f"{names}: sampling options apply to a checkpoint model, not --model {spec}")
         return ANALYTIC_TRANSLATORS[spec]()
     from pathlib import Path
 
@@ -131,7 +138,7 @@ def load_translator(spec: str | None, device: str = "auto") -> Translator:
         )
     from earthgen_cli.inference.model_translator import ModelTranslator  # noqa: PLC0415
 
-    return ModelTranslator.load(path, device=device)
+    return ModelTranslator.load(path, device=device, **options)
 
 
 def check_modality_names(sources: Sequence[str], target: str) -> None:

@@ -112,7 +112,7 @@ def extract_scene(task: SceneTask, store: str, chip_filter: ChipFilter, skip_bad
                     chips = {}
                     reason = None
                     for name in names:
-                        if name == "osm":
+                        if name == "osm" and osm_layer is not None:  # vector OSM, rendered here
                             data = osm_layer.read(window)
                         else:
                             data = aligned.read(name, window.row, window.col, window.size)

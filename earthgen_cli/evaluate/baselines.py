@@ -1,0 +1,203 @@
+"""Baselines that need no unified model, so that every number in a report has a neighbour.
+
+All baselines map a model-space source batch (B, C_src, H, W) to a model-space target batch
+(B, C_tgt, H, W), exactly like the unified model, and are de-normalised and scored by the same
+code. Fitting takes the training split as an iterable of batches and never sees test chips.
+
+- `mean`: the per-pixel mean image of the target over the training split (what a model that
+  ignores its input can reach at best in L2).
+- `luminance`: the analytic rgb -> pan map (BT.601 luma of the raw RGB bands).
+- `pixel-regression`: a per-pixel polynomial of the source bands, least squares on the training
+  split: band maths, the strong baseline between optical modalities.
+- `pairwise-unet`: the pix2pix-style U-Net (models/unet.py) trained with an L1 loss per direction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.evaluate.epochs import cycle_batches
+from earthgen_cli.inference.translator import luminance
+from earthgen_cli.modalities import BandScaling
+from earthgen_cli.models.unet import UNet, UNetConfig
+
+# (source, target, valid) with valid (B, H, W) bool or None (all valid); model space
+TrainingBatch = tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]
+
+
+class Baseline(Protocol):
+    name: str
+
+    def predict(self, source: torch.Tensor) -> torch.Tensor:
+        """(B, C_src, H, W) model space -> (B, C_tgt, H, W) model space."""
+
+
+def _valid_or_all(valid: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    if valid is None:
+        return torch.ones(like.shape[0], *like.shape[-2:], dtype=torch.bool, device=like.device)
+    return valid.to(torch.bool)
+
+
+@dataclass(frozen=True)
+class MeanImage:
+    mean: torch.Tensor  # (C, H, W)
+    name: str = "mean"
+
+    @classmethod
+    def fit(cls, batches: Iterable[TrainingBatch]) -> "MeanImage":
+        """Per-pixel mean of the valid target pixels; pixels never valid get the band mean."""
+        total = count = None
+        for _, target, valid in batches:
+            mask = _valid_or_all(valid, target)[:, None].to(torch.float64)  # (B, 1, H, W)
+            if total is not None and target.shape[1:] != total.shape:
+                raise EarthgenError(f"mean baseline: training chips differ in shape "
+                                    f"({tuple(total.shape)} vs {tuple(target.shape[1:])})")
+            part = (target.to(torch.float64) * mask).sum(0)
+            total = part if total is None else total + part
+            count = mask.sum(0) if count is None else count + mask.sum(0)
+        if total is None or count is None or count.sum() == 0:
+            raise EarthgenError("mean baseline: the training split has no valid target pixels")
+        band_mean = total.sum(dim=(1, 2), keepdim=True) / count.sum()
+        mean = torch.where(count > 0, total / count.clamp_min(1.0), band_mean)
+        return cls(mean.to(torch.float32))
+
+    def predict(self, source: torch.Tensor) -> torch.Tensor:
+        if source.shape[-2:] != self.mean.shape[-2:]:
+            raise EarthgenError(f"mean baseline was fitted on {tuple(self.mean.shape[-2:])} chips, "
+                                f"got {tuple(source.shape[-2:])}")
+        return self.mean.to(source.device).expand(source.shape[0], -1, -1, -1).clone()
+
+
+@dataclass(frozen=True)
+class Luminance:
+    """rgb -> pan through `inference.translator.luminance` on raw values."""
+
+    rgb: BandScaling
+    pan: BandScaling
+    name: str = "luminance"
+
+    def predict(self, source: torch.Tensor) -> torch.Tensor:
+        if source.shape[1] != 3 or self.rgb.bands != 3 or self.pan.bands != 1:
+            raise EarthgenError(f"luminance maps 3-band rgb to 1-band pan, got {source.shape[1]} bands")
+        raw = self.rgb.from_model(source.to(torch.float64)).cpu().numpy()
+        pan = torch.from_numpy(np.ascontiguousarray(luminance(raw))).to(source.device)
+        return self.pan.to_model(pan).to(torch.float32)
+
+
+def polynomial_terms(bands: int, degree: int) -> tuple[tuple[int, ...], ...]:
+    """Every monomial of the bands up to `degree` as a tuple of band indices; () is the constant."""
+    return tuple(t for d in range(degree + 1)
+                 for t in itertools.combinations_with_replacement(range(bands), d))
+
+
+def _design(source: torch.Tensor, terms: tuple[tuple[int, ...], ...]) -> torch.Tensor:
+    """(B, C, H, W) -> (B*H*W, P) float64 monomials."""
+    x = source.to(torch.float64).movedim(1, -1).reshape(-1, source.shape[1])  # (N, C)
+    cols = [x[:, list(t)].prod(dim=1) if t else torch.ones(x.shape[0], dtype=torch.float64, device=x.device)
+            for t in terms]
+    return torch.stack(cols, dim=1)
+
+
+@dataclass(frozen=True)
+class PixelRegression:
+    degree: int
+    terms: tuple[tuple[int, ...], ...]
+    coef: torch.Tensor  # (P, C_tgt) float64
+    name: str = "pixel-regression"
+
+    @classmethod
+    def fit(cls, batches: Iterable[TrainingBatch], degree: int = 2, ridge: float = 1e-6) -> "PixelRegression":
+        """Least squares over every valid training pixel, streamed through the normal equations
+        (X'X and X'y in float64), with a ridge relative to X'X's mean diagonal for rank safety."""
+        if degree < 1:
+            raise ValueError(f"degree must be at least 1, got {degree}")
+        xtx = xty = None
+        terms: tuple[tuple[int, ...], ...] = ()
+        for source, target, valid in batches:
+            if not terms:
+                terms = polynomial_terms(source.shape[1], degree)
+            mask = _valid_or_all(valid, source).reshape(-1)
+            x = _design(source, terms)[mask]
+            y = target.to(torch.float64).movedim(1, -1).reshape(-1, target.shape[1])[mask]
+            xtx = x.T @ x if xtx is None else xtx + x.T @ x
+            xty = x.T @ y if xty is None else xty + x.T @ y
+        if xtx is None or xty is None or xtx[0, 0] == 0:
+            raise EarthgenError("pixel-regression: the training split has no valid pixels")
+        reg = ridge * torch.diagonal(xtx).mean() * torch.eye(xtx.shape[0], dtype=torch.float64)
+        reg[0, 0] = 0.0  # never shrink the intercept
+        coef = torch.linalg.solve(xtx + reg, xty)
+        return cls(degree, terms, coef)
+
+    def predict(self, source: torch.Tensor) -> torch.Tensor:
+        n_bands = max((max(t) for t in self.terms if t), default=-1) + 1
+        if source.shape[1] != n_bands:
+            raise EarthgenError(f"pixel-regression was fitted on {n_bands} source bands, "
+                                f"got {source.shape[1]}")
+        b, _, h, w = source.shape
+        y = _design(source, self.terms) @ self.coef.to(source.device)  # (N, C_tgt)
+        return y.reshape(b, h, w, -1).movedim(-1, 1).to(torch.float32)
+
+
+@dataclass(frozen=True)
+class PairwiseUNet:
+    model: UNet
+    name: str = "pairwise-unet"
+
+    @torch.no_grad()
+    def predict(self, source: torch.Tensor) -> torch.Tensor:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.model(source)
+        finally:
+            self.model.train(was_training)
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean absolute error over valid pixels (all bands); nodata never teaches the model."""
+    if valid is None:
+        return F.l1_loss(pred, target)
+    mask = valid.to(pred.dtype)[:, None].expand_as(pred)
+    return ((pred - target).abs() * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def unet_l1_step(model: UNet, optimizer: torch.optim.Optimizer, source: torch.Tensor,
+                 target: torch.Tensor, valid: torch.Tensor | None = None) -> float:
+    """One pix2pix-style regression step (L1 only, no discriminator); returns the loss."""
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    loss = masked_l1(model(source), target, valid)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def unet_depth_for(side: int, max_depth: int = 5) -> int:
+    """The deepest U-Net (at most `max_depth`) whose bottleneck is still at least 2x2 for chips of
+    `side` pixels; sides must halve exactly at every level."""
+    depth = 0
+    while depth < max_depth and side % 2 ** (depth + 1) == 0 and side // 2 ** (depth + 1) >= 2:
+        depth += 1
+    if depth == 0:
+        raise EarthgenError(f"pairwise-unet needs even chip sides of at least 4 pixels, got {side}")
+    return depth
+
+
+def train_pairwise_unet(batches: Callable[[], Iterable[TrainingBatch]], config: UNetConfig,
+                        steps: int, lr: float = 2e-4, seed: int = 0) -> UNet:
+    """`steps` L1 steps over the training split, epoch after epoch (pix2pix's Adam settings);
+    `batches()` starts one pass. The seed fixes the initial weights without touching global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = UNet(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
+    for source, target, valid in cycle_batches(batches, steps, "pairwise-unet"):
+        unet_l1_step(model, optimizer, source, target, valid)
+    return model.eval()

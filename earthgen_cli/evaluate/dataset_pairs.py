@@ -1,0 +1,63 @@
+"""A built dataset (`earthgen build-dataset`) as the evaluation's PairSource, through ChipDataset."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from earthgen_cli.evaluate.runner import Direction, PairBatch
+
+
+class DatasetPairs:
+    """Chip pairs of one direction per split, in model space with the dataset's normalisation."""
+
+    def __init__(self, path: str | Path) -> None:
+        from earthgen_cli.data.chips import ChipDataset
+
+        self._chip_dataset = ChipDataset
+        self.path = Path(path)
+        self.name = str(path)
+        everything = ChipDataset(self.path, split=None)
+        self.scaling = everything.scaling
+        self._built = everything.built
+        self._sets: dict[tuple[str, Direction], object] = {}
+
+    def _dataset(self, split: str, d: Direction):
+        key = (split, d)
+        if key not in self._sets:
+            self._sets[key] = self._chip_dataset(self.path, split=split, modalities=(d.source, d.target),
+                                                 require_all=True)
+        return self._sets[key]
+
+    def count(self, split: str, direction: Direction) -> int:
+        if direction.source not in self.scaling or direction.target not in self.scaling:
+            return 0
+        return len(self._dataset(split, direction))
+
+    def batches(self, split: str, direction: Direction, batch_size: int,
+                limit: int | None = None) -> Iterator[PairBatch]:
+        ds = self._dataset(split, direction)
+        n = len(ds) if limit is None else min(limit, len(ds))
+        s, t = direction.source, direction.target
+        for lo in range(0, n, batch_size):
+            items = [ds[i] for i in range(lo, min(n, lo + batch_size))]
+            valid = torch.stack([it["valid"][s] & it["valid"][t] for it in items])  # (B, H, W)
+            gsd = tuple(float(it["gsd"]) if math.isfinite(float(it["gsd"])) else math.nan for it in items)
+            yield PairBatch(torch.stack([it["images"][s] for it in items]),
+                            torch.stack([it["images"][t] for it in items]), valid, gsd)
+
+    def split_size(self, split: str) -> int:
+        return len(self._built.chips_in(split))
+
+    def pairs_with_chips(self, split: str) -> list[Direction]:
+        """Every ordered direction with at least one chip of `split` holding both modalities."""
+        mods = list(self.scaling)
+        found = []
+        for a in mods:
+            for b in mods:
+                if a != b and self.count(split, Direction(a, b)) > 0:
+                    found.append(Direction(a, b))
+        return found

@@ -1,0 +1,160 @@
+"""`earthgen evaluate` as one library call: a built dataset and a model in, a report folder out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.evaluate.baselines import train_pairwise_unet, unet_depth_for
+from earthgen_cli.evaluate.cas import CASConfig, DualEncoder, load_cas, train_cas
+from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
+from earthgen_cli.evaluate.metrics import to_unit
+from earthgen_cli.evaluate.report import Report, directory_identity
+from earthgen_cli.evaluate.runner import (
+    BASELINES,
+    Direction,
+    EvaluateOptions,
+    check_directions,
+    evaluate,
+    parse_directions,
+    write_outputs,
+)
+from earthgen_cli.models.unet import UNet, UNetConfig
+
+
+def _load_model(spec: str | None, device: str, steps: int):
+    if spec is None:
+        return None, {}
+    from earthgen_cli.inference.translator import ANALYTIC_TRANSLATORS, load_translator
+
+    if spec in ANALYTIC_TRANSLATORS:
+        return load_translator(spec), {"name": spec}
+    path = Path(spec)
+    if not path.is_dir():
+        raise EarthgenError(f"{spec}: no such model; use identity, luminance or a checkpoint directory")
+    from earthgen_cli.inference.model_translator import ModelTranslator
+
+    return ModelTranslator.load(path, device=device, steps=steps), directory_identity(path)
+
+
+def _codec_roundtrip(translator):
+    """encode -> decode through the checkpoint's own codec, in the checkpoint's normalisation;
+    None for translators without a codec (the analytic ones)."""
+    model, info = getattr(translator, "model", None), getattr(translator, "info", None)
+    if model is None or info is None or not hasattr(model, "codec"):
+        return None
+    import torch
+
+    @torch.no_grad()
+    def roundtrip(modality: str, raw: torch.Tensor) -> torch.Tensor:
+        scale, codec = info.scaling[modality], model.codec(modality)
+        x = scale.to_model(raw.to(translator.device, torch.float32))
+        return scale.from_model(codec.decode(codec.encode(x))).cpu()
+
+    return roundtrip
+
+
+def _can_do(translator, d: Direction) -> bool:
+    try:
+        translator.check([d.source], d.target)
+    except EarthgenError:
+        return False
+    return True
+
+
+def _train_unets(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
+                 say: Callable[[str], None]) -> dict[str, UNet]:
+    models = {}
+    for d in options.directions:
+        if pairs.count(options.train_split, d) == 0:
+            continue
+        first = next(pairs.batches(options.train_split, d, 1))
+        config = UNetConfig(pairs.scaling[d.source].bands, pairs.scaling[d.target].bands,
+                            base_channels=32, depth=unet_depth_for(min(first.source.shape[-2:])))
+        say(f"training pairwise-unet for {d.key} ({steps} steps)")
+
+        def batches(d: Direction = d):
+            for b in pairs.batches(options.train_split, d, options.batch_size):
+                yield b.source, b.target, b.valid
+
+        models[d.key] = train_pairwise_unet(batches, config, steps, seed=options.seed)
+    return models
+
+
+def _train_cas(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
+               encoders: dict[frozenset, DualEncoder], say: Callable[[str], None]) -> None:
+    """A CAS encoder per modality pair that has none yet, trained on the train split's real pairs."""
+    for d in options.directions:
+        key = frozenset((d.source, d.target))
+        if key in encoders or pairs.count(options.train_split, d) == 0:
+            continue
+        sa, sb = pairs.scaling[d.source], pairs.scaling[d.target]
+        config = CASConfig(d.source, d.target, sa.bands, sb.bands)
+        say(f"training the CAS encoder for {d.source},{d.target} ({steps} steps)")
+
+        def batches(d: Direction = d, sa=sa, sb=sb):
+            for b in pairs.batches(options.train_split, d, 32):  # InfoNCE wants many negatives
+                yield to_unit(sa.from_model(b.source), sa), to_unit(sb.from_model(b.target), sb)
+
+        encoders[key] = train_cas(batches, config, steps, seed=options.seed)
+
+
+def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, directions: str = "all",
+                     split: str = "test", baselines: Sequence[str] = BASELINES,
+                     cas: Sequence[Path] = (), cas_steps: int = 0, unet_steps: int = 0, steps: int = 8, seed: int = 0,
+                     max_chips: int | None = None, batch_size: int = 8, fid: bool = True,
+                     device: str = "auto", overwrite: bool = False,
+                     say: Callable[[str], None] = lambda _: None) -> Report:
+    """Score `model` (and the baselines) on the `split` chips of dataset `data`; write
+    report.json, report.md and grid.png into `out_dir`."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise EarthgenError(f"{out_dir}: exists and is not empty; use --overwrite to replace the report")
+    pairs = DatasetPairs(data)
+    translator, checkpoint = _load_model(model, device, steps)
+    left_out: list[str] = []
+    if directions.strip() == "all":
+        chosen = tuple(pairs.pairs_with_chips(split))
+        if translator is not None:  # "all" means all the data holds *and* the model can do
+            kept = tuple(d for d in chosen if _can_do(translator, d))
+            left_out = [d.key for d in chosen if d not in kept]
+            chosen = kept
+        if not chosen:
+            raise EarthgenError(f"{data}: split {split} has no chip holding two modalities"
+                                + (" that the model knows" if left_out else ""))
+    else:
+        chosen = parse_directions(directions)
+        for d in chosen if translator is not None else ():
+            translator.check([d.source], d.target)
+    if left_out:
+        say(f"left out (the model cannot do them): {', '.join(left_out)}")
+    options = EvaluateOptions(chosen, split=split, baselines=tuple(baselines), batch_size=batch_size,
+                              max_chips=max_chips, fid=fid, seed=seed)
+    check_directions(pairs, options)
+    inception = None
+    if fid:  # before any training, so a missing Inception file fails at once
+        from earthgen_cli.evaluate.fid import InceptionFeatures
+
+        inception = InceptionFeatures()
+    encoders = {}
+    for path in cas:
+        encoder = load_cas(Path(path))
+        encoders[frozenset((encoder.config.modality_a, encoder.config.modality_b))] = encoder
+    if cas_steps > 0:
+        _train_cas(pairs, options, cas_steps, encoders, say)
+    unets = {}
+    if "pairwise-unet" in options.baselines and unet_steps > 0:
+        unets = _train_unets(pairs, options, unet_steps, say)
+    output = evaluate(pairs, options, unified=translator, unet_models=unets,
+                      codec_roundtrip=_codec_roundtrip(translator), cas_encoders=encoders,
+                      inception=inception, progress=say)
+    config = {"directions": [d.key for d in chosen], "split": split, "baselines": list(options.baselines),
+              "model": model, "steps": steps, "seed": seed, "max_chips": max_chips,
+              "batch_size": batch_size, "fid": fid, "unet_steps": unet_steps, "cas_steps": cas_steps,
+              "cas": [str(p) for p in cas], "directions_left_out": left_out, "total_seconds": round(time.perf_counter() - started, 1)}
+    data_id = {**directory_identity(Path(data), ("dataset.json", "chips.csv")), "split": split,
+               "chips": pairs.split_size(split), "pairs": {d.key: pairs.count(split, d) for d in chosen}}
+    return write_outputs(out_dir, output, config, data_id, checkpoint)

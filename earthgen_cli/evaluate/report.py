@@ -1,0 +1,221 @@
+"""The evaluation report: `report.json` (every number and what produced it) and `report.md`
+(tables like the papers': rows = methods, columns = direction x metric, best value in bold).
+
+JSON has no infinity: a non-finite number (PSNR of a perfect prediction is +inf) is written as the
+string "inf" / "-inf", NaN as null; `read_report` turns them back into floats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from earthgen_cli import __version__
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.evaluate.metrics import METRIC_INFO
+
+REPORT_FORMAT = 1
+REAL_PAIRS = "real pairs"  # the CAS reference row: the real target scored with its real source
+ARROW = {True: "↑", False: "↓"}
+
+
+@dataclass(frozen=True)
+class MethodScores:
+    direction: str  # "sar:rgb" (source:target) or "joint:osm,rgb"
+    method: str  # "unified", "mean", "luminance", "pixel-regression", "pairwise-unet", ...
+    metrics: Mapping[str, float]  # name -> value (METRIC_INFO names, or others)
+    n_images: int
+
+
+@dataclass(frozen=True)
+class Report:
+    results: tuple[MethodScores, ...]
+    config: Mapping[str, Any]  # the resolved evaluate options
+    data: Mapping[str, Any]  # dataset identity: path, split, chip count, fingerprint
+    checkpoint: Mapping[str, Any]  # checkpoint identity; empty when only baselines ran
+    earthgen_version: str = __version__
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    warnings: tuple[str, ...] = ()  # e.g. "CAS left out: no encoder for sar,rgb"
+
+    def directions(self) -> list[str]:
+        return list(dict.fromkeys(r.direction for r in self.results))
+
+    def methods(self) -> list[str]:
+        """In order of first appearance, the reference row last."""
+        found = list(dict.fromkeys(r.method for r in self.results))
+        return sorted(found, key=lambda m: m == REAL_PAIRS)
+
+
+def directory_identity(path: Path, patterns: Sequence[str] = ("*.json", "*.safetensors")) -> dict[str, Any]:
+    """Path plus one SHA-256 over the named files (relative name and content, sorted): two runs
+    with the same identity read the same config, statistics and weights."""
+    path = Path(path)
+    if not path.exists():
+        raise EarthgenError(f"{path}: no such file or directory")
+    files = [path] if path.is_file() else sorted({p for pat in patterns for p in path.rglob(pat) if p.is_file()})
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode() + b"\0")
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return {"path": str(path.resolve()), "sha256": digest.hexdigest(), "files": len(files)}
+
+
+def _json_number(value: float) -> float | str | None:
+    value = float(value)
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _from_json_number(value: float | str | None) -> float:
+    if value is None:
+        return math.nan
+    return float(value)  # float("inf") and float("-inf") parse the strings back
+
+
+def report_to_json(report: Report) -> dict[str, Any]:
+    return {
+        "format": REPORT_FORMAT,
+        "earthgen_version": report.earthgen_version,
+        "created": report.created,
+        "config": dict(report.config),
+        "data": dict(report.data),
+        "checkpoint": dict(report.checkpoint),
+        "warnings": list(report.warnings),
+        "results": [
+            {"direction": r.direction, "method": r.method, "n_images": r.n_images,
+             "metrics": {k: _json_number(v) for k, v in r.metrics.items()}}
+            for r in report.results
+        ],
+    }
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    # written beside the target and renamed, so a crash never leaves half a report
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_json(report: Report, path: Path) -> Path:
+    _write_atomic(Path(path), json.dumps(report_to_json(report), indent=2, allow_nan=False) + "\n")
+    return Path(path)
+
+
+def read_report(path: Path) -> Report:
+    """Load a report.json written by `write_json` (numbers back to floats, inf included)."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise EarthgenError(f"{path}: not a readable report.json ({exc})") from None
+    if not isinstance(obj, dict) or obj.get("format") != REPORT_FORMAT:
+        raise EarthgenError(f"{path}: not an earthgen report (format {REPORT_FORMAT} expected)")
+    results = tuple(
+        MethodScores(r["direction"], r["method"],
+                     {k: _from_json_number(v) for k, v in r["metrics"].items()}, int(r["n_images"]))
+        for r in obj["results"]
+    )
+    return Report(results, obj["config"], obj["data"], obj["checkpoint"],
+                  obj["earthgen_version"], obj["created"], tuple(obj.get("warnings", ())))
+
+
+def direction_label(direction: str) -> str:
+    """'sar:rgb' -> 'sar→rgb'; joint directions stay as they are."""
+    if direction.startswith("joint:"):
+        return direction
+    return direction.replace(":", "→")
+
+
+def _format(value: float | None, decimals: int) -> str:
+    if value is None:
+        return "–"
+    if math.isnan(value):
+        return "n/a"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.00"
+
+
+def _best(values: list[float | None], higher: bool | None) -> float | None:
+    finite = [v for v in values if v is not None and not math.isnan(v)]
+    if higher is None or len(finite) < 2:
+        return None  # nothing to compare
+    return max(finite) if higher else min(finite)
+
+
+def markdown_tables(report: Report, directions_per_table: int = 2) -> str:
+    """One table per group of directions: rows = methods, columns = direction x metric."""
+    directions, methods = report.directions(), report.methods()
+    cell = {(r.direction, r.method): r.metrics for r in report.results}
+    blocks = []
+    for start in range(0, len(directions), directions_per_table):
+        group = directions[start : start + directions_per_table]
+        columns: list[tuple[str, str]] = []
+        for d in group:
+            names = dict.fromkeys(k for m in methods for k in cell.get((d, m), {})
+                                  if k in METRIC_INFO or not k.endswith("_std"))
+            ordered = [n for n in METRIC_INFO if n in names] + [n for n in names if n not in METRIC_INFO]
+            columns += [(d, n) for n in ordered]
+        header = ["method"]
+        for d, n in columns:
+            info = METRIC_INFO.get(n)
+            header.append(f"{direction_label(d)} {info.label if info else n}"
+                          f"{ARROW[info.higher_is_better] if info else ''}")
+        rows = []
+        for m in methods:
+            if not any((d, m) in cell for d in group):
+                continue
+            rows.append([m])
+        for d, n in columns:
+            info = METRIC_INFO.get(n)
+            values = [cell.get((d, row[0]), {}).get(n) for row in rows]
+            best = _best(values, info.higher_is_better if info else None)
+            for row, value in zip(rows, values):
+                text = _format(value, info.decimals if info else 4)
+                row.append(f"**{text}**" if best is not None and value == best else text)
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def write_markdown(report: Report, path: Path, directions_per_table: int = 2) -> Path:
+    ckpt = report.checkpoint
+    data = report.data
+    lines = ["# earthgen evaluation", ""]
+    lines.append(f"- model: {ckpt.get('path', 'none (baselines only)')}"
+                 + (f" (sha256 {str(ckpt['sha256'])[:12]})" if "sha256" in ckpt else ""))
+    lines.append(f"- data: {data.get('path', '?')}, split {data.get('split', '?')}, "
+                 f"{data.get('chips', '?')} chips"
+                 + (f" (sha256 {str(data['sha256'])[:12]})" if "sha256" in data else ""))
+    settings = ", ".join(f"{k} {v}" for k, v in report.config.items() if k in ("steps", "seed"))
+    if settings:
+        lines.append(f"- sampling: {settings}")
+    lines.append(f"- earthgen {report.earthgen_version}, {report.created}")
+    lines += ["", "Pixel metrics on the unit scale (dataset percentiles -> 8-bit range); RMSE on 0-255; "
+              "↑ higher is better, ↓ lower is better; best per column in bold; – not applicable.", ""]
+    for warning in report.warnings:
+        lines.append(f"> warning: {warning}")
+    if report.warnings:
+        lines.append("")
+    lines.append(markdown_tables(report, directions_per_table))
+    _write_atomic(Path(path), "\n".join(lines) + "\n")
+    return Path(path)

@@ -1,0 +1,357 @@
+"""One evaluation run: every requested direction, the unified model and the baselines, scored on
+the same held-out chips by the same code.
+
+Data come through `PairSource` (model-space chip pairs per split, plus the dataset's scaling);
+the unified model through the `Translator` protocol (raw units in, raw units out), exactly as
+`earthgen translate` drives it. Every prediction is de-normalised to raw units, then mapped to the
+unit scale with the *dataset's* scaling and scored (metrics.py). Chips with nodata in the source or
+the target are left out and counted: windowed metrics (SSIM, SCC, FSIM) have no honest masked form.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional, Protocol
+
+import numpy as np
+import torch
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.evaluate.baselines import Luminance, MeanImage, PairwiseUNet, PixelRegression
+from earthgen_cli.evaluate.cas import DualEncoder, cas_score
+from earthgen_cli.evaluate.fid import InceptionFeatures, fid_kid
+from earthgen_cli.evaluate.grid import GridSection, write_grid
+from earthgen_cli.evaluate.metrics import pixel_scores, to_unit
+from earthgen_cli.evaluate.report import REAL_PAIRS, MethodScores, Report, write_json, write_markdown
+from earthgen_cli.inference.translator import TileBatch, Translator
+from earthgen_cli.modalities import BandScaling, get_modality
+from earthgen_cli.models.unet import UNet
+
+BASELINES = ("codec-ceiling", "mean", "luminance", "pixel-regression", "pairwise-unet")
+# (target modality, raw target (B, C, H, W)) -> raw reconstruction through the model's codec
+CodecRoundtrip = Callable[[str, torch.Tensor], torch.Tensor]
+UNIFIED = "unified"
+
+
+@dataclass(frozen=True)
+class Direction:
+    source: str
+    target: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.target}"
+
+
+def parse_directions(text: str) -> tuple[Direction, ...]:
+    """'sar:rgb,rgb:nir' -> directions, each checked against the registry, no repeats."""
+    out: list[Direction] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        pieces = part.split(":")
+        if len(pieces) != 2 or not all(pieces):
+            raise EarthgenError(f"unknown direction {part!r}: write SOURCE:TARGET, e.g. sar:rgb")
+        source, target = (get_modality(p.strip()).name for p in pieces)
+        if source == target:
+            raise EarthgenError(f"direction {part!r} maps a modality to itself")
+        d = Direction(source, target)
+        if d in out:
+            raise EarthgenError(f"direction {part!r} is given twice")
+        out.append(d)
+    if not out:
+        raise EarthgenError(f"no direction in {text!r}")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    source: torch.Tensor  # (B, C_src, H, W) model space
+    target: torch.Tensor  # (B, C_tgt, H, W) model space
+    valid: torch.Tensor  # (B, H, W) bool: source and target both valid
+    gsd: tuple[float, ...]  # metres per pixel per chip (nan when unknown)
+
+
+class PairSource(Protocol):
+    name: str  # what the report calls the data (a path)
+    scaling: Mapping[str, BandScaling]
+
+    def count(self, split: str, direction: Direction) -> int: ...
+
+    def batches(self, split: str, direction: Direction, batch_size: int,
+                limit: int | None = None) -> Iterator[PairBatch]: ...
+
+
+class TensorPairs:
+    """A PairSource over tensors in memory: {split: {modality: (N, C, H, W) model space}}, with
+    optional {split: {modality: (N, H, W) bool}} validity. Chip n of every modality is one place."""
+
+    def __init__(self, name: str, images: Mapping[str, Mapping[str, torch.Tensor]],
+                 scaling: Mapping[str, BandScaling],
+                 valid: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+                 gsd: float = math.nan) -> None:
+        self.name, self.images, self.scaling = name, images, scaling
+        self.valid = valid or {}
+        self.gsd = gsd
+
+    def count(self, split: str, direction: Direction) -> int:
+        mods = self.images.get(split, {})
+        if direction.source not in mods or direction.target not in mods:
+            return 0
+        return int(mods[direction.source].shape[0])
+
+    def _valid(self, split: str, mod: str) -> torch.Tensor:
+        x = self.images[split][mod]
+        return self.valid.get(split, {}).get(mod, torch.ones(x.shape[0], *x.shape[-2:], dtype=torch.bool))
+
+    def batches(self, split: str, direction: Direction, batch_size: int,
+                limit: int | None = None) -> Iterator[PairBatch]:
+        n = self.count(split, direction) if limit is None else min(limit, self.count(split, direction))
+        src, tgt = self.images[split][direction.source], self.images[split][direction.target]
+        both = self._valid(split, direction.source) & self._valid(split, direction.target)
+        for lo in range(0, n, batch_size):
+            hi = min(n, lo + batch_size)
+            yield PairBatch(src[lo:hi], tgt[lo:hi], both[lo:hi], (self.gsd,) * (hi - lo))
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    directions: tuple[Direction, ...]
+    split: str = "test"
+    train_split: str = "train"
+    baselines: tuple[str, ...] = BASELINES
+    regression_degree: int = 2
+    batch_size: int = 8
+    max_chips: Optional[int] = None  # per direction, from the start of the split
+    fid: bool = True
+    grid_chips: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise EarthgenError(f"unknown baseline {', '.join(unknown)}; expected some of {', '.join(BASELINES)}")
+        if self.batch_size < 1 or (self.max_chips is not None and self.max_chips < 1):
+            raise EarthgenError("batch size and --max-chips must be at least 1")
+
+
+@dataclass(frozen=True)
+class EvaluationOutput:
+    results: tuple[MethodScores, ...]
+    sections: tuple[GridSection, ...]
+    warnings: tuple[str, ...]
+    skipped_chips: Mapping[str, int]  # direction -> chips left out for nodata
+    seconds: float
+    direction_seconds: Mapping[str, float] = field(default_factory=dict)  # fitting + scoring
+
+
+Predict = Callable[[PairBatch, int], torch.Tensor]  # (batch, index of its first chip) -> model space
+
+
+def translator_method(translator: Translator, direction: Direction, scaling: Mapping[str, BandScaling],
+                      seed: int) -> Predict:
+    """The unified model as a method: de-normalise the source, translate in raw units, normalise
+    the output back with the dataset's scaling. Chip k gets noise keyed by origin (k * 4096, 0),
+    so no two chips share a noise field and a chip's noise does not depend on batching."""
+    translator.check([direction.source], direction.target)
+    src_scale, tgt_scale = scaling[direction.source], scaling[direction.target]
+
+    def predict(batch: PairBatch, first: int) -> torch.Tensor:
+        raw = src_scale.from_model(batch.source.to(torch.float32)).numpy()
+        outs = []
+        for k in range(raw.shape[0]):  # one chip at a time: TileBatch carries one gsd
+            gsd = batch.gsd[k] if math.isfinite(batch.gsd[k]) else None
+            tile = TileBatch({direction.source: raw[k : k + 1]}, batch.valid[k : k + 1].numpy(),
+                             ((4096 * (first + k), 0),), gsd=gsd, seed=seed)
+            outs.append(np.asarray(translator.translate(tile, direction.target), dtype=np.float32))
+        return tgt_scale.to_model(torch.from_numpy(np.concatenate(outs)))
+
+    return predict
+
+
+def _training_batches(pairs: PairSource, split: str, d: Direction, batch_size: int):
+    for b in pairs.batches(split, d, batch_size):
+        yield b.source, b.target, b.valid
+
+
+def _methods(pairs: PairSource, d: Direction, options: EvaluateOptions, unified: Translator | None,
+             unet_models: Mapping[str, UNet], codec_roundtrip: CodecRoundtrip | None,
+             notes: dict[str, list[str]]) -> dict[str, Predict]:
+    methods: dict[str, Predict] = {}
+    if unified is not None:
+        methods[UNIFIED] = translator_method(unified, d, pairs.scaling, options.seed)
+    has_train = pairs.count(options.train_split, d) > 0
+    for name in options.baselines:
+        if name == "codec-ceiling":  # encode then decode the real target: C-DiffSET's upper bound
+            if codec_roundtrip is None:
+                notes.setdefault("codec-ceiling left out for {}: needs a checkpoint's codec", []).append(d.key)
+            else:
+                scale = pairs.scaling[d.target]
+                methods[name] = lambda b, _, rt=codec_roundtrip, s=scale, m=d.target: s.to_model(
+                    rt(m, s.from_model(b.target)))
+        elif name == "luminance":
+            if d.key == "rgb:pan":  # the only analytic map we have
+                lum = Luminance(pairs.scaling["rgb"], pairs.scaling["pan"])
+                methods[name] = lambda b, _, m=lum: m.predict(b.source)
+        elif name == "pairwise-unet":
+            if d.key in unet_models:
+                unet = PairwiseUNet(unet_models[d.key])
+                methods[name] = lambda b, _, m=unet: m.predict(b.source)
+            else:
+                notes.setdefault("pairwise-unet left out for {}: no trained U-Net", []).append(d.key)
+        elif not has_train:
+            notes.setdefault(f"{name} left out for {{}}: no training chip to fit it on "
+                             f"(split {options.train_split})", []).append(d.key)
+        elif name == "mean":
+            mean = MeanImage.fit(_training_batches(pairs, options.train_split, d, options.batch_size))
+            methods[name] = lambda b, _, m=mean: m.predict(b.source)
+        elif name == "pixel-regression":
+            reg = PixelRegression.fit(_training_batches(pairs, options.train_split, d, options.batch_size),
+                                      degree=options.regression_degree)
+            methods[name] = lambda b, _, m=reg: m.predict(b.source)
+    return methods
+
+
+@dataclass
+class _Accumulator:
+    scores: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    features: list[torch.Tensor] = field(default_factory=list)
+    cas: list[torch.Tensor] = field(default_factory=list)
+    n: int = 0
+
+
+def check_directions(pairs: PairSource, options: EvaluateOptions) -> None:
+    """Fail before any work when a direction cannot be evaluated from this data."""
+    for d in options.directions:
+        for m in (d.source, d.target):
+            if m not in pairs.scaling:
+                raise EarthgenError(f"{pairs.name}: direction {d.key} needs {m}, which the dataset "
+                                    f"does not hold (it has {', '.join(pairs.scaling)})")
+        if pairs.count(options.split, d) == 0:
+            raise EarthgenError(f"{pairs.name}: split {options.split} has no chip holding both "
+                                f"{d.source} and {d.target} (direction {d.key})")
+
+
+@dataclass(frozen=True)
+class _DirectionScores:
+    results: tuple[MethodScores, ...]
+    grid_rows: tuple[tuple[np.ndarray, ...], ...]
+    skipped: int  # chips with nodata
+    fid_chips: int
+
+
+def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
+                     methods: Mapping[str, Predict], encoder: DualEncoder | None,
+                     inception: InceptionFeatures | None) -> _DirectionScores:
+    acc = {name: _Accumulator() for name in methods}
+    real_features: list[torch.Tensor] = []
+    real_cas: list[torch.Tensor] = []  # the encoder's own score on real pairs: CAS's reference
+    grid_rows: list[tuple[np.ndarray, ...]] = []
+    skipped = seen = 0
+    src_scale, tgt_scale = pairs.scaling[d.source], pairs.scaling[d.target]
+    for batch in pairs.batches(options.split, d, options.batch_size, options.max_chips):
+        full = batch.valid.flatten(1).all(dim=1)
+        skipped += int((~full).sum())
+        first = seen  # chip index for the noise key counts skipped chips too: stable across runs
+        seen += batch.source.shape[0]
+        if not full.any():
+            continue
+        batch = PairBatch(batch.source[full], batch.target[full], batch.valid[full],
+                          tuple(g for g, keep in zip(batch.gsd, full.tolist()) if keep))
+        src_unit = to_unit(src_scale.from_model(batch.source), src_scale)
+        tgt_unit = to_unit(tgt_scale.from_model(batch.target), tgt_scale)
+        if inception is not None:
+            real_features.append(inception(tgt_unit))
+        if encoder is not None:
+            real_cas.append(cas_score(encoder, tgt_unit, d.target, src_unit, d.source))
+        preds = {}
+        for name, predict in methods.items():
+            pred_unit = preds[name] = to_unit(tgt_scale.from_model(predict(batch, first)), tgt_scale)
+            a = acc[name]
+            for metric, values in pixel_scores(pred_unit, tgt_unit).items():
+                a.scores.setdefault(metric, []).append(values)
+            if inception is not None:
+                a.features.append(inception(pred_unit))
+            if encoder is not None:
+                a.cas.append(cas_score(encoder, pred_unit, d.target, src_unit, d.source))
+            a.n += pred_unit.shape[0]
+        for k in range(min(options.grid_chips - len(grid_rows), src_unit.shape[0])):
+            grid_rows.append((src_unit[k].numpy(), *(preds[n][k].numpy() for n in methods),
+                              tgt_unit[k].numpy()))
+    if seen > 0 and seen == skipped:
+        raise EarthgenError(f"{pairs.name}: no chip of split {options.split} is free of nodata for {d.key}")
+    real = torch.cat(real_features) if real_features else None
+    results = []
+    for name, a in acc.items():
+        metrics = {m: float(torch.cat(v).double().mean()) for m, v in a.scores.items()}
+        if real is not None and a.n >= 2:
+            metrics.update(fid_kid(real, torch.cat(a.features), seed=options.seed))
+        if a.cas:
+            metrics["cas"] = float(torch.cat(a.cas).double().mean())
+        results.append(MethodScores(d.key, name, metrics, a.n))
+    if real_cas:
+        scores = torch.cat(real_cas)
+        results.append(MethodScores(d.key, REAL_PAIRS, {"cas": float(scores.double().mean())}, len(scores)))
+    return _DirectionScores(tuple(results), tuple(grid_rows), skipped,
+                            0 if real is None else int(real.shape[0]))
+
+
+def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | None = None,
+             unet_models: Mapping[str, UNet] | None = None,
+             codec_roundtrip: CodecRoundtrip | None = None,
+             cas_encoders: Mapping[frozenset, DualEncoder] | None = None,
+             inception: InceptionFeatures | None = None,
+             progress: Callable[[str], None] | None = None) -> EvaluationOutput:
+    """Score every direction; `inception` is required when options.fid is set."""
+    started = time.perf_counter()
+    check_directions(pairs, options)
+    for d in options.directions if unified is not None else ():
+        unified.check([d.source], d.target)  # fail before any work, not after the first direction
+    if options.fid and inception is None:
+        raise ValueError("options.fid needs an InceptionFeatures")
+    notes: dict[str, list[str]] = {}  # warning template -> the directions it applies to
+    results: list[MethodScores] = []
+    sections: list[GridSection] = []
+    skipped: dict[str, int] = {}
+    timings: dict[str, float] = {}
+    for d in options.directions:
+        direction_started = time.perf_counter()
+        if progress:
+            progress(f"evaluating {d.key}")
+        methods = _methods(pairs, d, options, unified, unet_models or {}, codec_roundtrip, notes)
+        encoder = (cas_encoders or {}).get(frozenset((d.source, d.target)))
+        if encoder is None:
+            notes.setdefault("CAS left out for {}: no CAS encoder for the pair", []).append(d.key)
+        scored = _score_direction(pairs, d, options, methods, encoder, inception if options.fid else None)
+        results += scored.results
+        skipped[d.key] = scored.skipped
+        if scored.skipped:
+            notes.setdefault("chips with nodata left out: {}", []).append(f"{d.key} {scored.skipped}")
+        if options.fid and scored.fid_chips < 2:
+            notes.setdefault("FID/KID left out for {}: fewer than 2 chips", []).append(d.key)
+        if scored.grid_rows:
+            sections.append(GridSection(d.key, (f"source {d.source}", *methods, f"target {d.target}"),
+                                        scored.grid_rows))
+        timings[d.key] = round(time.perf_counter() - direction_started, 1)
+    warnings = tuple(template.format(", ".join(keys)) for template, keys in notes.items())
+    return EvaluationOutput(tuple(results), tuple(sections), warnings, skipped, time.perf_counter() - started,
+                            timings)
+
+
+def write_outputs(out_dir: Path, output: EvaluationOutput, config: Mapping[str, Any],
+                  data: Mapping[str, Any], checkpoint: Mapping[str, Any]) -> Report:
+    """report.json, report.md and (when there are chips to show) grid.png under `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = {**data, "skipped_nodata_chips": dict(output.skipped_chips)}
+    config = {**config, "seconds": round(output.seconds, 1), "direction_seconds": dict(output.direction_seconds)}
+    report = Report(output.results, config, data, checkpoint,
+                    warnings=output.warnings)
+    write_json(report, out_dir / "report.json")
+    write_markdown(report, out_dir / "report.md")
+    if output.sections:
+        write_grid(out_dir / "grid.png", output.sections)
+    return report
