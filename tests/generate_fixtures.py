@@ -70,11 +70,13 @@ def smooth_checkpoint(path: Path, steps: int = 150, size: int = 16) -> Path:
     return path
 
 
-def seam_ratio(image: np.ndarray, tile: int, overlap: int) -> float:
+def seam_ratio(image: np.ndarray, tile: int, overlap: int, zones: bool = False) -> float:
     """Mean |adjacent-pixel difference| across tile borders / the same inside tiles.
 
     Tile borders are the pixel pairs where a tile starts or ends (the scene tiling of
-    `inference.tiling`, last tile anchored to the edge); every other adjacent pair is inside."""
+    `inference.tiling`, last tile anchored to the edge); every other adjacent pair is inside.
+    `zones=True` counts every pair within an overlap zone as border instead: blending tiles that
+    disagree hides their step at the tile edges but spreads it over the blend ramp."""
     from earthgen_cli.inference.tiling import axis_starts
 
     img = image.astype(np.float64)
@@ -84,6 +86,8 @@ def seam_ratio(image: np.ndarray, tile: int, overlap: int) -> float:
     def border_mask(n: int) -> np.ndarray:
         starts = axis_starts(n, tile, overlap)
         edges = {s - 1 for s in starts[1:]} | {s + tile - 1 for s in starts[:-1]}
+        if zones:
+            edges |= {e for s, nxt in zip(starts[:-1], starts[1:]) for e in range(nxt - 1, s + tile)}
         m = np.zeros(n - 1, dtype=bool)
         m[sorted(e for e in edges if 0 <= e < n - 1)] = True
         return m

@@ -248,7 +248,6 @@ def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts:
         direction = f"{'+'.join(cond_mods)}:{'+'.join(generate)}" if cond_mods else f"joint:{'+'.join(generate)}"
         base_tags = dict(model=sm.path, direction=direction, steps=opts.steps, sampler=opts.sampler.value,
                          guidance=opts.guidance, tile=scene.tile, overlap=scene.overlap, prompt=scene.prompt)
-        out.mkdir(exist_ok=True)
         for k, folder in enumerate(samples):
             seed = scene.seed + k
             init = {m: noise_canvas(canvas, f"{m}_eps", seed, modality_salt(m), cfg.latent_channels(m),
