@@ -150,11 +150,16 @@ def test_count_writes_a_dataset_build_dataset_reads(ckpt, tmp_path):
     (["--cond", "sar"], "MODALITY=PATH"),
     (["--count", "0"], "--count"),
     (["--tile", "33"], "--tile"),
+    (["--crs", "EPSG:4326"], "geographic"),
+    (["--bbox-crs", "EPSG:4326", "--bbox", "10,100,11,101"], "outside"),
+    (["-m", "/nonexistent/ck"], "no such checkpoint"),
 ])
 def test_bad_input_one_line_nothing_written(ckpt, tmp_path, args, message):
     cond = write_geotiff(tmp_path / "c.tif", np.zeros((2, 32, 32), np.float32))
     base = {"--pair": "rgb,sar", "--bbox": "500000,4650000,500640,4650640", "--gsd": "10"}
-    argv = ["joint", "--bbox-crs", "EPSG:32633", "-m", ckpt, "-o", tmp_path / "out", "-q"]
+    argv = ["joint", "-m", ckpt, "-o", tmp_path / "out", "-q"]
+    if "--bbox-crs" not in args:
+        argv += ["--bbox-crs", "EPSG:32633"]
     for k, v in base.items():
         if k not in args:
             argv += [k, v]
