@@ -67,10 +67,11 @@ def _root(
 
 def _register() -> None:
     # One module per command; each exposes `command` (a plain function with typed options).
-    from earthgen_cli.cli import (build_dataset, evaluate, info, render_osm, sample_data, train,
-                                  translate)
+    from earthgen_cli.cli import (build_dataset, evaluate, extend, info, inpaint, joint, render_osm,
+                                  sample_data, train, translate)
 
-    modules = [translate, info, build_dataset, render_osm, sample_data, train, evaluate]
+    modules = [translate, joint, inpaint, extend, info, build_dataset, render_osm, sample_data, train,
+               evaluate]
     for module in modules:
         app.command(module.NAME, help=module.command.__doc__)(user_errors(module.command))
 

@@ -14,7 +14,8 @@ from typing import Mapping
 import torch
 
 from earthgen_cli.flow.path import to_velocity, to_x0
-from earthgen_cli.flow.sampling import NoiseFn, Sampler, get_schedule, guided, sample, shift_for_tokens
+from earthgen_cli.flow.sampling import (NoiseFn, Sampler, VelocityFn, get_schedule, guided, sample,
+                                        shift_for_tokens)
 from earthgen_cli.models.earthgen import EarthGenModel
 
 
@@ -64,35 +65,11 @@ def generate_latents(
     t=1 and drops the GSD, which is exactly how the dropped samples looked in training. Targets share
     one time, so the sampler state is their latents stacked along channels."""
     targets = list(init_noise)
-    mods = [*targets, *sources]
     first = init_noise[targets[0]]
     b, device = first.shape[0], first.device
     splits = [init_noise[m].shape[1] for m in targets]
-    src = [sources[m] for m in sources]
-    use_cfg = opts.guidance != 1.0
-    if use_cfg and sources and (uncond_noise is None or set(uncond_noise) != set(sources)):
-        raise ValueError("classifier-free guidance needs replacement noise for every source")
-    nt = len(targets)
     state: dict[str, list[torch.Tensor] | None] = {"logvar": None}
-
-    def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
-        xs = list(x.split(splits, dim=1))
-        tt = torch.zeros(b, len(mods), device=device)
-        tt[:, :nt] = t
-        lat, g, drop = [*xs, *src], gsd, None
-        if use_cfg:  # one batched pass for both branches
-            lat = [torch.cat([z, z]) for z in xs] + [torch.cat([s, uncond_noise[m]]) for s, m in zip(src, sources)]
-            tt = torch.cat([tt, tt])
-            tt[b:, nt:] = 1.0
-            g = None if gsd is None else torch.cat([gsd, gsd])
-            drop = torch.arange(2 * b, device=device) >= b
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            out = model(lat, mods, tt, gsd=g, drop=drop)
-        state["logvar"] = None if out.logvar is None else [lv[:b].float() for lv in out.logvar[:nt]]
-        vs = [to_velocity(out.pred[k].float(), lat[k], tt[:, k], model.cfg.target) for k in range(nt)]
-        v = torch.cat(vs, dim=1)
-        return guided(v[:b], v[b:], opts.guidance) if use_cfg else v
-
+    velocity = slot_velocity(model, targets, splits, sources, opts.guidance, gsd, uncond_noise, autocast_dtype, state)
     tokens = first.shape[-2] * first.shape[-1] // model.cfg.patch**2
     shift = opts.shift if opts.shift is not None else shift_for_tokens(tokens)
     schedule = get_schedule(opts.steps, shift)
@@ -114,3 +91,44 @@ def translate_latents(model: EarthGenModel, sources: Mapping[str, torch.Tensor],
                       init_noise: torch.Tensor, opts: SamplingOptions, **kwargs) -> Generated:
     """One target from noise, every source clean at t=0; kwargs as for `generate_latents`."""
     return generate_latents(model, sources, {target: init_noise}, opts, **kwargs)
+
+
+def slot_velocity(model: EarthGenModel, targets: list[str], splits: list[int], sources: Mapping[str, torch.Tensor],
+                  guidance: float, gsd: torch.Tensor | None = None,
+                  uncond_noise: Mapping[str, torch.Tensor] | None = None,
+                  autocast_dtype: torch.dtype | None = None, state: dict | None = None,
+                  text: torch.Tensor | None = None) -> VelocityFn:
+    """(x, t) -> v for the target slots stacked along channels (`splits` channels each), every
+    source slot clean at t=0; with guidance != 1 a batched unconditional branch (sources replaced
+    by `uncond_noise` at t=1, GSD and text dropped). `state["logvar"]` receives the targets' last
+    log-variances; `text` (B, text_dim) is the prompt embedding of text-conditioned checkpoints.
+    Shared by `generate_latents` and whole-scene (MultiDiffusion) sampling, which steps tiles itself."""
+    mods = [*targets, *sources]
+    src = [sources[m] for m in sources]
+    use_cfg = guidance != 1.0
+    if use_cfg and sources and (uncond_noise is None or set(uncond_noise) != set(sources)):
+        raise ValueError("classifier-free guidance needs replacement noise for every source")
+    nt = len(targets)
+
+    def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
+        b, device = x.shape[0], x.device
+        xs = list(x.split(splits, dim=1))
+        tt = torch.zeros(b, len(mods), device=device)
+        tt[:, :nt] = t
+        lat, g, drop, txt = [*xs, *src], gsd, None, text
+        if use_cfg:  # one batched pass for both branches
+            lat = [torch.cat([z, z]) for z in xs] + [torch.cat([s, uncond_noise[m]]) for s, m in zip(src, sources)]
+            tt = torch.cat([tt, tt])
+            tt[b:, nt:] = 1.0
+            g = None if gsd is None else torch.cat([gsd, gsd])
+            txt = None if text is None else torch.cat([text, text])
+            drop = torch.arange(2 * b, device=device) >= b
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            out = model(lat, mods, tt, gsd=g, text=txt, drop=drop)
+        if state is not None:
+            state["logvar"] = None if out.logvar is None else [lv[:b].float() for lv in out.logvar[:nt]]
+        vs = [to_velocity(out.pred[k].float(), lat[k], tt[:, k], model.cfg.target) for k in range(nt)]
+        v = torch.cat(vs, dim=1)
+        return guided(v[:b], v[b:], guidance) if use_cfg else v
+
+    return velocity

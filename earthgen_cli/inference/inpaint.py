@@ -1,0 +1,158 @@
+"""`earthgen inpaint`: regenerate the masked pixels of a scene consistently with the rest
+(Text2Earth editing; SAR-guided cloud removal with `--cond sar=...`), without retraining.
+
+Flow-based inpainting: the known latent cells are put back on their own noise path after every
+step (see `multidiffusion`), so the generated cells are steered by them the whole way down. The
+final raster is a composite: every unmasked pixel is the input's value read and written unchanged
+(same dtype, bit for bit), only masked pixels come from the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from rasterio.windows import Window
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
+from earthgen_cli.inference.generate import SamplingOptions
+from earthgen_cli.inference.joint import WRITE_ROWS, SceneOptions, encode_conditions, open_conditions
+from earthgen_cli.inference.multidiffusion import (Known, SceneModel, decode_canvas, encode_canvas, modality_salt,
+                                                   noise_canvas, sample_scene)
+from earthgen_cli.io.grid import OutputGrid
+from earthgen_cli.io.raster import (GeoTiffWriter, OutputSpec, SourceRaster, check_output, gdal_env, open_raster,
+                                    provenance_tags, raster_info, resolve_modality)
+from earthgen_cli.modalities import cast_to_dtype
+
+
+@dataclass
+class FillSummary:
+    output: str
+    modality: str
+    width: int
+    height: int
+    generated_pixels: int
+    seconds: float
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def open_input(src, path: str, declared: str | None, sm: SceneModel) -> SourceRaster:
+    info = raster_info(src, path)
+    modality = resolve_modality(info, declared, src.count)
+    want = sm.cfg.bands.get(modality)
+    if want is not None and src.count != want:
+        raise EarthgenError(f"{path}: {src.count} band(s), the checkpoint's {modality} has {want}")
+    return SourceRaster(src, path, modality, None)
+
+
+def fill_scene(sm: SceneModel, grid: OutputGrid, modality: str, read_known: WindowReader,
+               conditions: Sequence[tuple[str, str]], scene: SceneOptions, opts: SamplingOptions,
+               canvas: MemmapCanvas, quiet: bool) -> np.ndarray:
+    """Generate `modality` over `grid` where `read_known` says a pixel is not known; (C, >=H, >=W)
+    raw values of the whole padded scene (the caller composites the known pixels back)."""
+    from tqdm import tqdm
+
+    cfg = sm.cfg
+    text = sm.text_vector(scene.prompt)
+    layout = SceneLayout(grid.height, grid.width, cfg.codec.factor, cfg.tile_multiple, scene.tile, scene.overlap)
+    with open_conditions(sm, grid, conditions, None) as conds, \
+            tqdm(total=opts.steps * len(layout.tiles()), unit="tile", disable=quiet, leave=False) as bar:
+        cond_lat = encode_conditions(sm, layout, conds, canvas)
+        known_lat, keep = encode_canvas(sm, layout, modality, read_known, canvas, "known")
+        init = {modality: noise_canvas(canvas, "eps", scene.seed, modality_salt(modality),
+                                       cfg.latent_channels(modality), layout.latent_shape)}
+        gsd = grid.gsd * (grid.crs.linear_units_factor[1] if grid.crs and grid.crs.linear_units_factor else 1.0)
+        latents = sample_scene(sm, layout, init, cond_lat, opts, scene.seed, gsd, scene.batch_size, canvas,
+                               known=Known({modality: known_lat}, keep), progress=bar, text=text)
+        return decode_canvas(sm, layout, modality, latents[modality], canvas, scene.batch_size)
+
+
+def write_composite(like, grid: OutputGrid, spec: OutputSpec, pixels: np.ndarray,
+                    place: Callable[[int, int, np.ndarray], None]) -> None:
+    """Write generated rows cast to the output dtype; `place(row, rows, block)` then puts the
+    known input values into the block in place, unchanged."""
+    with GeoTiffWriter(like, spec) as dst:
+        for r in range(0, grid.height, WRITE_ROWS):
+            n = min(WRITE_ROWS, grid.height - r)
+            block = cast_to_dtype(np.array(pixels[:, r : r + n, : grid.width], dtype=np.float64), spec.dtype,
+                                  spec.nodata, overwrite_input=True)
+            place(r, n, block)
+            dst.write(block, Window(0, r, grid.width, n))
+
+
+def output_spec(src, sr: SourceRaster, path: str, sm: SceneModel, scene: SceneOptions, opts: SamplingOptions,
+                conditions: Sequence[tuple[str, str]], command: str) -> OutputSpec:
+    tags = {k: v for k, v in src.tags().items() if not k.startswith("EARTHGEN_")}
+    tags.update(provenance_tags(modality=sr.modality, model=sm.path, steps=opts.steps, seed=scene.seed,
+                                sampler=opts.sampler.value, guidance=opts.guidance, operation=command,
+                                prompt=scene.prompt,
+                                direction="+".join([sr.modality, *(m for m, _ in conditions)]) + f":{sr.modality}"))
+    return OutputSpec(path, sr.count, sr.dtype, src.nodata, tuple(src.descriptions), tags)
+
+
+def _mask_reader(mask_path: str, src, stack: contextlib.ExitStack) -> Callable[[int, int, int, int], np.ndarray]:
+    """Masked pixels (True = regenerate) of a mask raster on exactly the input's grid."""
+    m = stack.enter_context(open_raster(mask_path, allow_no_crs=src.crs is None))
+    if (m.crs, m.transform, m.width, m.height) != (src.crs, src.transform, src.width, src.height):
+        raise EarthgenError(f"--mask {mask_path}: not on the grid of {src.name} (CRS, transform and size must "
+                            f"match; got {m.width}x{m.height} vs {src.width}x{src.height})")
+    if m.count != 1:
+        raise EarthgenError(f"--mask {mask_path}: expected 1 band, got {m.count}")
+    nd = m.nodata
+
+    def read(r: int, c: int, h: int, w: int) -> np.ndarray:
+        a = m.read(1, window=Window(c, r, w, h))
+        masked = a != 0
+        if nd is not None and not (isinstance(nd, float) and math.isnan(nd)):
+            masked &= a != nd
+        return masked & ~np.isnan(a) if a.dtype.kind == "f" else masked
+
+    return read
+
+
+def inpaint_scene(sm: SceneModel, source: str, mask: str, output: str, conditions: Sequence[tuple[str, str]],
+                  scene: SceneOptions, opts: SamplingOptions, declared: str | None = None,
+                  overwrite: bool = False, quiet: bool = True) -> FillSummary:
+    t0 = time.perf_counter()
+    check_output(output, overwrite)
+    with gdal_env(), contextlib.ExitStack() as stack:
+        src = stack.enter_context(open_raster(source))
+        sr = open_input(src, source, declared, sm)
+        sm.check([sr.modality], [m for m, _ in conditions])
+        grid = OutputGrid.of(src)
+        if mask == "nodata":
+            def masked_at(r, c, h, w):
+                return ~sr.read(Window(c, r, w, h))[1]
+        else:
+            masked_at = _mask_reader(mask, src, stack)
+        count = sum(int(masked_at(r, 0, min(WRITE_ROWS, src.height - r), src.width).sum())
+                    for r in range(0, src.height, WRITE_ROWS))
+        if count == 0:
+            what = "has no nodata pixels" if mask == "nodata" else "masks no pixels"
+            raise EarthgenError(f"--mask {mask}: {what} in {source}; nothing to inpaint")
+
+        def read_known(r, c, h, w):
+            data, valid = sr.read(Window(c, r, w, h))
+            return data, valid & ~masked_at(r, c, h, w)
+
+        spec = output_spec(src, sr, output, sm, scene, opts, conditions, "inpaint")
+        with tempfile.TemporaryDirectory(prefix="earthgen-canvas-") as scratch:
+            pixels = fill_scene(sm, grid, sr.modality, read_known, conditions, scene, opts, MemmapCanvas(scratch), quiet)
+
+            def place(r, n, block):
+                orig = src.read(list(sr.bands), window=Window(0, r, src.width, n))
+                keep = ~masked_at(r, 0, n, src.width)
+                block[:, keep] = orig[:, keep]
+
+            write_composite(src, grid, spec, pixels, place)
+    return FillSummary(output, sr.modality, grid.width, grid.height, count, round(time.perf_counter() - t0, 3))

@@ -1,0 +1,236 @@
+"""Whole-scene sampling with the unified model, MultiDiffusion-style (DESIGN.md "Whole-scene inference").
+
+Every sampling step runs each overlapping tile's latents through the model, takes one sampler step
+per tile, and blends the stepped tiles back into the scene canvas with weights that sum to one:
+the next step starts from the averaged latent, so neighbouring tiles agree on their overlap at
+every noise level instead of only in their final pixels. Generated slots start from position-keyed
+noise, condition slots are clean latents (t=0) encoded once. For inpainting and outpainting a known
+region is re-imposed after every step on the flow path of its own noise,
+x_t = (1 - t) x0 + t eps, so the generated part is continuously steered by the known part.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.flow.sampling import get_schedule, shift_for_tokens, step
+from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader, read_padded, zero
+from earthgen_cli.inference.generate import SamplingOptions, slot_velocity
+from earthgen_cli.inference.model_translator import SALT_STEP, SALT_TARGET, SALT_UNCOND, pick_device
+from earthgen_cli.inference.noise import NoiseField
+from earthgen_cli.modalities import MODALITY_NAMES, get_modality
+
+
+@dataclass(frozen=True)
+class SceneModel:
+    """A loaded checkpoint on its device, with the precision inference runs in."""
+
+    model: torch.nn.Module
+    info: object  # train.checkpoint.CheckpointInfo
+    path: str
+    device: torch.device
+    autocast: torch.dtype | None
+
+    @classmethod
+    def load(cls, path: str | None, device: str = "auto", precision: str = "auto") -> "SceneModel":
+        from earthgen_cli.train.checkpoint import load_model
+
+        if path is None:
+            raise EarthgenError("--model: generation needs a checkpoint directory")
+        if not Path(path).exists():
+            raise EarthgenError(f"--model {path}: no such checkpoint directory")
+        model, info = load_model(Path(path), ema=True)
+        dev = pick_device(device)
+        if precision not in ("auto", "fp32", "bf16"):
+            raise EarthgenError(f"precision must be auto, fp32 or bf16, not {precision!r}")
+        # fp32 on CPU (bit-reproducible), bf16 autocast on CUDA: as ModelTranslator decides it
+        bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")
+        return cls(model.to(dev), info, str(path), dev, torch.bfloat16 if bf16 else None)
+
+    @property
+    def cfg(self):
+        return self.info.model
+
+    def text_vector(self, prompt: str | None) -> np.ndarray | None:
+        """The prompt's embedding, or a one-line error when the checkpoint has no text condition."""
+        if prompt is None:
+            return None
+        if not self.cfg.text_dim:
+            raise EarthgenError(f"--model {self.path}: the checkpoint was trained without text conditioning; "
+                                "it cannot follow --prompt")
+        from earthgen_cli.inference.text import encode_prompt
+
+        vec = encode_prompt(prompt)
+        if vec.shape[0] != self.cfg.text_dim:
+            raise EarthgenError(f"--model {self.path}: expects {self.cfg.text_dim}-d text embeddings, "
+                                f"the encoder gives {vec.shape[0]}")
+        return vec
+
+    def check(self, generate: Sequence[str], conditions: Sequence[str]) -> None:
+        """Every slot a modality the checkpoint knows; every two slots a pair it trained on."""
+        slots = [*generate, *conditions]
+        for m in slots:
+            get_modality(m)
+            if m not in self.cfg.modalities:
+                raise EarthgenError(f"--model {self.path}: the checkpoint never saw modality {m}; "
+                                    f"it knows {', '.join(self.cfg.modalities)}")
+        seen = [set(k.split("+")) for k, n in self.info.pairs_seen.items() if n > 0]
+        for a, b in itertools.combinations(slots, 2):
+            if not any({a, b} <= s for s in seen):
+                known = ", ".join(sorted(self.info.pairs_seen)) or "none"
+                raise EarthgenError(f"--model {self.path}: the checkpoint never saw the pair {a}+{b} "
+                                    f"in training (pairs seen: {known})")
+
+
+def modality_salt(modality: str) -> int:
+    """Initial-noise salt of a generated slot: fixed per modality, so a modality's noise does not
+    depend on the order of --pair."""
+    return SALT_TARGET + 1 + MODALITY_NAMES.index(modality)
+
+
+def noise_canvas(canvas: MemmapCanvas, name: str, seed: int, salt: int, channels: int,
+                 shape: tuple[int, int], rows: int = 64) -> np.memmap:
+    arr = canvas.array(name, (channels, *shape))
+    field = NoiseField(seed, channels, salt)
+    for r in range(0, shape[0], rows):
+        h = min(rows, shape[0] - r)
+        arr[:, r : r + h] = field.crop(r, 0, h, shape[1]).numpy()
+    return arr
+
+
+@torch.no_grad()
+def encode_canvas(sm: SceneModel, layout: SceneLayout, modality: str, read: WindowReader,
+                  canvas: MemmapCanvas, name: str) -> tuple[np.memmap, np.memmap]:
+    """The clean latent of a raster read window by window (raw units), blended over the tiles, and
+    the (h, w) latent-cell validity: 1 where every pixel of the cell was valid."""
+    f, bands = sm.cfg.codec.factor, sm.cfg.bands[modality]
+    codec, scaling = sm.model.codec(modality), sm.info.scaling[modality]
+    lat = canvas.array(name, (sm.cfg.latent_channels(modality), *layout.latent_shape))
+    keep = canvas.array(name + "_keep", layout.latent_shape)
+    th, tw = layout.tile_px
+    for tile in layout.tiles():
+        raw, valid = read_padded(read, bands, tile.y, tile.x, th, tw, layout.height, layout.width)
+        x = scaling.to_model(torch.from_numpy(raw).to(sm.device))
+        v = torch.from_numpy(valid).to(sm.device)
+        x = torch.where(v[None], x, torch.zeros((), device=sm.device))[None]  # nodata -> 0, as in training
+        z = codec.encode(x).float()[0].cpu().numpy()
+        cell = -torch.nn.functional.max_pool2d(-v[None, None].float(), f)[0, 0].cpu().numpy()
+        ly, lx, (lh, lw) = tile.y // f, tile.x // f, z.shape[-2:]
+        lat[:, ly : ly + lh, lx : lx + lw] += z * tile.weight_lat
+        keep[ly : ly + lh, lx : lx + lw] += cell * tile.weight_lat
+    keep[:] = (np.asarray(keep) > 1.0 - 1e-6).astype(np.float32)  # blended validities: 1 only if every tile says 1
+    return lat, keep
+
+
+@dataclass(frozen=True)
+class Known:
+    """A region whose latents are known (inpainting, outpainting): re-imposed after every step."""
+
+    latents: Mapping[str, np.memmap]  # generated modality -> clean latent (C, h, w)
+    keep: np.ndarray  # (h, w) float32, 1 where the latent cell is known
+
+
+def _impose(x: np.memmap, known: np.ndarray, eps: np.ndarray, keep: np.ndarray, t: float, rows: int = 128) -> None:
+    for r in range(0, x.shape[1], rows):
+        k = keep[r : r + rows] > 0
+        on_path = (1.0 - t) * known[:, r : r + rows] + t * eps[:, r : r + rows]
+        x[:, r : r + rows] = np.where(k[None], on_path, x[:, r : r + rows])
+
+
+def _crops(arrays: Sequence[np.ndarray], tiles, th: int, tw: int, f: int, device) -> list[torch.Tensor]:
+    return [torch.from_numpy(np.stack([np.asarray(a[:, t.y // f : t.y // f + th, t.x // f : t.x // f + tw])
+                                       for t in tiles])).to(device) for a in arrays]
+
+
+@torch.no_grad()
+def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memmap],
+                 conditions: Mapping[str, np.memmap], opts: SamplingOptions, seed: int, gsd: float | None,
+                 batch_size: int, canvas: MemmapCanvas, known: Known | None = None,
+                 progress=None, text: np.ndarray | None = None) -> dict[str, np.memmap]:
+    """Integrate the generated slots (`init`: noise canvases, left untouched) from t=1 to t=0 as one
+    scene; returns the clean latent canvases (after each modality's residual adapter)."""
+    model, cfg, dev, f = sm.model, sm.cfg, sm.device, sm.cfg.codec.factor
+    gen, cond = list(init), list(conditions)
+    chans = [cfg.latent_channels(m) for m in gen]
+    th, tw = layout.tile_lat
+    shift = opts.shift if opts.shift is not None else shift_for_tokens(th * tw // cfg.patch**2)
+    schedule = get_schedule(opts.steps, shift)
+    cur = {m: canvas.array(f"{m}_x_a", init[m].shape) for m in gen}
+    nxt = {m: canvas.array(f"{m}_x_b", init[m].shape) for m in gen}
+    for m in gen:
+        cur[m][:] = init[m]
+    if known is not None:
+        for m in gen:
+            _impose(cur[m], known.latents[m], init[m], known.keep, schedule[0])
+    total_c = sum(chans)
+    for i, (t, t_next) in enumerate(zip(schedule[:-1], schedule[1:])):
+        for m in gen:
+            zero(nxt[m])
+        for tiles in layout.batches(batch_size):
+            n = len(tiles)
+            # A fixed batch shape (last tile repeated) keeps results bit-identical across batch sizes.
+            padded = tiles + [tiles[-1]] * (batch_size - n)
+            origins = [t_.origin for t_ in padded]
+            x = torch.cat(_crops([cur[m] for m in gen], padded, th, tw, f, dev), dim=1)
+            c_lat = _crops([conditions[m] for m in cond], padded, th, tw, f, dev)
+            b = x.shape[0]
+            g = None if gsd is None else torch.full((b,), float(gsd), device=dev)
+            txt = None if text is None else torch.from_numpy(text).to(dev)[None].expand(b, -1)
+            uncond = [NoiseField(seed, z.shape[1], SALT_UNCOND + MODALITY_NAMES.index(m))
+                      .batch(origins, th, tw, scale=f).to(dev) for z, m in zip(c_lat, cond)]
+
+            velocity = slot_velocity(model, gen, chans, dict(zip(cond, c_lat)), opts.guidance, g,
+                                     dict(zip(cond, uncond)), sm.autocast, text=txt)
+            noise = None
+            if t_next > 0:
+                noise = NoiseField(seed, total_c, SALT_STEP + i).batch(origins, th, tw, scale=f)
+            x_next = step(opts.sampler, velocity, x, t, t_next, noise, opts.eta).cpu().numpy()
+            for j, tile in enumerate(tiles):
+                ly, lx = tile.y // f, tile.x // f
+                parts = np.split(x_next[j], np.cumsum(chans)[:-1], axis=0)
+                for m, part in zip(gen, parts):
+                    nxt[m][:, ly : ly + th, lx : lx + tw] += part * tile.weight_lat
+            if progress is not None:
+                progress.update(n)
+        if known is not None:
+            for m in gen:
+                _impose(nxt[m], known.latents[m], init[m], known.keep, t_next)
+        cur, nxt = nxt, cur
+    return cur
+
+
+@torch.no_grad()
+def decode_canvas(sm: SceneModel, layout: SceneLayout, modality: str, latent: np.ndarray,
+                  canvas: MemmapCanvas, batch_size: int) -> np.memmap:
+    """Adapter + codec decoder + de-normalisation, tile by tile, blended in pixel space:
+    (C, hp, wp) float32 raw values of the padded scene."""
+    f, cfg = sm.cfg.codec.factor, sm.cfg
+    out = canvas.array(f"{modality}_pixels", (cfg.bands[modality], layout.hp, layout.wp))
+    th, tw = layout.tile_lat
+    scaling = sm.info.scaling[modality]
+    for tiles in layout.batches(batch_size):
+        padded = tiles + [tiles[-1]] * (batch_size - len(tiles))
+        z = _crops([latent], padded, th, tw, f, sm.device)[0]
+        with torch.autocast(sm.device.type, dtype=sm.autocast, enabled=sm.autocast is not None):
+            img = sm.model.codec(modality).decode(sm.model.adapt(modality, z).float())
+        raw = scaling.from_model(img.float()).cpu().numpy()
+        for j, tile in enumerate(tiles):
+            h, w = raw.shape[-2:]
+            out[:, tile.y : tile.y + h, tile.x : tile.x + w] += raw[j] * tile.weight_px
+    return out
+
+
+def sampling_options(steps: int, sampler: str, guidance: float) -> SamplingOptions:
+    from earthgen_cli.flow.sampling import Sampler
+
+    try:
+        return SamplingOptions(steps=steps, sampler=Sampler(sampler), guidance=guidance)
+    except ValueError as exc:
+        raise EarthgenError(f"bad sampling option: {exc}") from None
