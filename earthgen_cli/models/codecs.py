@@ -8,6 +8,8 @@ latents are roughly unit-variance for the flow model; the values travel in confi
 
 from __future__ import annotations
 
+import abc
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -15,7 +17,7 @@ import torch.nn.functional as F
 from earthgen_cli.models.config import CodecConfig, CodecKind
 
 
-class Codec(nn.Module):
+class Codec(nn.Module, abc.ABC):
     """Common part: the latent normalisation (z - shift) * scale, per latent channel."""
 
     def __init__(self, latent_channels: int) -> None:
@@ -40,11 +42,13 @@ class Codec(nn.Module):
     def _denorm(self, z: torch.Tensor) -> torch.Tensor:
         return z / self.scale[:, None, None] + self.shift[:, None, None]
 
+    @abc.abstractmethod
     def raw_encode(self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """Image (B, C, H, W) in model space -> latent before the shift/scale normalisation."""
 
+    @abc.abstractmethod
     def raw_decode(self, z: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Latent before normalisation -> image in model space."""
 
     def encode(self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         return self._norm(self.raw_encode(x, sample, generator))
