@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -136,20 +134,10 @@ def train_cas(batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
 def save_cas(model: DualEncoder, path: Path, extra: dict | None = None) -> Path:
     """Write config.json + model.safetensors under a temporary name, then rename."""
-    from safetensors.torch import save_file
+    from earthgen_cli.train.checkpoint import write_model_dir
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     meta = {"format": CAS_FORMAT, "config": asdict(model.config), **(extra or {})}
-    (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-              str(tmp / "model.safetensors"))
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
-    return path
+    return write_model_dir(Path(path), meta, {"model": model})
 
 
 def load_cas(path: Path) -> DualEncoder:

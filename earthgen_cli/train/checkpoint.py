@@ -12,7 +12,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -55,20 +55,22 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def save_checkpoint(path: Path, info: CheckpointInfo, model: EarthGenModel, ema: EarthGenModel,
-                    train_state: dict[str, Any] | None = None) -> Path:
-    """Write the checkpoint directory `path` atomically (temporary sibling, then rename)."""
+def write_model_dir(path: Path, config: dict[str, Any], weights: dict[str, torch.nn.Module],
+                    extra: Callable[[Path], None] | None = None) -> Path:
+    """Publish a model directory atomically: `config.json` plus one `NAME.safetensors` per entry
+    of `weights`, written under a temporary sibling, made durable, then renamed into place.
+    `extra(tmp)` may add more files first. Checkpoints and CAS encoders share this layout."""
     from safetensors.torch import save_file
 
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    (tmp / "config.json").write_text(json.dumps(info.to_json(), indent=2) + "\n")
-    save_file(_state(model), str(tmp / "model.safetensors"))
-    save_file(_state(ema), str(tmp / "ema.safetensors"))
-    if train_state is not None:
-        torch.save(train_state, tmp / "train_state.pt")
+    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    for name, module in weights.items():
+        save_file(_state(module), str(tmp / f"{name}.safetensors"))
+    if extra is not None:
+        extra(tmp)
     for f in tmp.iterdir():  # make the files durable before the rename publishes them
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -76,6 +78,15 @@ def save_checkpoint(path: Path, info: CheckpointInfo, model: EarthGenModel, ema:
         shutil.rmtree(path)
     os.replace(tmp, path)
     return path
+
+
+def save_checkpoint(path: Path, info: CheckpointInfo, model: EarthGenModel, ema: EarthGenModel,
+                    train_state: dict[str, Any] | None = None) -> Path:
+    """Write the checkpoint directory `path` atomically (temporary sibling, then rename)."""
+    extra = None
+    if train_state is not None:
+        extra = lambda tmp: torch.save(train_state, tmp / "train_state.pt")  # noqa: E731
+    return write_model_dir(path, info.to_json(), {"model": model, "ema": ema}, extra)
 
 
 def read_info(path: Path) -> CheckpointInfo:
