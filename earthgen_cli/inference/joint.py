@@ -22,6 +22,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.inference.engine import TileOptions
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
 from earthgen_cli.inference.generate import SamplingOptions
 from earthgen_cli.inference.multidiffusion import (SceneModel, decode_canvas, encode_canvas, modality_salt,
@@ -35,11 +36,10 @@ WRITE_ROWS = 256
 
 
 @dataclass(frozen=True)
-class SceneOptions:
+class SceneOptions(TileOptions):
+    """The translate engine's tiling options, with generation's smaller default tile and a prompt."""
+
     tile: int = 256
-    overlap: int = 64
-    batch_size: int = 4
-    seed: int = 0
     prompt: str | None = None  # text condition (checkpoints trained with text only)
 
 
