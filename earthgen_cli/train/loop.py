@@ -79,6 +79,9 @@ def _load_codecs(model: EarthGenModel, path: str, where: str) -> dict[str, dict[
     return stats
 
 
+STD_FLOOR = 0.25
+
+
 @torch.no_grad()
 def measure_latent_stats(model: EarthGenModel, batches: list[Batch], device: torch.device) -> dict[str, dict]:
     """Per-channel shift/scale making the codec's latents zero-mean, unit-variance on the data."""
@@ -92,8 +95,9 @@ def measure_latent_stats(model: EarthGenModel, batches: list[Batch], device: tor
             stats[m] = model.codecs[m].latent_stats()
             continue
         z = torch.cat(sums[m], dim=1)
-        # A floor on the std keeps a near-constant channel (e.g. a flat band) from being blown up.
-        stats[m] = {"shift": z.mean(1).tolist(), "scale": (1.0 / z.std(1).clamp_min(1e-2)).tolist()}
+        # A floor on the std keeps a channel that is nearly flat in the measured batches (a flat
+        # band, one dark scene) from being blown up more than 4x against the rest of the data.
+        stats[m] = {"shift": z.mean(1).tolist(), "scale": (1.0 / z.std(1).clamp_min(STD_FLOOR)).tolist()}
     return stats
 
 
@@ -125,7 +129,7 @@ class Trainer:
                 # Even space-to-depth latents get unit variance per channel: the normalised images
                 # sit in a narrow band of [-1, 1], far below the noise, and the flow learns slowly
                 # at such a low signal-to-noise ratio. Every rank measures the same fixed batches.
-                self.latent_stats = measure_latent_stats(self.model, self.fixed_batches(8), torch.device("cpu"))
+                self.latent_stats = measure_latent_stats(self.model, self.fixed_batches(32), torch.device("cpu"))
                 for m, st in self.latent_stats.items():
                     self.model.codecs[m].set_latent_stats(st["shift"], st["scale"])
             self.model.codecs.requires_grad_(False)
