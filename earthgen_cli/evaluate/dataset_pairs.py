@@ -8,7 +8,7 @@ from typing import Iterator
 
 import torch
 
-from earthgen_cli.evaluate.runner import Direction, PairBatch
+from earthgen_cli.evaluate.runner import Direction, PairBatch, chip_indices
 
 
 class DatasetPairs:
@@ -40,10 +40,10 @@ class DatasetPairs:
     def batches(self, split: str, direction: Direction, batch_size: int,
                 limit: int | None = None) -> Iterator[PairBatch]:
         ds = self._dataset(split, direction)
-        n = len(ds) if limit is None else min(limit, len(ds))
+        chosen = chip_indices(len(ds), limit)
         s, t = direction.source, direction.target
-        for lo in range(0, n, batch_size):
-            items = [ds[i] for i in range(lo, min(n, lo + batch_size))]
+        for lo in range(0, len(chosen), batch_size):
+            items = [ds[i] for i in chosen[lo : lo + batch_size]]
             valid = torch.stack([it["valid"][s] & it["valid"][t] for it in items])  # (B, H, W)
             gsd = tuple(float(it["gsd"]) if math.isfinite(float(it["gsd"])) else math.nan for it in items)
             yield PairBatch(torch.stack([it["images"][s] for it in items]),

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.evaluate.baselines import train_pairwise_unet, unet_depth_for
-from earthgen_cli.evaluate.cas import CASConfig, DualEncoder, load_cas, train_cas
+from earthgen_cli.evaluate.baselines import PairwiseUNet, load_unet, train_pairwise_unet, unet_depth_for
+from earthgen_cli.evaluate.cas import CASConfig, DualEncoder, load_cas, model_dirs, train_cas
 from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
 from earthgen_cli.evaluate.metrics import to_unit
 from earthgen_cli.evaluate.report import Report, directory_identity
+from earthgen_cli.evaluate.joint_eval import evaluate_joint, joint_key, joint_warnings, parse_joint
 from earthgen_cli.evaluate.runner import (
     BASELINES,
     Direction,
     EvaluateOptions,
+    EvaluationOutput,
     check_directions,
     evaluate,
     parse_directions,
     write_outputs,
 )
-from earthgen_cli.models.unet import UNet, UNetConfig
+from earthgen_cli.models.unet import UNetConfig
 
 
 def _load_model(spec: str | None, device: str, steps: int):
@@ -65,7 +68,7 @@ def _can_do(translator, d: Direction) -> bool:
 
 
 def _train_unets(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
-                 say: Callable[[str], None]) -> dict[str, UNet]:
+                 say: Callable[[str], None]) -> dict[str, PairwiseUNet]:
     models = {}
     for d in options.directions:
         if pairs.count(options.train_split, d) == 0:
@@ -79,8 +82,28 @@ def _train_unets(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
             for b in pairs.batches(options.train_split, d, options.batch_size):
                 yield b.source, b.target, b.valid
 
-        models[d.key] = train_pairwise_unet(batches, config, steps, seed=options.seed)
+        models[d.key] = PairwiseUNet(train_pairwise_unet(batches, config, steps, seed=options.seed), d.source, d.target)
     return models
+
+
+def load_unets(paths: Sequence[Path]) -> dict[str, PairwiseUNet]:
+    """Every U-Net under the given folders (a U-Net directory, or a stage-unet run), by direction."""
+    found: dict[str, PairwiseUNet] = {}
+    for path in paths:
+        for item in model_dirs(Path(path)):
+            unet = load_unet(item)
+            found[f"{unet.source}:{unet.target}"] = unet
+    return found
+
+
+def load_cas_encoders(paths: Sequence[Path]) -> dict[frozenset, DualEncoder]:
+    """Every CAS encoder under the given folders (an encoder directory, or a stage-cas run)."""
+    found = {}
+    for path in paths:
+        for item in model_dirs(Path(path)):
+            encoder = load_cas(item)
+            found[frozenset((encoder.config.modality_a, encoder.config.modality_b))] = encoder
+    return found
 
 
 def _train_cas(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
@@ -101,9 +124,40 @@ def _train_cas(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
         encoders[key] = train_cas(batches, config, steps, seed=options.seed)
 
 
+def _check_joint(pairs: DatasetPairs, translator, pair: tuple[str, str], split: str) -> None:
+    if translator is None or not hasattr(translator, "generate_pair"):
+        raise EarthgenError(f"--joint {','.join(pair)} needs a checkpoint (--model) that generates")
+    for m in pair:
+        if m not in pairs.scaling:
+            raise EarthgenError(f"{pairs.name}: --joint {','.join(pair)} needs {m}, which the dataset does not "
+                                f"hold (it has {', '.join(pairs.scaling)})")
+        if m not in translator.cfg.modalities:
+            raise EarthgenError(f"{translator.path}: the checkpoint never saw modality {m} (--joint {','.join(pair)})")
+    if pairs.count(split, Direction(*pair)) == 0:
+        raise EarthgenError(f"{pairs.name}: split {split} has no chip holding both {pair[0]} and {pair[1]} "
+                            f"(--joint {','.join(pair)})")
+
+
+def _with_joint(output: EvaluationOutput, pairs: DatasetPairs, translator, joint_pairs, options: EvaluateOptions,
+                encoders, inception, say) -> EvaluationOutput:
+    results, warnings, timings = list(output.results), list(output.warnings), dict(output.direction_seconds)
+    for pair in joint_pairs:
+        started = time.perf_counter()
+        encoder = encoders.get(frozenset(pair))
+        scores = evaluate_joint(pairs, pair, translator, options.split, options.batch_size, options.max_chips,
+                                options.seed, inception if options.fid else None, encoder, say)
+        results += scores
+        warnings += joint_warnings(pair, encoders, options.fid, scores[0].n_images)
+        timings[joint_key(*pair)] = round(time.perf_counter() - started, 1)
+    return dataclasses.replace(output, results=tuple(results), warnings=tuple(warnings),
+                               direction_seconds=timings,
+                               seconds=output.seconds + sum(timings[joint_key(*p)] for p in joint_pairs))
+
+
 def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, directions: str = "all",
                      split: str = "test", baselines: Sequence[str] = BASELINES,
-                     cas: Sequence[Path] = (), cas_steps: int = 0, unet_steps: int = 0, steps: int = 8, seed: int = 0,
+                     cas: Sequence[Path] = (), cas_steps: int = 0, unet: Sequence[Path] = (), unet_steps: int = 0,
+                     joint: Sequence[str] = (), steps: int = 8, seed: int = 0,
                      max_chips: int | None = None, batch_size: int = 8, fid: bool = True,
                      device: str = "auto", overwrite: bool = False,
                      say: Callable[[str], None] = lambda _: None) -> Report:
@@ -116,7 +170,11 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     pairs = DatasetPairs(data)
     translator, checkpoint = _load_model(model, device, steps)
     left_out: list[str] = []
-    if directions.strip() == "all":
+    if directions.strip() == "none":
+        if not joint:
+            raise EarthgenError("--directions none leaves nothing to evaluate without --joint")
+        chosen = ()
+    elif directions.strip() == "all":
         chosen = tuple(pairs.pairs_with_chips(split))
         if translator is not None:  # "all" means all the data holds *and* the model can do
             kept = tuple(d for d in chosen if _can_do(translator, d))
@@ -139,22 +197,28 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
         from earthgen_cli.evaluate.fid import InceptionFeatures
 
         inception = InceptionFeatures()
-    encoders = {}
-    for path in cas:
-        encoder = load_cas(Path(path))
-        encoders[frozenset((encoder.config.modality_a, encoder.config.modality_b))] = encoder
+    joint_pairs = [parse_joint(text) for text in joint]
+    for pair in joint_pairs:
+        _check_joint(pairs, translator, pair, split)
+    encoders = load_cas_encoders(cas)
     if cas_steps > 0:
         _train_cas(pairs, options, cas_steps, encoders, say)
-    unets = {}
+    unets = load_unets(unet) if "pairwise-unet" in options.baselines else {}
     if "pairwise-unet" in options.baselines and unet_steps > 0:
-        unets = _train_unets(pairs, options, unet_steps, say)
+        missing = dataclasses.replace(options, directions=tuple(d for d in options.directions if d.key not in unets))
+        unets.update(_train_unets(pairs, missing, unet_steps, say) if missing.directions else {})
     output = evaluate(pairs, options, unified=translator, unet_models=unets,
                       codec_roundtrip=_codec_roundtrip(translator), cas_encoders=encoders,
                       inception=inception, progress=say)
+    if joint_pairs:
+        output = _with_joint(output, pairs, translator, joint_pairs, options, encoders, inception, say)
     config = {"directions": [d.key for d in chosen], "split": split, "baselines": list(options.baselines),
               "model": model, "steps": steps, "seed": seed, "max_chips": max_chips,
               "batch_size": batch_size, "fid": fid, "unet_steps": unet_steps, "cas_steps": cas_steps,
-              "cas": [str(p) for p in cas], "directions_left_out": left_out, "total_seconds": round(time.perf_counter() - started, 1)}
+              "cas": [str(p) for p in cas], "unet": [str(p) for p in unet],
+              "joint": [",".join(p) for p in joint_pairs], "directions_left_out": left_out, "total_seconds": round(time.perf_counter() - started, 1)}
+    counts = {d.key: pairs.count(split, d) for d in chosen}
+    counts.update({joint_key(*p): pairs.count(split, Direction(*p)) for p in joint_pairs})
     data_id = {**directory_identity(Path(data), ("dataset.json", "chips.csv")), "split": split,
-               "chips": pairs.split_size(split), "pairs": {d.key: pairs.count(split, d) for d in chosen}}
+               "chips": pairs.split_size(split), "pairs": counts}
     return write_outputs(out_dir, output, config, data_id, checkpoint)

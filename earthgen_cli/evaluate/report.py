@@ -23,6 +23,8 @@ from earthgen_cli.evaluate.metrics import METRIC_INFO
 
 REPORT_FORMAT = 1
 REAL_PAIRS = "real pairs"  # the CAS reference row: the real target scored with its real source
+SHUFFLED_PAIRS = "shuffled pairs"  # joint CAS floor: real chips paired with chips of other places
+REFERENCE_ROWS = (REAL_PAIRS, SHUFFLED_PAIRS)
 ARROW = {True: "↑", False: "↓"}
 
 
@@ -48,9 +50,9 @@ class Report:
         return list(dict.fromkeys(r.direction for r in self.results))
 
     def methods(self) -> list[str]:
-        """In order of first appearance, the reference row last."""
+        """In order of first appearance, the reference rows last."""
         found = list(dict.fromkeys(r.method for r in self.results))
-        return sorted(found, key=lambda m: m == REAL_PAIRS)
+        return sorted(found, key=lambda m: m in REFERENCE_ROWS)
 
 
 def directory_identity(path: Path, patterns: Sequence[str] = ("*.json", "*.safetensors")) -> dict[str, Any]:
@@ -161,6 +163,18 @@ def _best(values: list[float | None], higher: bool | None) -> float | None:
     return max(finite) if higher else min(finite)
 
 
+def metric_info(name: str):
+    """METRIC_INFO for a name, or for a per-modality variant like fid_rgb (joint scores): the
+    base metric's direction and decimals with the modality in the label; None when unknown."""
+    if name in METRIC_INFO:
+        return METRIC_INFO[name]
+    base, _, suffix = name.partition("_")
+    if suffix and base in METRIC_INFO:
+        info = METRIC_INFO[base]
+        return type(info)(name, f"{info.label} {suffix}", info.higher_is_better, info.decimals)
+    return None
+
+
 def markdown_tables(report: Report, directions_per_table: int = 2) -> str:
     """One table per group of directions: rows = methods, columns = direction x metric."""
     directions, methods = report.directions(), report.methods()
@@ -176,7 +190,7 @@ def markdown_tables(report: Report, directions_per_table: int = 2) -> str:
             columns += [(d, n) for n in ordered]
         header = ["method"]
         for d, n in columns:
-            info = METRIC_INFO.get(n)
+            info = metric_info(n)
             header.append(f"{direction_label(d)} {info.label if info else n}"
                           f"{ARROW[info.higher_is_better] if info else ''}")
         rows = []
@@ -185,7 +199,7 @@ def markdown_tables(report: Report, directions_per_table: int = 2) -> str:
                 continue
             rows.append([m])
         for d, n in columns:
-            info = METRIC_INFO.get(n)
+            info = metric_info(n)
             values = [cell.get((d, row[0]), {}).get(n) for row in rows]
             best = _best(values, info.higher_is_better if info else None)
             for row, value in zip(rows, values):

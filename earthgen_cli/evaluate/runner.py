@@ -28,7 +28,6 @@ from earthgen_cli.evaluate.metrics import pixel_scores, to_unit
 from earthgen_cli.evaluate.report import REAL_PAIRS, MethodScores, Report, write_json, write_markdown
 from earthgen_cli.inference.translator import TileBatch, Translator
 from earthgen_cli.modalities import BandScaling, get_modality
-from earthgen_cli.models.unet import UNet
 
 BASELINES = ("codec-ceiling", "mean", "luminance", "pixel-regression", "pairwise-unet")
 # (target modality, raw target (B, C, H, W)) -> raw reconstruction through the model's codec
@@ -75,6 +74,14 @@ class PairBatch:
     gsd: tuple[float, ...]  # metres per pixel per chip (nan when unknown)
 
 
+def chip_indices(total: int, limit: int | None) -> list[int]:
+    """`limit` chips spread evenly over a split of `total` (all of them without a limit): chips are
+    stored scene by scene, so the first N would often be one scene only."""
+    if limit is None or limit >= total:
+        return list(range(total))
+    return sorted({round(k * (total - 1) / max(1, limit - 1)) for k in range(limit)}) if limit > 1 else [0]
+
+
 class PairSource(Protocol):
     name: str  # what the report calls the data (a path)
     scaling: Mapping[str, BandScaling]
@@ -109,12 +116,12 @@ class TensorPairs:
 
     def batches(self, split: str, direction: Direction, batch_size: int,
                 limit: int | None = None) -> Iterator[PairBatch]:
-        n = self.count(split, direction) if limit is None else min(limit, self.count(split, direction))
+        chosen = chip_indices(self.count(split, direction), limit)
         src, tgt = self.images[split][direction.source], self.images[split][direction.target]
         both = self._valid(split, direction.source) & self._valid(split, direction.target)
-        for lo in range(0, n, batch_size):
-            hi = min(n, lo + batch_size)
-            yield PairBatch(src[lo:hi], tgt[lo:hi], both[lo:hi], (self.gsd,) * (hi - lo))
+        for lo in range(0, len(chosen), batch_size):
+            idx = chosen[lo : lo + batch_size]
+            yield PairBatch(src[idx], tgt[idx], both[idx], (self.gsd,) * len(idx))
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,7 @@ class EvaluateOptions:
     baselines: tuple[str, ...] = BASELINES
     regression_degree: int = 2
     batch_size: int = 8
-    max_chips: Optional[int] = None  # per direction, from the start of the split
+    max_chips: Optional[int] = None  # per direction, spread evenly over the split (chip_indices)
     fid: bool = True
     grid_chips: int = 3
     seed: int = 0
@@ -161,13 +168,14 @@ def translator_method(translator: Translator, direction: Direction, scaling: Map
 
     def predict(batch: PairBatch, first: int) -> torch.Tensor:
         raw = src_scale.from_model(batch.source.to(torch.float32)).numpy()
-        outs = []
-        for k in range(raw.shape[0]):  # one chip at a time: TileBatch carries one gsd
-            gsd = batch.gsd[k] if math.isfinite(batch.gsd[k]) else None
-            tile = TileBatch({direction.source: raw[k : k + 1]}, batch.valid[k : k + 1].numpy(),
-                             ((4096 * (first + k), 0),), gsd=gsd, seed=seed)
-            outs.append(np.asarray(translator.translate(tile, direction.target), dtype=np.float32))
-        return tgt_scale.to_model(torch.from_numpy(np.concatenate(outs)))
+        out = np.empty((raw.shape[0], tgt_scale.bands, *raw.shape[-2:]), dtype=np.float32)
+        keys = [g if math.isfinite(g) else None for g in batch.gsd]
+        for gsd in dict.fromkeys(keys):  # one TileBatch per ground sampling distance
+            idx = [k for k, g in enumerate(keys) if g == gsd]
+            tile = TileBatch({direction.source: raw[idx]}, batch.valid[idx].numpy(),
+                             tuple((4096 * (first + k), 0) for k in idx), gsd=gsd, seed=seed)
+            out[idx] = np.asarray(translator.translate(tile, direction.target), dtype=np.float32)
+        return tgt_scale.to_model(torch.from_numpy(out))
 
     return predict
 
@@ -178,7 +186,7 @@ def _training_batches(pairs: PairSource, split: str, d: Direction, batch_size: i
 
 
 def _methods(pairs: PairSource, d: Direction, options: EvaluateOptions, unified: Translator | None,
-             unet_models: Mapping[str, UNet], codec_roundtrip: CodecRoundtrip | None,
+             unet_models: Mapping[str, PairwiseUNet], codec_roundtrip: CodecRoundtrip | None,
              notes: dict[str, list[str]]) -> dict[str, Predict]:
     methods: dict[str, Predict] = {}
     if unified is not None:
@@ -198,8 +206,8 @@ def _methods(pairs: PairSource, d: Direction, options: EvaluateOptions, unified:
                 methods[name] = lambda b, _, m=lum: m.predict(b.source)
         elif name == "pairwise-unet":
             if d.key in unet_models:
-                unet = PairwiseUNet(unet_models[d.key])
-                methods[name] = lambda b, _, m=unet: m.predict(b.source)
+                scales = (pairs.scaling[d.source], pairs.scaling[d.target])
+                methods[name] = lambda b, _, m=unet_models[d.key], s=scales: m.predict(b.source, s)
             else:
                 notes.setdefault("pairwise-unet left out for {}: no trained U-Net", []).append(d.key)
         elif not has_train:
@@ -300,7 +308,7 @@ def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
 
 
 def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | None = None,
-             unet_models: Mapping[str, UNet] | None = None,
+             unet_models: Mapping[str, PairwiseUNet] | None = None,
              codec_roundtrip: CodecRoundtrip | None = None,
              cas_encoders: Mapping[frozenset, DualEncoder] | None = None,
              inception: InceptionFeatures | None = None,

@@ -15,7 +15,7 @@ import torch
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.flow.sampling import Sampler
-from earthgen_cli.inference.generate import SamplingOptions, translate_latents
+from earthgen_cli.inference.generate import SamplingOptions, generate_latents, translate_latents
 from earthgen_cli.inference.noise import NoiseField
 from earthgen_cli.inference.translator import TileBatch
 from earthgen_cli.modalities import get_modality
@@ -146,3 +146,29 @@ class ModelTranslator:
             conf = torch.nn.functional.interpolate(1.0 / (1.0 + sigma), scale_factor=f, mode="nearest")
             conf = conf.cpu().numpy().astype(np.float32)
         return raw.astype(np.float32), conf
+
+    @torch.no_grad()
+    def generate_pair(self, modalities: Sequence[str], origins: Sequence[tuple[int, int]], height: int, width: int,
+                      gsd: float | None, seed: int) -> dict[str, np.ndarray]:
+        """Joint generation of chips from noise (no source): {modality: raw (B, C, H, W)} for one
+        chip per origin, the modalities stepped together. Noise is keyed by origin and modality
+        (salt = the modality's index in the request), so a chip does not depend on batching."""
+        for m in modalities:
+            if m not in self.cfg.modalities:
+                raise EarthgenError(f"{self.path}: the checkpoint never saw modality {m}; "
+                                    f"it knows {', '.join(self.cfg.modalities)}")
+        f = self.cfg.codec.factor
+        if height % self.tile_multiple or width % self.tile_multiple:
+            raise EarthgenError(f"chip {height}x{width} is not a multiple of {self.tile_multiple} for {self.path}")
+        hl, wl = height // f, width // f
+        init = {m: NoiseField(seed, self.cfg.latent_channels(m), SALT_TARGET + 10 * i)
+                .batch(tuple(origins), hl, wl, scale=f).to(self.device) for i, m in enumerate(modalities)}
+        step_noise = lambda i: torch.cat([NoiseField(seed, self.cfg.latent_channels(m), SALT_STEP + 1000 * k + i)
+                                          .batch(tuple(origins), hl, wl, scale=f) for k, m in enumerate(modalities)],
+                                         dim=1).to(self.device)
+        b = len(origins)
+        g = None if gsd is None else torch.full((b,), float(gsd), device=self.device)
+        out = generate_latents(self.model, {}, init, self.opts, gsd=g, step_noise=step_noise,
+                               autocast_dtype=self.autocast)
+        return {m: self.info.scaling[m].from_model(self.model.codec(m).decode(z).float()).cpu().numpy()
+                .astype(np.float32) for m, z in out.latents.items()}

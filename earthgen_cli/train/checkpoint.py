@@ -80,6 +80,19 @@ def write_model_dir(path: Path, config: dict[str, Any], weights: dict[str, torch
     return path
 
 
+def read_model_dir(path: Path, fmt: str, what: str) -> dict[str, Any]:
+    """The config.json of a model directory that `write_model_dir` published with
+    {"format": fmt}; a one-line error naming `what` it should have been otherwise."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise EarthgenError(f"{path}: not a {what} ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise EarthgenError(f"{path}: not a {what} (config.json format is not {fmt})")
+    return meta
+
+
 def save_checkpoint(path: Path, info: CheckpointInfo, model: EarthGenModel, ema: EarthGenModel,
                     train_state: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint directory `path` atomically (temporary sibling, then rename)."""

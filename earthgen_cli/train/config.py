@@ -17,6 +17,8 @@ from earthgen_cli.strict_config import from_mapping, to_mapping
 class Stage(str, enum.Enum):
     codec = "codec"  # train the per-modality KL autoencoders
     flow = "flow"  # the unified flow model + adapters, codecs frozen
+    unet = "unet"  # evaluation baseline: a pix2pix-style U-Net per direction (L1)
+    cas = "cas"  # evaluation metric: a CLIP-style dual encoder per modality pair (InfoNCE)
 
 
 class Precision(str, enum.Enum):
@@ -70,6 +72,21 @@ class CodecTrainConfig:
 
 
 @dataclass(frozen=True)
+class UNetTrainConfig:
+    directions: tuple[str, ...] = ()  # "sar:rgb", ...; () = every direction the split holds
+    base_channels: int = 32
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class CASTrainConfig:
+    pairs: tuple[str, ...] = ()  # "rgb+sar", ...; () = every modality pair the split holds
+    width: int = 32
+    depth: int = 4
+    embed_dim: int = 128
+
+
+@dataclass(frozen=True)
 class RunConfig:
     out_dir: str = "runs/train"
     seed: int = 0
@@ -89,6 +106,8 @@ class TrainConfig:
     optim: OptimConfig = OptimConfig()
     flow: FlowConfig = FlowConfig()
     codec: CodecTrainConfig = CodecTrainConfig()
+    unet: UNetTrainConfig = UNetTrainConfig()
+    cas: CASTrainConfig = CASTrainConfig()
     run: RunConfig = RunConfig()
 
 

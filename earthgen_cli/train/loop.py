@@ -318,7 +318,16 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
-    """Run the configured stage; returns the last checkpoint directory."""
+    """Run the configured stage; returns the last checkpoint directory (for the evaluation
+    helper stages unet and cas: the run directory holding one model directory per item)."""
+    if cfg.stage in (Stage.unet, Stage.cas):
+        from earthgen_cli.train.helpers import train_helpers
+
+        if resume:
+            raise EarthgenError(f"{config_path}: stage {cfg.stage.value} trains small models from scratch; "
+                                f"--resume applies to the codec and flow stages")
+        train_helpers(cfg, config_path)
+        return Path(cfg.run.out_dir)
     env, device = init_distributed(cfg.run.device)
     try:
         trainer = Trainer(cfg, config_path, env, device)

@@ -1,0 +1,176 @@
+"""`earthgen train` stages `unet` and `cas`: the models the evaluation needs besides the unified
+one, trained through the same entry point, on the same built dataset, with the same step budget
+(`optim.steps`, `optim.batch_size`) so a comparison with the unified model is like for like.
+
+- stage `unet`: the `pairwise-unet` baseline, one pix2pix-style U-Net per direction with an L1
+  loss (evaluate/baselines.py), saved as `run.out_dir/unet_SOURCE_TARGET/`.
+- stage `cas`: one CLIP-style dual encoder per modality pair with InfoNCE (evaluate/cas.py), the
+  encoder that CAS (MetaEarth-MM eq. 20) reads, saved as `run.out_dir/cas_A_B/`.
+
+Each item is an independent small model, so under torchrun the items are shared out between the
+processes (rank r trains items r, r + world, ...) instead of data-parallel training of each one.
+A pair's chips are read once into memory; minibatches are drawn from a generator seeded by
+(seed, item), so a run is reproducible whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.train.config import Stage, TrainConfig
+
+
+def _item_seed(seed: int, key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "little") >> 1
+
+
+def _load_direction(pairs, split: str, direction, batch: int = 64):
+    """Every chip of `split` holding both modalities: (source, target, valid) model-space tensors."""
+    parts = list(pairs.batches(split, direction, batch))
+    if not parts:
+        raise EarthgenError(f"{pairs.name}: split {split} has no chip holding both {direction.source} "
+                            f"and {direction.target}")
+    return (torch.cat([p.source for p in parts]), torch.cat([p.target for p in parts]),
+            torch.cat([p.valid for p in parts]))
+
+
+def random_batches(tensors: tuple[torch.Tensor, ...], batch_size: int, seed: int) -> Callable[[], Iterator]:
+    """One shuffled pass over in-memory chips per call, a new order each pass (for cycle_batches)."""
+    g = torch.Generator().manual_seed(seed)
+    n = tensors[0].shape[0]
+
+    def one_pass():
+        order = torch.randperm(n, generator=g)
+        for lo in range(0, n, batch_size):
+            idx = order[lo : lo + batch_size]
+            yield tuple(t[idx] for t in tensors)
+
+    return one_pass
+
+
+def _directions(pairs, split: str, wanted: tuple[str, ...], where: str):
+    from earthgen_cli.evaluate.runner import parse_directions
+
+    if not wanted:
+        found = pairs.pairs_with_chips(split)
+        if not found:
+            raise EarthgenError(f"{where}: split {split} of {pairs.name} has no chip holding two modalities")
+        return found
+    chosen = parse_directions(",".join(wanted))
+    for d in chosen:
+        if pairs.count(split, d) == 0:
+            raise EarthgenError(f"{where}: split {split} of {pairs.name} has no chip holding both "
+                                f"{d.source} and {d.target} (direction {d.key})")
+    return list(chosen)
+
+
+def _cas_pairs(pairs, split: str, wanted: tuple[str, ...], where: str):
+    """Unordered modality pairs as directions with the names sorted: 'sar+rgb' -> rgb:sar."""
+    from earthgen_cli.evaluate.runner import Direction
+
+    if not wanted:
+        return [d for d in _directions(pairs, split, (), where) if d.source < d.target]
+    text = []
+    for item in wanted:
+        names = [p.strip() for p in str(item).split("+")]
+        if len(names) != 2:
+            raise EarthgenError(f"{where}: cas.pairs item {item!r}: write two modalities, e.g. rgb+sar")
+        text.append(":".join(sorted(names)))
+    return [Direction(d.source, d.target) for d in _directions(pairs, split, tuple(text), where)]
+
+
+def item_dir(out_dir: Path, stage: Stage, source: str, target: str) -> Path:
+    return Path(out_dir) / f"{stage.value}_{source}_{target}"
+
+
+def train_helpers(cfg: TrainConfig, config_path: str) -> list[Path]:
+    """Train every U-Net (stage unet) or CAS encoder (stage cas) this process is responsible for;
+    returns the directories it wrote."""
+    from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
+
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if not Path(cfg.data.root).is_dir():
+        raise EarthgenError(f"{config_path}: data.root {cfg.data.root} is not a built dataset directory")
+    pairs = DatasetPairs(cfg.data.root)
+    split = cfg.data.split
+    if cfg.stage is Stage.unet:
+        items = _directions(pairs, split, cfg.unet.directions, config_path)
+    else:
+        items = _cas_pairs(pairs, split, cfg.cas.pairs, config_path)
+    out = Path(cfg.run.out_dir)
+    mine = items[rank::world]
+    existing = [item_dir(out, cfg.stage, d.source, d.target) for d in mine
+                if item_dir(out, cfg.stage, d.source, d.target).exists()]
+    if existing:
+        raise EarthgenError(f"{existing[0]}: already exists; choose another run.out_dir")
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        import yaml
+
+        from earthgen_cli.strict_config import to_mapping
+
+        (out / "config.yaml").write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
+    log_file = out / "log.jsonl"
+    written = []
+    for d in mine:
+        started = time.perf_counter()
+        src, tgt, valid = _load_direction(pairs, split, d)
+        seed = _item_seed(cfg.run.seed, d.key)
+        if cfg.stage is Stage.unet:
+            path, loss = _train_unet(cfg, pairs, d, (src, tgt, valid), seed, out)
+        else:
+            path, loss = _train_cas(cfg, pairs, d, (src, tgt, valid), seed, out)
+        record = {"stage": cfg.stage.value, "item": d.key, "steps": cfg.optim.steps, "chips": int(src.shape[0]),
+                  "final_loss": round(loss, 6), "seconds": round(time.perf_counter() - started, 1),
+                  "rank": rank, "path": str(path)}
+        line = json.dumps(record)
+        print(line, flush=True)
+        with open(log_file, "a") as fh:  # one short line per append: processes do not interleave
+            fh.write(line + "\n")
+        written.append(path)
+    return written
+
+
+def _dataset_meta(pairs, d) -> dict:
+    return {"dataset": str(Path(pairs.path).resolve()),
+            "scaling": {m: pairs.scaling[m].to_json() for m in (d.source, d.target)}}
+
+
+def _train_unet(cfg: TrainConfig, pairs, d, tensors, seed: int, out: Path) -> tuple[Path, float]:
+    from earthgen_cli.evaluate.baselines import save_unet, train_pairwise_unet, unet_depth_for
+    from earthgen_cli.models.unet import UNetConfig
+
+    src, tgt, _ = tensors
+    config = UNetConfig(src.shape[1], tgt.shape[1], base_channels=cfg.unet.base_channels,
+                        depth=unet_depth_for(min(src.shape[-2:])), dropout=cfg.unet.dropout)
+    losses: list[float] = []
+    model = train_pairwise_unet(random_batches(tensors, cfg.optim.batch_size, seed), config, cfg.optim.steps,
+                                lr=cfg.optim.lr, seed=seed, losses=losses)
+    path = save_unet(model, item_dir(out, Stage.unet, d.source, d.target), d.source, d.target,
+                     {**_dataset_meta(pairs, d), "steps": cfg.optim.steps})
+    return path, sum(losses[-50:]) / max(1, len(losses[-50:]))
+
+
+def _train_cas(cfg: TrainConfig, pairs, d, tensors, seed: int, out: Path) -> tuple[Path, float]:
+    from earthgen_cli.evaluate.cas import CASConfig, save_cas, train_cas
+    from earthgen_cli.evaluate.metrics import to_unit
+
+    src, tgt, _ = tensors
+    sa, sb = pairs.scaling[d.source], pairs.scaling[d.target]
+    unit = (to_unit(sa.from_model(src), sa), to_unit(sb.from_model(tgt), sb))
+    config = CASConfig(d.source, d.target, src.shape[1], tgt.shape[1], cfg.cas.width, cfg.cas.depth,
+                       cfg.cas.embed_dim)
+    losses: list[float] = []
+    model = train_cas(random_batches(unit, cfg.optim.batch_size, seed), config, cfg.optim.steps,
+                      lr=cfg.optim.lr, seed=seed, losses=losses)
+    path = save_cas(model, item_dir(out, Stage.cas, d.source, d.target),
+                    {**_dataset_meta(pairs, d), "steps": cfg.optim.steps})
+    return path, sum(losses[-50:]) / max(1, len(losses[-50:]))
