@@ -25,7 +25,8 @@ class ChipDataset(Dataset):
     """Chips of one split. `ds[i]` holds every requested modality chip i has; `ds[(i, mods)]`
     exactly `mods` (what `PairBatchSampler` asks for). A sample is
     `{"index", "chip_id", "split", "crs", "bounds", "gsd", "modalities",
-      "images": {mod: (C, H, W) float32 in model space}, "valid": {mod: (H, W) bool}}`.
+      "images": {mod: (C, H, W) float32 in model space}, "valid": {mod: (H, W) bool},
+      "caption": the chip's text condition from build-dataset's `captions:` ("" = none)}`.
     """
 
     def __init__(self, root: str | Path, split: str | None = "train",
@@ -82,7 +83,7 @@ class ChipDataset(Dataset):
         return {"index": int(index), "chip_id": chip.id, "split": chip.split, "crs": chip.crs,
                 "bounds": torch.tensor(chip.bounds, dtype=torch.float64),
                 "gsd": torch.tensor(chip.gsd, dtype=torch.float32), "modalities": names,
-                "images": images, "valid": valids}
+                "images": images, "valid": valids, "caption": chip.caption}
 
     def pairs(self) -> dict[tuple[str, str], list[int]]:
         """(a, b) -> indexes of chips holding both, for every pair present (registry order)."""

@@ -1,9 +1,10 @@
 """`build-dataset`: paired rasters in, aligned training chips out.
 
-Plan (metadata only, serial): find and check scenes, pick each scene's reference grid, lay out
-chips, assign spatially disjoint splits, number the surviving chips (zarr rows). Extract (dask, one
-task per scene): read windows, filter, write chunks, sample train statistics. Finish: normalisation
-from the train split, pair matrix, tables, dataset.json. Everything goes into a hidden folder beside
+Plan (metadata only, serial): read caption tables, find and check scenes, pick each scene's
+reference grid, lay out chips, assign spatially disjoint splits, number the surviving chips (zarr
+rows). Extract (dask, one task per scene): read windows, filter, write chunks, sample train
+statistics, caption chips from OSM where asked. Finish: normalisation from the train split, pair
+matrix, tables (captions in chips.csv), dataset.json. Everything goes into a hidden folder beside
 the output that is renamed into place only when complete; on any failure it is removed.
 """
 
@@ -24,8 +25,9 @@ from earthgen_cli import __version__
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.io import dataset_store as store
 from earthgen_cli.io.alignment import reference_grid
+from earthgen_cli.io.captions import csv_captions, scene_name
 from earthgen_cli.io.chip_grid import ChipFilter, chip_bounds, chip_windows
-from earthgen_cli.io.dataset_config import DatasetConfig
+from earthgen_cli.io.dataset_config import CaptionFrom, DatasetConfig
 from earthgen_cli.io.scene_chips import BandSums, SceneResult, SceneTask, extract_scene
 from earthgen_cli.io.scene_inputs import SceneInput, SceneProblem, find_scenes
 from earthgen_cli.io.splits import (SPLITS, ChipPlace, SplitBy, SplitPlan, block_split,
@@ -81,8 +83,10 @@ def _crs_label(wkt: str | None) -> str:
     return f"EPSG:{epsg}" if epsg else wkt
 
 
-def _plan(scenes: list[SceneInput], opts: BuildOptions, problems: list[SceneProblem]):
-    """Reference grids, chip windows and splits; returns tasks, chip records, drop counts."""
+def _plan(scenes: list[SceneInput], opts: BuildOptions, problems: list[SceneProblem],
+          osm_captions: set[str]):
+    """Reference grids, chip windows and splits; returns tasks, chip records, drop counts.
+    Scenes of the sources in `osm_captions` caption their chips from OSM."""
     stride = opts.stride or opts.chip
     planned = []
     for scene in scenes:
@@ -122,7 +126,8 @@ def _plan(scenes: list[SceneInput], opts: BuildOptions, problems: list[SceneProb
         rows = tuple(range(row, row + len(entries)))
         row += len(entries)
         tasks.append(SceneTask(scene, ref, tuple(w for w, _ in entries), rows,
-                               tuple(p.split for _, p in entries), opts.split.seed))
+                               tuple(p.split for _, p in entries), opts.split.seed,
+                               scene.source in osm_captions))
         for r, (w, p) in zip(rows, entries):
             records[r] = (scene, ref, w, p)
     return tasks, records, row, dropped
@@ -237,11 +242,14 @@ def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
         raise EarthgenError(f"{out}: exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
         raise EarthgenError(f"{out.parent}: output folder's parent does not exist")
+    scene_text = csv_captions(config)  # before any raster is opened: a bad table fails fast
     scenes, problems = find_scenes(config, opts.skip_bad)
     if not scenes:
         raise EarthgenError(f"{config.path}: no usable scene")
     bands = _band_counts(scenes)
-    tasks, records, rows, dropped = _plan(scenes, opts, problems)
+    osm_captions = {s.name for s in config.sources
+                    if s.captions is not None and s.captions.origin is CaptionFrom.osm}
+    tasks, records, rows, dropped = _plan(scenes, opts, problems, osm_captions)
     log(f"{len(tasks)} scene(s), {rows} candidate chip(s)")
 
     partial = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -251,7 +259,8 @@ def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
         t0 = time.perf_counter()
         results = _run_tasks(tasks, partial / store.ARRAYS_DIR, opts)
         seconds = time.perf_counter() - t0
-        meta, chips = _finish(config, opts, scenes, tasks, records, results, problems, dropped, bands)
+        meta, chips = _finish(config, opts, scenes, tasks, records, results, problems, dropped, bands,
+                              scene_text)
         if not chips:
             raise EarthgenError(f"{config.path}: every chip was dropped ({meta['dropped']}); "
                                 f"check --max-nodata, --min-std and --chip")
@@ -271,7 +280,7 @@ def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
                        seconds)
 
 
-def _finish(config, opts, scenes, tasks, records, results, problems, dropped, bands):
+def _finish(config, opts, scenes, tasks, records, results, problems, dropped, bands, scene_text):
     chips: list[store.ChipRecord] = []
     sums: dict[str, BandSums] = {}
     by_source: dict[str, dict[str, BandSums]] = {}
@@ -285,9 +294,11 @@ def _finish(config, opts, scenes, tasks, records, results, problems, dropped, ba
         for row, present in r.kept:
             scene, ref, w, place = records[row]
             chip_id = f"{scene.scene_id}/{w.row}_{w.col}"
+            caption = r.captions.get(row) or scene_text.get(scene.source, {}).get(
+                scene_name(scene.scene_id, scene.source), "")
             chips.append(store.ChipRecord(chip_id, row, scene.source, scene.scene_id, place.split,
                                           place.bounds, _crs_label(ref.crs),
-                                          ref.gsd if ref.crs else math.nan, present))
+                                          ref.gsd if ref.crs else math.nan, present, caption))
     chips.sort(key=lambda c: c.row)
     names = tuple(m for m in MODALITY_NAMES if m in bands)
     dtypes = {}
@@ -335,6 +346,10 @@ def _finish(config, opts, scenes, tasks, records, results, problems, dropped, ba
         "skipped": skipped,
         "complete": True,
     }
+    captioned = {s.name: (f"csv {s.captions.csv}" if s.captions.origin is CaptionFrom.csv else "osm")
+                 for s in config.sources if s.captions is not None}
+    if captioned:
+        meta["captions"] = {"chips": sum(1 for c in chips if c.caption), "sources": captioned}
     return meta, chips
 
 

@@ -12,12 +12,19 @@ name the config file. Paths in the file are relative to `root`, itself relative 
           sar: {file: s1_vvvh_db.tif, units: db}
           ms:  {file: s2_ms20m.tif, bands: [1, 2, 3, 4, 5, 6]}
         osm: {geojson: buildings.geojson}   # optional: rendered as the osm modality
+        captions: {csv: captions.csv, key: scene, column: caption}  # optional: text per scene
       - name: qxs
         kind: image_pairs               # non-georeferenced PNG/JPG pairs matched by file stem
         scenes: qxs                     # the folder that holds one sub-folder per modality
         modalities:
           sar: {file: "sar/*.png"}
           rgb: {file: "opt/*.png"}
+
+`captions:` (optional, Text2Earth's text condition) gives every chip of a source a caption, stored
+in chips.csv: `{csv: FILE, key: COLUMN, column: COLUMN}` takes one caption per scene from a CSV
+(path relative to `root`; `key` holds the scene name: its folder below the `scenes:` pattern's
+first folder, or the file stem for image_pairs; defaults `scene` and `caption`), and
+`{from: osm}` writes one per chip from the shares of its rendered OSM classes (io/captions.py).
 """
 
 from __future__ import annotations
@@ -61,6 +68,21 @@ class OsmSpec:
     gsd: float | None = None
 
 
+class CaptionFrom(str, enum.Enum):
+    csv = "csv"  # one caption per scene from a CSV table
+    osm = "osm"  # one caption per chip from its rendered OSM classes
+
+
+@dataclass(frozen=True)
+class CaptionSpec:
+    """Where a source's chips get their captions (the text condition of `train` with data.text)."""
+
+    origin: CaptionFrom
+    csv: str | None = None  # csv only: the table, relative to the root
+    key: str = "scene"  # csv only: the column holding the scene name
+    column: str = "caption"  # csv only: the column holding the caption
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     name: str
@@ -68,6 +90,7 @@ class SourceSpec:
     modalities: tuple[ModalitySpec, ...]
     kind: SourceKind = SourceKind.geotiff
     osm: OsmSpec | None = None
+    captions: CaptionSpec | None = None
 
     @property
     def modality_names(self) -> tuple[str, ...]:
@@ -160,8 +183,22 @@ def _osm(where: str, obj: Any) -> OsmSpec:
     return OsmSpec(_str(f"{where}.{fmt}", path), fmt, crs, None if gsd is None else float(gsd))
 
 
+def _captions(where: str, obj: Any) -> CaptionSpec:
+    obj = _check_keys(where, obj, {"csv", "key", "column", "from"}, set())
+    if "from" in obj:
+        if obj["from"] != CaptionFrom.osm.value or len(obj) != 1:
+            raise EarthgenError(f"{where}: expected {{from: osm}} or {{csv: FILE, key: COLUMN, "
+                                f"column: COLUMN}}, got {obj!r}")
+        return CaptionSpec(CaptionFrom.osm)
+    if "csv" not in obj:
+        raise EarthgenError(f"{where}: give csv: (a table of scene captions) or from: osm")
+    return CaptionSpec(CaptionFrom.csv, _str(f"{where}.csv", obj["csv"]),
+                       _str(f"{where}.key", obj.get("key", "scene")),
+                       _str(f"{where}.column", obj.get("column", "caption")))
+
+
 def _source(where: str, obj: Any) -> SourceSpec:
-    obj = _check_keys(where, obj, {"name", "scenes", "modalities", "kind", "osm"},
+    obj = _check_keys(where, obj, {"name", "scenes", "modalities", "kind", "osm", "captions"},
                       {"name", "scenes", "modalities"})
     name = _str(f"{where}.name", obj["name"])
     where = f"{where} ({name})"
@@ -179,7 +216,12 @@ def _source(where: str, obj: Any) -> SourceSpec:
         raise EarthgenError(f"{where}: osm given both as a raster file and as vector data")
     if osm is not None and kind == SourceKind.image_pairs.value:
         raise EarthgenError(f"{where}: vector OSM needs georeferenced scenes, not image_pairs")
-    return SourceSpec(name, _str(f"{where}.scenes", obj["scenes"]), specs, SourceKind(kind), osm)
+    captions = _captions(f"{where}.captions", obj["captions"]) if obj.get("captions") else None
+    if (captions is not None and captions.origin is CaptionFrom.osm and osm is None
+            and not any(m.name == "osm" for m in specs)):
+        raise EarthgenError(f"{where}.captions: from: osm needs an osm modality in this source")
+    return SourceSpec(name, _str(f"{where}.scenes", obj["scenes"]), specs, SourceKind(kind), osm,
+                      captions)
 
 
 def parse_dataset_config(obj: Any, path: Path, root_override: Path | None = None) -> DatasetConfig:

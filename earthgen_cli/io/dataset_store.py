@@ -5,7 +5,8 @@
                      splits, what was dropped or skipped; written last: a folder without it (an
                      interrupted build) is not a dataset
       chips.csv      one row per chip: id, row, source, scene, split, left, bottom, right, top,
-                     crs, gsd, modalities (';'-joined)
+                     crs, gsd, modalities (';'-joined), caption (text condition; "" = none;
+                     tables written before captions existed have no such column)
       scenes.csv     one row per scene: reference grid and how far each modality's grid was off
       chips.zarr/    zarr v3 group, one array per modality: (rows, bands, chip, chip) float32 in the
                      modality's units (SAR in dB), NaN = nodata, one chunk per chip, so DataLoader
@@ -31,7 +32,7 @@ CHIPS_FILE = "chips.csv"
 SCENES_FILE = "scenes.csv"
 ARRAYS_DIR = "chips.zarr"
 CHIP_COLUMNS = ("id", "row", "source", "scene", "split", "left", "bottom", "right", "top",
-                "crs", "gsd", "modalities")
+                "crs", "gsd", "modalities", "caption")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ChipRecord:
     crs: str  # "EPSG:xxxx", a WKT string, or "" for plain images
     gsd: float  # NaN for plain images
     modalities: tuple[str, ...]
+    caption: str = ""  # the chip's text (io/captions.py); "" = none
 
     def to_row(self) -> dict[str, Any]:
         left, bottom, right, top = self.bounds
@@ -52,14 +54,14 @@ class ChipRecord:
                 "split": self.split, "left": repr(left), "bottom": repr(bottom),
                 "right": repr(right), "top": repr(top), "crs": self.crs,
                 "gsd": "" if math.isnan(self.gsd) else repr(self.gsd),
-                "modalities": ";".join(self.modalities)}
+                "modalities": ";".join(self.modalities), "caption": self.caption}
 
     @classmethod
     def from_row(cls, r: dict[str, str]) -> "ChipRecord":
         return cls(r["id"], int(r["row"]), r["source"], r["scene"], r["split"],
                    (float(r["left"]), float(r["bottom"]), float(r["right"]), float(r["top"])),
                    r["crs"], float(r["gsd"]) if r["gsd"] else math.nan,
-                   tuple(m for m in r["modalities"].split(";") if m))
+                   tuple(m for m in r["modalities"].split(";") if m), r.get("caption") or "")
 
 
 def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
@@ -151,6 +153,10 @@ def format_summary(ds: BuiltDataset) -> str:
         for g in meta.get("grid_shifts", [])[:3]:
             how = "other CRS" if g["shift_px"] is None else f"shift {g['shift_px']:.3f} px"
             lines.append(f"  {g['scene']} {g['modality']}: {how}, GSD x{g['scale']:g}")
+    captions = meta.get("captions")
+    if captions:
+        lines.append(f"captions: {captions['chips']} of {meta['chips']} chips ("
+                     + "; ".join(f"{k}: {v}" for k, v in captions["sources"].items()) + ")")
     for s in meta.get("skipped", []):
         lines.append(f"skipped {s['scene']}: {s['reason']}")
     lines.append("pair matrix (chips holding both modalities):")

@@ -3,7 +3,8 @@
 This is the unit of parallel work (one dask task per scene). It only writes the zarr chunks of the
 rows it was given, so scenes never touch each other's chunks and threads or processes can run it
 side by side. Train chips contribute a bounded random sample of valid values per band (for the
-robust percentiles) and exact sums (for mean/std).
+robust percentiles) and exact sums (for mean/std). A source with `captions: {from: osm}` gets
+each kept chip's caption from its OSM chip here, while the pixels are at hand.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.io.alignment import AlignedScene
+from earthgen_cli.io.captions import osm_caption
 from earthgen_cli.io.chip_grid import ChipFilter, ChipWindow
 from earthgen_cli.io.scene_inputs import Grid, SceneInput
 
@@ -30,6 +32,7 @@ class SceneTask:
     rows: tuple[int, ...]  # zarr row of each window
     splits: tuple[str, ...]
     seed: int
+    osm_captions: bool = False  # caption every kept chip from its osm chip (io/captions.py)
 
 
 @dataclass
@@ -72,6 +75,7 @@ class SceneResult:
     sums: dict[str, BandSums]  # modality -> train statistics
     offsets: dict[str, tuple[float, float, bool]]  # modality -> (shift px, scale, warped)
     error: str | None = None
+    captions: dict[int, str] = field(default_factory=dict)  # row -> caption (osm_captions tasks)
 
 
 def _open_arrays(store: Path, names: tuple[str, ...]) -> dict:
@@ -129,6 +133,8 @@ def extract_scene(task: SceneTask, store: str, chip_filter: ChipFilter, skip_bad
                             rng = np.random.default_rng([task.seed, row])
                             result.sums.setdefault(name, BandSums.empty(data.shape[0])).add(data, rng)
                     result.kept.append((row, names))
+                    if task.osm_captions:
+                        result.captions[row] = osm_caption(chips["osm"])
                 for name in names:
                     arrays[name][task.rows[start]:task.rows[stop - 1] + 1] = bufs[name]
     except EarthgenError as exc:

@@ -39,7 +39,9 @@ def _ada(hidden: int) -> nn.Sequential:
 
 class GlobalConditions(nn.Module):
     """GSD (m/px) and an optional text vector -> one (B, D) vector; a dropped condition is replaced
-    by a learned null embedding, which is what classifier-free guidance compares against."""
+    by a learned null embedding, which is what classifier-free guidance compares against. So is an
+    unknown one: a non-finite GSD (a plain image) or a text row with a NaN (a chip without caption),
+    per sample, so that a missing GSD does not take the caption with it or the other way round."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -59,9 +61,13 @@ class GlobalConditions(nn.Module):
             if value is None:  # unknown (e.g. a raster without a transform): the null embedding
                 out = out + null.to(ref.dtype)
                 continue
-            v = emb(torch.log(value.float().clamp_min(1e-3)) if emb is self.gsd else value.to(ref.dtype))
-            v = v.to(ref.dtype)
-            out = out + (v if keep is None else torch.where(keep, v, null.to(ref.dtype)))
+            value = value.float()
+            known = torch.isfinite(value.reshape(batch, -1)).all(1)[:, None]  # (B, 1)
+            # unknown values never reach the embedding: NaN inputs would poison its gradients
+            value = torch.where(known if value.dim() > 1 else known[:, 0], value, torch.ones_like(value))
+            v = emb(torch.log(value.clamp_min(1e-3)) if emb is self.gsd else value.to(ref.dtype))
+            use = known if keep is None else keep & known
+            out = out + torch.where(use, v.to(ref.dtype), null.to(ref.dtype))
         return out
 
 
@@ -183,7 +189,8 @@ class EarthGenModel(nn.Module):
                 gsd: torch.Tensor | None = None, text: torch.Tensor | None = None,
                 drop: torch.Tensor | None = None) -> ModelOutput:
         """latents: K tensors (B, C_k, h, w); mods: K modality names; t: (B, K) times in [0, 1];
-        gsd: (B,) m/px; text: (B, text_dim); drop: (B,) bool, True drops GSD and text for that sample."""
+        gsd: (B,) m/px; text: (B, text_dim); drop: (B,) bool, True drops GSD and text for that sample.
+        A non-finite GSD or a text row holding NaN is unknown for that sample: its null embedding."""
         self.check_slots(latents, mods)
         b, k = t.shape
         ref = self.m_embed.weight

@@ -5,7 +5,7 @@ seeded per step and rank, so a resumed run sees exactly the batches it would hav
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -20,14 +20,15 @@ class Batch:
     valid: list[torch.Tensor]  # per slot (B, H, W) bool
     gsd: torch.Tensor  # (B,) m/px, NaN when unknown
     index: torch.Tensor  # (B,) chip index: the same chip twice in a batch is one scene
+    captions: tuple[str, ...] = ()  # per sample, "" = none (the text condition, train/captions.py)
 
     @property
     def size(self) -> int:
         return self.gsd.shape[0]
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(self.mods, [x.to(device) for x in self.images], [v.to(device) for v in self.valid],
-                     self.gsd.to(device), self.index.to(device))
+        return replace(self, images=[x.to(device) for x in self.images], valid=[v.to(device) for v in self.valid],
+                       gsd=self.gsd.to(device), index=self.index.to(device))
 
 
 def collate(samples: list[dict]) -> Batch:
@@ -39,7 +40,7 @@ def collate(samples: list[dict]) -> Batch:
     return Batch(mods, [torch.stack([s["images"][m] for s in samples]) for m in mods],
                  [torch.stack([s["valid"][m] for s in samples]) for m in mods],
                  torch.stack([torch.as_tensor(s["gsd"], dtype=torch.float32) for s in samples]),
-                 torch.tensor([int(s["index"]) for s in samples]))
+                 torch.tensor([int(s["index"]) for s in samples]), tuple(s.get("caption", "") for s in samples))
 
 
 def crop_and_augment(batch: Batch, crop: int, augment: bool, g: torch.Generator) -> Batch:
@@ -64,7 +65,7 @@ def crop_and_augment(batch: Batch, crop: int, augment: bool, g: torch.Generator)
                 x, v = x.flip(-1), v.flip(-1)
             out_i[k][b] = torch.rot90(x, rot, (-2, -1))
             out_v[k][b] = torch.rot90(v, rot, (-2, -1))
-    return Batch(batch.mods, out_i, out_v, batch.gsd, batch.index)
+    return replace(batch, images=out_i, valid=out_v)
 
 
 def pseudo_pan(batch: Batch, rgb: BandScaling, pan: BandScaling) -> Batch:
@@ -76,7 +77,7 @@ def pseudo_pan(batch: Batch, rgb: BandScaling, pan: BandScaling) -> Batch:
     mods = tuple("pan" if k != i else "rgb" for k in range(len(batch.mods)))
     images = [batch.images[i] if k == i else pan.to_model(lum) for k in range(len(mods))]
     valid = [batch.valid[i] for _ in mods]
-    return Batch(mods, images, valid, batch.gsd, batch.index)
+    return replace(batch, mods=mods, images=images, valid=valid)
 
 
 class ChipSubset:

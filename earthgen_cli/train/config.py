@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.inference.text import TEXT_DIM
 from earthgen_cli.models.config import PRESETS, ModelConfig, model_config
 from earthgen_cli.strict_config import from_mapping, to_mapping
 
@@ -37,6 +38,7 @@ class DataConfig:
     pseudo_pan: float = 0.0  # P(a batch with rgb but no pan gets a pan slot from RGB luminance)
     max_chips: int = 0  # train on the first N chips only (0 = all): overfitting checks
     workers: int = 0  # DataLoader worker processes
+    text: bool = False  # condition on the chips' captions (build-dataset `captions:`; the [text] extra)
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,8 @@ MODEL_FROM_DATA = ("modalities", "bands", "preset")
 
 
 def build_model_config(cfg: TrainConfig, modalities: Sequence[str], bands: dict[str, int], where: str) -> ModelConfig:
-    """The preset, its overrides from `model:` and the dataset's modalities and band counts."""
+    """The preset, its overrides from `model:`, the dataset's modalities and band counts, and the
+    text condition's size from `data.text`."""
     section = dict(cfg.model)
     preset = section.pop("preset", "tiny")
     if preset not in PRESETS:
@@ -123,7 +126,10 @@ def build_model_config(cfg: TrainConfig, modalities: Sequence[str], bands: dict[
     for key in MODEL_FROM_DATA:
         if key in section:
             raise EarthgenError(f"{where}: model.{key} comes from the dataset, do not set it")
+    if "text_dim" in section:
+        raise EarthgenError(f"{where}: model.text_dim comes from data.text (true: {TEXT_DIM}), do not set it")
     base = to_mapping(model_config(preset, tuple(modalities), bands))
+    base["text_dim"] = TEXT_DIM if cfg.data.text else 0
     if isinstance(section.get("codec"), dict):
         section["codec"] = {**base["codec"], **section["codec"]}
     return from_mapping(ModelConfig, {**base, **section}, where, prefix="model.")

@@ -105,6 +105,11 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, config_path: str, env: DistEnv, device: torch.device) -> None:
         self.cfg, self.where, self.env, self.device = cfg, config_path, env, device
         self.data = open_dataset(cfg)
+        self.captions = None
+        if cfg.data.text and cfg.stage is Stage.flow:
+            from earthgen_cli.train.captions import CaptionTable
+
+            self.captions = CaptionTable.for_dataset(self.data, config_path)
         mods, bands = list(self.data.modalities), dict(self.data.bands)
         self.scaling = {m: self.data.scaling[m] for m in mods}
         self.use_pseudo_pan = cfg.data.pseudo_pan > 0 and "rgb" in mods
@@ -233,16 +238,17 @@ class Trainer:
             batch = batch.to(dev)
             return self.objective(batch.images, batch.valid, batch.mods, noise)
         st = sample_slot_times(b, len(batch.mods), self.cfg.flow.modes, g, self.cfg.flow.time_mean)
+        # Condition dropout drops GSD and text together (what guidance compares against); a missing
+        # GSD (NaN) or caption (a NaN text row) is handled per condition by the model.
         drop = (torch.rand(b, generator=g) < self.cfg.flow.cond_drop) | (st.mode == SlotMode.dropped)
-        gsd = batch.gsd
-        drop = drop | ~torch.isfinite(gsd)
+        text = None if self.captions is None else self.captions.lookup(batch.captions).to(dev)
         batch = batch.to(dev)
         with torch.no_grad():
             x0 = [self.model.codecs[m].encode(x).float() for m, x in zip(batch.mods, batch.images)]
         eps = [torch.randn(z.shape, generator=g).to(dev) for z in x0]
         valid = [latent_valid(v, self.model.cfg.codec.factor) for v in batch.valid]
         return self.objective(x0, valid, batch.mods, eps, st.t.to(dev), st.loss_mask.to(dev),
-                              torch.nan_to_num(gsd, nan=1.0).to(dev), drop.to(dev), batch.index)
+                              batch.gsd, drop.to(dev), batch.index, text)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, start: int, log: Callable[[dict[str, Any]], None]) -> Path:

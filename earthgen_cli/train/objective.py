@@ -33,12 +33,13 @@ class FlowObjective(nn.Module):
     def forward(self, x0: Sequence[torch.Tensor], valid: Sequence[torch.Tensor], mods: Sequence[str],
                 eps: Sequence[torch.Tensor], t: torch.Tensor, loss_mask: torch.Tensor,
                 gsd: torch.Tensor | None, drop: torch.Tensor, scene_ids: torch.Tensor | None = None,
-                ) -> dict[str, torch.Tensor]:
+                text: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """x0, valid (B, 1, h, w), eps: per slot; t, loss_mask: (B, K); drop: (B,) bool;
-        scene_ids: (B,) chip index, so that a chip drawn twice is not its own negative."""
+        scene_ids: (B,) chip index, so that a chip drawn twice is not its own negative;
+        text: (B, text_dim) caption embeddings, NaN rows for chips without one."""
         model, target_kind = self.model, self.model.cfg.target
         xt = [interpolate(a, e, t[:, k]) for k, (a, e) in enumerate(zip(x0, eps))]
-        out = model(xt, mods, t, gsd=gsd, drop=drop)
+        out = model(xt, mods, t, gsd=gsd, text=text, drop=drop)
         flow, calib, mse = [], [], []
         for k, m in enumerate(mods):
             mask = valid[k] * loss_mask[:, k, None, None, None].to(valid[k].dtype)
