@@ -6,6 +6,7 @@ The checkpoint is built from freshly initialised weights (speed does not depend 
 weights learnt) and saved/loaded like any other. Usage:
     python benchmarks/sample_speed.py [--preset cpu-small] [--tile 256] [--steps 1,4,8,32]
                                       [--precision fp32|bf16] [--guidance 1.0] [--batch 1]
+    python benchmarks/sample_speed.py --model default --tile 32 --batch 16   # a real checkpoint
 """
 
 from __future__ import annotations
@@ -45,9 +46,16 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--model", default=None, help="a checkpoint directory, or default (the shipped model)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = make_checkpoint(args.preset, Path(tmp) / "ckpt")
+        if args.model is None:
+            path = make_checkpoint(args.preset, Path(tmp) / "ckpt")
+        else:
+            from earthgen_cli.inference.default_model import require_default_model
+
+            path = require_default_model() if args.model == "default" else Path(args.model)
+            args.preset = ck.read_info(path).model.preset
         rng = np.random.default_rng(0)
         n, t = args.batch, args.tile
         batch = TileBatch({"sar": rng.uniform(-25, 0, (n, 2, t, t)).astype(np.float32)}, np.ones((n, t, t), bool),

@@ -99,7 +99,7 @@ def test_identity_exact_across_stripes_with_integer_nodata(geotiff, tmp_path, mo
     data[:, :5, :] = 0  # nodata strip
     path = geotiff("rgb8.tif", data, crs=crs, transform=transform, nodata=0)
     out = tmp_path / "out.tif"
-    r = run("translate", path, "--from", "rgb", "--to", "rgb", "--tile", 64, "--overlap", 16,
+    r = run("translate", "--model", "identity", path, "--from", "rgb", "--to", "rgb", "--tile", 64, "--overlap", 16,
             "--batch-size", 3, "-o", out, "-q")
     assert r.exit_code == 0, r.stderr
     with rasterio.open(out) as dst:
@@ -113,7 +113,7 @@ def test_float_source_without_nodata_keeps_nan_and_declares_none(geotiff, tmp_pa
     data[:, 3:9, 50:60] = np.nan
     path = geotiff("plain.tif", data, nodata=None)
     out = tmp_path / "o.tif"
-    r = run("translate", path, "--from", "sar", "--to", "sar", "--tile", 32, "--overlap", 8, "-o", out, "-q")
+    r = run("translate", "--model", "identity", path, "--from", "sar", "--to", "sar", "--tile", 32, "--overlap", 8, "-o", out, "-q")
     assert r.exit_code == 0, r.stderr
     with rasterio.open(out) as dst:
         assert dst.nodata is None
@@ -136,18 +136,18 @@ def test_batch_size_does_not_change_the_output(rgb_scene, tmp_path):
 
 def test_json_summary_and_modality_from_tags(sar_scene, tmp_path):
     first = tmp_path / "a.tif"
-    r = run("translate", sar_scene, "--from", "sar", "--to", "sar", "-o", first, "--json")
+    r = run("translate", "--model", "identity", sar_scene, "--from", "sar", "--to", "sar", "-o", first, "--json")
     assert r.exit_code == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["target"] == "sar" and summary["tiles"] >= 1 and summary["width"] == 120
     # the output carries EARTHGEN_MODALITY, so a second pass needs no --from
-    r = run("translate", first, "--to", "sar", "-o", tmp_path / "b.tif", "-q")
+    r = run("translate", "--model", "identity", first, "--to", "sar", "-o", tmp_path / "b.tif", "-q")
     assert r.exit_code == 0, r.stderr
 
 
 def test_cog_output_is_valid(sar_scene, tmp_path):
     out = tmp_path / "cog.tif"
-    r = run("translate", sar_scene, "--to", "sar", "--cog", "-o", out, "-q", "--tile", 64, "--overlap", 8)
+    r = run("translate", "--model", "identity", sar_scene, "--to", "sar", "--cog", "-o", out, "-q", "--tile", 64, "--overlap", 8)
     assert r.exit_code == 0, r.stderr
     with rasterio.open(out) as dst:
         assert dst.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
@@ -158,7 +158,7 @@ def test_cog_output_is_valid(sar_scene, tmp_path):
 def test_bands_option_selects_bands(shared_data, tmp_path):
     src_path = shared_data / "spacenet6_rotterdam" / "sar_rgb" / "sar_quadpol.tif"
     out = tmp_path / "vv.tif"
-    r = run("translate", src_path, "--from", "sar", "--bands", "4,2", "--to", "sar", "-o", out, "-q")
+    r = run("translate", "--model", "identity", src_path, "--from", "sar", "--bands", "4,2", "--to", "sar", "-o", out, "-q")
     assert r.exit_code == 0, r.stderr
     with rasterio.open(src_path) as a, rasterio.open(out) as b:
         src = a.read([4, 2])
@@ -172,7 +172,7 @@ def test_preview_png_shows_input_and_output(shared_data, tmp_path):
 
     src_path = shared_data / "spacenet6_rotterdam" / "sar_rgb" / "sar_quadpol.tif"
     png = tmp_path / "quick.png"
-    r = run("translate", src_path, "--from", "sar", "--bands", "1,4", "--to", "sar", "-o", tmp_path / "o.tif",
+    r = run("translate", "--model", "identity", src_path, "--from", "sar", "--bands", "1,4", "--to", "sar", "-o", tmp_path / "o.tif",
             "--preview", png, "-q")
     assert r.exit_code == 0, r.stderr
     img = np.asarray(Image.open(png))
@@ -180,7 +180,7 @@ def test_preview_png_shows_input_and_output(shared_data, tmp_path):
     left, right = img[:, :200], img[:, 208:]
     assert np.array_equal(left, right)  # identity: the two panels match
     assert left.std() > 10  # a stretched picture, not a flat one
-    r = run("translate", src_path, "--from", "sar", "--to", "sar", "-o", "-", "--preview", png)
+    r = run("translate", "--model", "identity", src_path, "--from", "sar", "--to", "sar", "-o", "-", "--preview", png)
     assert_one_line_error(r, "--preview")
 
 
@@ -188,7 +188,7 @@ def test_stdin_to_stdout_pipeline(sar_scene, tmp_path):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "earthgen_cli", "translate", "-", "--from", "sar", "--to", "sar", "-o", "-", "-q"]
+    cmd = [sys.executable, "-m", "earthgen_cli", "translate", "-", "--model", "identity", "--from", "sar", "--to", "sar", "-o", "-", "-q"]
     with open(sar_scene, "rb") as fh:
         proc = subprocess.run(cmd, stdin=fh, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
@@ -201,14 +201,14 @@ def test_stdin_to_stdout_pipeline(sar_scene, tmp_path):
 
 def test_missing_file(tmp_path):
     missing = tmp_path / "nope.tif"
-    assert_one_line_error(run("translate", missing, "--to", "pan", "-o", tmp_path / "o.tif"),
+    assert_one_line_error(run("translate", "--model", "identity", missing, "--to", "pan", "-o", tmp_path / "o.tif"),
                           str(missing), "no such file")
 
 
 def test_not_a_raster(tmp_path):
     bad = tmp_path / "notes.tif"
     bad.write_text("this is not a GeoTIFF\n")
-    assert_one_line_error(run("translate", bad, "--to", "pan", "-o", tmp_path / "o.tif"),
+    assert_one_line_error(run("translate", "--model", "identity", bad, "--to", "pan", "-o", tmp_path / "o.tif"),
                           str(bad), "not a raster")
 
 
@@ -218,65 +218,65 @@ def test_wrong_band_count(sar_scene, tmp_path):
 
 
 def test_band_out_of_range(sar_scene, tmp_path):
-    assert_one_line_error(run("translate", sar_scene, "--from", "sar", "--bands", "3", "--to", "sar",
+    assert_one_line_error(run("translate", "--model", "identity", sar_scene, "--from", "sar", "--bands", "3", "--to", "sar",
                               "-o", tmp_path / "o.tif"), str(sar_scene), "band 3")
 
 
 def test_no_crs(geotiff, tmp_path):
     path = geotiff("nocrs.tif", np.ones((3, 32, 32), dtype=np.uint16), crs=None)
-    assert_one_line_error(run("translate", path, "--to", "rgb", "-o", tmp_path / "o.tif"), str(path), "no CRS")
-    r = run("translate", path, "--to", "rgb", "--allow-no-crs", "-o", tmp_path / "o.tif", "-q")
+    assert_one_line_error(run("translate", "--model", "identity", path, "--to", "rgb", "-o", tmp_path / "o.tif"), str(path), "no CRS")
+    r = run("translate", "--model", "identity", path, "--to", "rgb", "--allow-no-crs", "-o", tmp_path / "o.tif", "-q")
     assert r.exit_code == 0, r.stderr
 
 
 def test_unknown_modality(sar_scene, tmp_path):
-    assert_one_line_error(run("translate", sar_scene, "--to", "lidar", "-o", tmp_path / "o.tif"), "lidar")
-    assert_one_line_error(run("translate", sar_scene, "--from", "radar", "--to", "sar", "-o", tmp_path / "o.tif"),
+    assert_one_line_error(run("translate", "--model", "identity", sar_scene, "--to", "lidar", "-o", tmp_path / "o.tif"), "lidar")
+    assert_one_line_error(run("translate", "--model", "identity", sar_scene, "--from", "radar", "--to", "sar", "-o", tmp_path / "o.tif"),
                           "radar")
 
 
 def test_ambiguous_modality(geotiff, tmp_path):
     path = geotiff("one.tif", np.ones((1, 32, 32), dtype=np.uint16))
-    assert_one_line_error(run("translate", path, "--to", "pan", "-o", tmp_path / "o.tif"), str(path), "--from")
+    assert_one_line_error(run("translate", "--model", "identity", path, "--to", "pan", "-o", tmp_path / "o.tif"), str(path), "--from")
 
 
 def test_existing_output_needs_overwrite(sar_scene, tmp_path):
     out = tmp_path / "exists.tif"
     out.write_bytes(b"precious")
-    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "-o", out), str(out), "--overwrite")
+    assert_one_line_error(run("translate", "--model", "identity", sar_scene, "--to", "sar", "-o", out), str(out), "--overwrite")
     assert out.read_bytes() == b"precious"
-    assert run("translate", sar_scene, "--to", "sar", "-o", out, "--overwrite", "-q").exit_code == 0
+    assert run("translate", "--model", "identity", sar_scene, "--to", "sar", "-o", out, "--overwrite", "-q").exit_code == 0
     assert out.read_bytes() != b"precious"
 
 
 def test_unwritable_output_folder(sar_scene, tmp_path):
-    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "-o", tmp_path / "no" / "o.tif"),
+    assert_one_line_error(run("translate", "--model", "identity", sar_scene, "--to", "sar", "-o", tmp_path / "no" / "o.tif"),
                           "does not exist")
     locked = "/proc/earthgen-out.tif"  # not writable even for root
     if os.access("/proc", os.W_OK) and os.geteuid() != 0:
         pytest.skip("/proc is writable here")
-    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "-o", locked), locked)
+    assert_one_line_error(run("translate", "--model", "identity", sar_scene, "--to", "sar", "-o", locked), locked)
 
 
 def test_bad_tiling_options(sar_scene, tmp_path):
-    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "--tile", 64, "--overlap", 32,
+    assert_one_line_error(run("translate", "--model", "identity", sar_scene, "--to", "sar", "--tile", 64, "--overlap", 32,
                               "-o", tmp_path / "o.tif"), "--overlap")
-    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "--batch-size", 0,
+    assert_one_line_error(run("translate", "--model", "identity", sar_scene, "--to", "sar", "--batch-size", 0,
                               "-o", tmp_path / "o.tif"), "--batch-size")
 
 
 def test_sampling_options_need_a_checkpoint_model(sar_scene, tmp_path):
-    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "--steps", 4, "-o", tmp_path / "o.tif"),
+    assert_one_line_error(run("translate", "--model", "identity", sar_scene, "--to", "sar", "--steps", 4, "-o", tmp_path / "o.tif"),
                           "--steps", "checkpoint")
-    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "--confidence", tmp_path / "c.tif",
+    assert_one_line_error(run("translate", "--model", "identity", sar_scene, "--to", "sar", "--confidence", tmp_path / "c.tif",
                               "-o", tmp_path / "o.tif"), "--confidence")
-    assert_one_line_error(run("translate", sar_scene, "--to", "sar", "--cond", "nir", "-o", tmp_path / "o.tif"),
+    assert_one_line_error(run("translate", "--model", "identity", sar_scene, "--to", "sar", "--cond", "nir", "-o", tmp_path / "o.tif"),
                           "MOD=PATH")
     assert not (tmp_path / "o.tif").exists() and not (tmp_path / "c.tif").exists()
 
 
 def test_identity_refuses_another_modality(sar_scene, tmp_path):
-    assert_one_line_error(run("translate", sar_scene, "--to", "rgb", "-o", tmp_path / "o.tif"), "identity")
+    assert_one_line_error(run("translate", "--model", "identity", sar_scene, "--to", "rgb", "-o", tmp_path / "o.tif"), "identity")
 
 
 class ExplodingTranslator(translators.IdentityTranslator):

@@ -67,11 +67,11 @@ def _root(
 
 def _register() -> None:
     # One module per command; each exposes `command` (a plain function with typed options).
-    from earthgen_cli.cli import (build_dataset, evaluate, extend, info, inpaint, joint, render_osm,
+    from earthgen_cli.cli import (build_dataset, evaluate, export, extend, info, inpaint, joint, render_osm,
                                   sample_data, train, translate)
 
     modules = [translate, joint, inpaint, extend, info, build_dataset, render_osm, sample_data, train,
-               evaluate]
+               evaluate, export]
     for module in modules:
         app.command(module.NAME, help=module.command.__doc__)(user_errors(module.command))
 

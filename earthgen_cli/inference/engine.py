@@ -42,6 +42,13 @@ class SourceSpec:
     bands: tuple[int, ...] | None = None
 
 
+def resolve_tiling(tile: int | None, overlap: int | None, native: int | None, fallback: int) -> tuple[int, int]:
+    """--tile/--overlap as given, else the model's native tile (what it was trained at), else
+    `fallback`; the overlap defaults to a quarter of the tile, at most 64 px."""
+    tile = tile if tile is not None else (native or fallback)
+    return tile, overlap if overlap is not None else min(64, tile // 4)
+
+
 @dataclass(frozen=True)
 class TileOptions:
     tile: int = 512

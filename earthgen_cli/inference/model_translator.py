@@ -63,6 +63,7 @@ class ModelTranslator:
         # pick their blocking from the matrix shapes, so a fixed shape is what makes a tile's result
         # bit-identical whatever --batch-size the engine uses.
         self.micro_batch = micro_batch
+        self.warn_unvalidated = False  # the default model: say so once when a direction is not validated
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", **options) -> "ModelTranslator":
@@ -83,6 +84,23 @@ class ModelTranslator:
             raise EarthgenError(f"{self.path}: target {target} is also a source")
         if not sources:
             raise EarthgenError(f"{self.path}: translation needs at least one source")
+        if self.warn_unvalidated:
+            import sys
+
+            from earthgen_cli.inference.default_model import unvalidated_warning
+
+            self.warn_unvalidated = False
+            warning = unvalidated_warning(list(sources), target)
+            if warning:
+                print(warning, file=sys.stderr)
+
+    @property
+    def native_tile(self) -> int | None:
+        """The crop side the model was trained on (a multiple of the tile multiple), if any:
+        the tile size its positions and token counts were learned at."""
+        from earthgen_cli.train.checkpoint import native_tile
+
+        return native_tile(self.info)
 
     def output_bands(self, target: str, source_bands: Mapping[str, int]) -> int:
         return self.cfg.bands[target]

@@ -42,8 +42,10 @@ class SceneModel:
     def load(cls, path: str | None, device: str = "auto", precision: str = "auto") -> "SceneModel":
         from earthgen_cli.train.checkpoint import load_model
 
-        if path is None:
-            raise EarthgenError("--model: generation needs a checkpoint directory")
+        from earthgen_cli.inference.default_model import DEFAULT, require_default_model
+
+        if path is None or path == DEFAULT:
+            path = str(require_default_model())
         if not Path(path).exists():
             raise EarthgenError(f"--model {path}: no such checkpoint directory")
         model, info = load_model(Path(path), ema=True)
@@ -53,6 +55,12 @@ class SceneModel:
         # fp32 on CPU (bit-reproducible), bf16 autocast on CUDA: as ModelTranslator decides it
         bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")
         return cls(model.to(dev), info, str(path), dev, torch.bfloat16 if bf16 else None)
+
+    @property
+    def native_tile(self) -> int | None:
+        from earthgen_cli.train.checkpoint import native_tile
+
+        return native_tile(self.info)
 
     @property
     def cfg(self):

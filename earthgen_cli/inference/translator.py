@@ -117,7 +117,8 @@ ANALYTIC_TRANSLATORS: dict[str, type] = {
 
 
 def load_translator(spec: str | None, device: str = "auto", **options: Any) -> Translator:
-    """`identity`, `luminance`, or a checkpoint directory (the unified model).
+    """`identity`, `luminance`, `default` (the model shipped in the package) or a checkpoint
+    directory (the unified model).
 
     `options` (steps, sampler, guidance, ...) are sampling settings of a checkpoint model; None
     values are left at the model's defaults. The analytic translators take none."""
@@ -131,14 +132,19 @@ def load_translator(spec: str | None, device: str = "auto", **options: Any) -> T
         return ANALYTIC_TRANSLATORS[spec]()
     from pathlib import Path
 
-    path = Path(spec)
+    from earthgen_cli.inference.default_model import DEFAULT, require_default_model
+
+    path = require_default_model() if spec == DEFAULT else Path(spec)
     if not path.exists():
         raise EarthgenError(
-            f"{spec}: no such model; use identity, luminance or a checkpoint directory"
+            f"{spec}: no such model; use default, identity, luminance or a checkpoint directory"
         )
     from earthgen_cli.inference.model_translator import ModelTranslator  # noqa: PLC0415
 
-    return ModelTranslator.load(path, device=device, **options)
+    translator = ModelTranslator.load(path, device=device, **options)
+    if spec == DEFAULT:
+        translator.warn_unvalidated = True
+    return translator
 
 
 def check_modality_names(sources: Sequence[str], target: str) -> None:

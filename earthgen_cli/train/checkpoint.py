@@ -80,6 +80,14 @@ def write_model_dir(path: Path, config: dict[str, Any], weights: dict[str, torch
     return path
 
 
+def native_tile(info: "CheckpointInfo") -> int | None:
+    """The crop side a checkpoint was trained on, when it fits the model's tile multiple: the
+    size its positions and token counts were learned at, and the default tile of inference."""
+    crop = int((info.train_config.get("data") or {}).get("crop", 0) or 0)
+    multiple = info.model.codec.factor * info.model.patch
+    return crop if crop > 0 and crop % multiple == 0 else None
+
+
 def read_model_dir(path: Path, fmt: str, what: str) -> dict[str, Any]:
     """The config.json of a model directory that `write_model_dir` published with
     {"format": fmt}; a one-line error naming `what` it should have been otherwise."""

@@ -1,0 +1,69 @@
+"""`earthgen export CKPT -o DIR`: an inference-only copy of a checkpoint.
+
+Keeps config.json and the EMA weights (what inference loads), drops `model.safetensors` and
+`train_state.pt`, and with `--half` stores the floating-point parameters as float16 (they load
+back into float32 modules; buffers such as latent statistics stay float32). With `--report
+REPORT.json` (from `earthgen evaluate` on held-out chips) it writes `card.json`: the directions
+where the model beat the `mean` baseline on PSNR ("validated") and every PSNR behind that.
+This is how `earthgen_cli/weights/default/` is made.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from earthgen_cli.errors import EarthgenError
+
+
+def card_from_report(report_path: Path) -> dict:
+    """Validated directions and their PSNR per method from an evaluation report."""
+    from earthgen_cli.evaluate.report import read_report
+
+    report = read_report(Path(report_path))
+    psnr: dict[str, dict[str, float]] = {}
+    for r in report.results:
+        if ":" in r.direction and not r.direction.startswith("joint:") and "psnr" in r.metrics:
+            psnr.setdefault(r.direction, {})[r.method] = round(float(r.metrics["psnr"]), 3)
+    validated = [d for d, row in psnr.items() if "unified" in row and "mean" in row and row["unified"] > row["mean"]]
+    return {"validated": validated,
+            "evaluation": {"psnr": psnr, "split": report.data.get("split"), "data": report.data.get("path"),
+                           "data_sha256": report.data.get("sha256"), "chips": report.data.get("pairs"),
+                           "steps": report.config.get("steps"), "seed": report.config.get("seed"),
+                           "tile": report.config.get("tile"), "overlap": report.config.get("overlap"),
+                           "max_chips": report.config.get("max_chips"), "created": report.created}}
+
+
+def export_model(checkpoint: Path, out: Path, half: bool = False, report: Path | None = None,
+                 overwrite: bool = False) -> Path:
+    from earthgen_cli.train.checkpoint import load_model, read_info, write_model_dir
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    if out.exists() and not overwrite:
+        raise EarthgenError(f"{out}: exists; use --overwrite to replace it")
+    if out.resolve() == checkpoint.resolve():
+        raise EarthgenError(f"{out}: is the checkpoint itself; export to another directory")
+    read_info(checkpoint)  # one-line errors for a broken config.json
+    model, _ = load_model(checkpoint, ema=True)
+    card = card_from_report(report) if report is not None else None
+    config = json.loads((checkpoint / "config.json").read_text())
+    if half:
+        params = {name for name, _ in model.named_parameters()}
+
+        class _Half(torch.nn.Module):  # state_dict with float16 parameters, float32 buffers
+            def state_dict(self, *args, **kwargs):
+                return {k: (v.half() if k in params and v.is_floating_point() else v)
+                        for k, v in model.state_dict().items()}
+
+        weights = {"ema": _Half()}
+    else:
+        weights = {"ema": model}
+
+    def add_card(tmp: Path) -> None:
+        if card is not None:
+            (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return write_model_dir(out, config, weights, extra=add_card)
