@@ -143,3 +143,16 @@ def test_grid_png_places_each_chip_where_the_layout_says(tmp_path):
 def test_grid_refuses_ragged_rows(tmp_path):
     with pytest.raises(ValueError, match="columns"):
         GridSection("sar:rgb", ("a", "b"), ((np.zeros((1, 4, 4)),),))
+
+
+def test_summary_table_has_one_row_per_direction_and_the_mean_verdict():
+    from earthgen_cli.evaluate.report import summary_table
+
+    results = (MethodScores("rgb:nir", "unified", {"psnr": 21.0}, 8), MethodScores("rgb:nir", "mean", {"psnr": 12.0}, 8),
+               MethodScores("sar:rgb", "unified", {"psnr": 15.0}, 3), MethodScores("sar:rgb", "mean", {"psnr": 17.5}, 3),
+               MethodScores("joint:pan,osm", "unified", {"fid_pan": 3.0}, 8))
+    table = summary_table(Report(results, {}, {}, {})).splitlines()
+    assert table[0] == "| direction | unified | mean | chips | unified > mean |"
+    assert table[2] == "| rgb→nir | **21.00** | 12.00 | 8 | yes |"
+    assert table[3] == "| sar→rgb | 15.00 | **17.50** | 3 | no |"
+    assert len(table) == 4  # joint scores have no PSNR row

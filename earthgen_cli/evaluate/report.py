@@ -211,6 +211,34 @@ def markdown_tables(report: Report, directions_per_table: int = 2) -> str:
     return "\n\n".join(blocks)
 
 
+def summary_table(report: Report, metric: str = "psnr") -> str:
+    """One compact table of one metric: rows = directions, columns = methods (best in bold), plus
+    whether the unified model beats the `mean` baseline, the bar a claimed direction must clear."""
+    directions = [d for d in report.directions() if not d.startswith("joint:")]
+    methods = [m for m in report.methods() if m not in REFERENCE_ROWS]
+    cell = {(r.direction, r.method): r.metrics.get(metric) for r in report.results}
+    if not directions or not any(v is not None for v in cell.values()):
+        return ""
+    info = metric_info(metric)
+    has_verdict = "unified" in methods and "mean" in methods
+    header = ["direction", *methods, "chips"] + (["unified > mean"] if has_verdict else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    counts = {(r.direction, r.method): r.n_images for r in report.results}
+    for d in directions:
+        values = [cell.get((d, m)) for m in methods]
+        best = _best(values, info.higher_is_better if info else None)
+        row = [direction_label(d)]
+        for v in values:
+            text = _format(v, info.decimals if info else 4)
+            row.append(f"**{text}**" if best is not None and v == best else text)
+        row.append(str(max((counts.get((d, m), 0) for m in methods), default=0)))
+        if has_verdict:
+            u, m = cell.get((d, "unified")), cell.get((d, "mean"))
+            row.append("–" if u is None or m is None else ("yes" if u > m else "no"))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def write_markdown(report: Report, path: Path, directions_per_table: int = 2) -> Path:
     ckpt = report.checkpoint
     data = report.data
@@ -230,6 +258,9 @@ def write_markdown(report: Report, path: Path, directions_per_table: int = 2) ->
         lines.append(f"> warning: {warning}")
     if report.warnings:
         lines.append("")
+    summary = summary_table(report)
+    if summary:
+        lines += ["## PSNR by direction", "", summary, "", "## Every metric", ""]
     lines.append(markdown_tables(report, directions_per_table))
     _write_atomic(Path(path), "\n".join(lines) + "\n")
     return Path(path)
