@@ -10,6 +10,8 @@ and prints wall time, time per megapixel and the child's peak RSS (ru_maxrss fro
 Targets (issue 2): peak RSS of the largest scene within 1.25x of the smallest; engine time per
 megapixel within 2.5x of the plain copy. Usage:
     python benchmarks/translate_pipeline.py [--sizes 1024,4096,16384] [--tile 512 --overlap 64]
+    python benchmarks/translate_pipeline.py --model default --to nir --steps 4 --sizes 256,512,1024
+(with a real model: its time is the model's, the copy is only a reference; memory is the point)
 """
 
 from __future__ import annotations
@@ -99,8 +101,11 @@ def run_child(args: list[str]) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1024,4096,16384")
-    ap.add_argument("--tile", type=int, default=512)
-    ap.add_argument("--overlap", type=int, default=64)
+    ap.add_argument("--tile", type=int, default=None, help="default: the model's (identity: 512)")
+    ap.add_argument("--overlap", type=int, default=None)
+    ap.add_argument("--model", default="identity", help="identity, default or a checkpoint directory")
+    ap.add_argument("--to", default="rgb", help="target modality")
+    ap.add_argument("--steps", type=int, default=None, help="sampling steps (checkpoint models)")
     ap.add_argument("--json", action="store_true", help="also print the results as one JSON line")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -113,9 +118,11 @@ def main() -> None:
             src = Path(tmp) / f"scene{size}.tif"
             write_scene(src, size, tex)
             out, copy = Path(tmp) / f"out{size}.tif", Path(tmp) / f"copy{size}.tif"
-            eg_s, eg_rss = run_child(["earthgen", "translate", str(src), "--from", "rgb",
-                                      "--to", "rgb", "--model", "identity", "--tile", str(args.tile),
-                                      "--overlap", str(args.overlap), "-o", str(out), "-q"])
+            extra = [*(["--tile", str(args.tile)] if args.tile else []),
+                     *(["--overlap", str(args.overlap)] if args.overlap is not None else []),
+                     *(["--steps", str(args.steps)] if args.steps else [])]
+            eg_s, eg_rss = run_child(["earthgen", "translate", str(src), "--from", "rgb", "--to", args.to,
+                                      "--model", args.model, *extra, "-o", str(out), "-q"])
             cp_s, cp_rss = run_child([str(copy_script), str(src), str(copy)])
             mp = size * size / 1e6
             row = dict(size=size, megapixels=round(mp, 1), earthgen_s=round(eg_s, 2), copy_s=round(cp_s, 2),

@@ -42,6 +42,7 @@ def test_the_default_model_ships_small_with_a_card():
     for key in validated_directions():  # every claim is backed by a held-out win over the mean image
         row = card["evaluation"]["psnr"][key]
         assert row["unified"] > row["mean"], (key, row)
+        assert card["scored_chips"][key] >= card["min_chips"] >= 4
         src, dst = key.split(":")
         assert src in info.model.modalities and dst in info.model.modalities
     assert card["evaluation"]["split"] == "test"
@@ -86,6 +87,8 @@ def test_export_half_with_a_card(tmp_path):
     report = tmp_path / "report.json"
     write_json(Report((MethodScores("rgb:sar", "unified", {"psnr": 20.0}, 4),
                        MethodScores("rgb:sar", "mean", {"psnr": 18.0}, 4),
+                       MethodScores("rgb:osm", "unified", {"psnr": 30.0}, 1),  # one chip: no claim
+                       MethodScores("rgb:osm", "mean", {"psnr": 18.0}, 1),
                        MethodScores("sar:rgb", "unified", {"psnr": 15.0}, 4),
                        MethodScores("sar:rgb", "mean", {"psnr": 17.0}, 4)),
                       {"steps": 8}, {"split": "test"}, {}), report)

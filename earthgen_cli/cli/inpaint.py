@@ -20,6 +20,7 @@ def command(
     sampler: str = opt.SamplerName,
     guidance: float = opt.Guidance,
     seed: int = opt.Seed,
+    prompt: Optional[str] = opt.Prompt,
     tile: Optional[int] = opt.GenTile,
     overlap: Optional[int] = opt.Overlap,
     batch_size: int = opt.BatchSize,
@@ -41,7 +42,7 @@ def command(
     opts = sampling_options(steps, sampler, guidance)
     sm = SceneModel.load(model, device)
     tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
-    summary = inpaint_scene(sm, source, mask, output, conditions, SceneOptions(tile, overlap, batch_size, seed),
+    summary = inpaint_scene(sm, source, mask, output, conditions, SceneOptions(tile, overlap, batch_size, seed, prompt),
                             opts, from_, overwrite, quiet)
     if json_out:
         typer.echo(summary.to_json())

@@ -4,7 +4,8 @@ Keeps config.json and the EMA weights (what inference loads), drops `model.safet
 `train_state.pt`, and with `--half` stores the floating-point parameters as float16 (they load
 back into float32 modules; buffers such as latent statistics stay float32). With `--report
 REPORT.json` (from `earthgen evaluate` on held-out chips) it writes `card.json`: the directions
-where the model beat the `mean` baseline on PSNR ("validated") and every PSNR behind that.
+where the model beat the `mean` baseline on PSNR on at least 4 chips ("validated") and every PSNR
+behind that.
 This is how `earthgen_cli/weights/default/` is made.
 """
 
@@ -18,17 +19,25 @@ import torch
 from earthgen_cli.errors import EarthgenError
 
 
-def card_from_report(report_path: Path) -> dict:
-    """Validated directions and their PSNR per method from an evaluation report."""
+MIN_CHIPS = 4  # a claim rests on at least this many held-out chips
+
+
+def card_from_report(report_path: Path, min_chips: int = MIN_CHIPS) -> dict:
+    """Validated directions (the unified model beat the mean image on PSNR, on at least
+    `min_chips` held-out chips) and their PSNR per method from an evaluation report."""
     from earthgen_cli.evaluate.report import read_report
 
     report = read_report(Path(report_path))
     psnr: dict[str, dict[str, float]] = {}
+    chips: dict[str, int] = {}
     for r in report.results:
         if ":" in r.direction and not r.direction.startswith("joint:") and "psnr" in r.metrics:
             psnr.setdefault(r.direction, {})[r.method] = round(float(r.metrics["psnr"]), 3)
-    validated = [d for d, row in psnr.items() if "unified" in row and "mean" in row and row["unified"] > row["mean"]]
-    return {"validated": validated,
+            if r.method == "unified":
+                chips[r.direction] = r.n_images
+    validated = [d for d, row in psnr.items() if "unified" in row and "mean" in row
+                 and row["unified"] > row["mean"] and chips.get(d, 0) >= min_chips]
+    return {"validated": validated, "min_chips": min_chips, "scored_chips": chips,
             "evaluation": {"psnr": psnr, "split": report.data.get("split"), "data": report.data.get("path"),
                            "data_sha256": report.data.get("sha256"), "chips": report.data.get("pairs"),
                            "steps": report.config.get("steps"), "seed": report.config.get("seed"),
