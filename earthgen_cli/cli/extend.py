@@ -35,16 +35,13 @@ def command(
     Example: earthgen extend s2_rgb.tif --by 128 --side east,south -m ckpt -o wider.tif
     """
     from earthgen_cli.inference.extend import extend_scene, parse_sides
-    from earthgen_cli.inference.joint import SceneOptions, parse_conditions
-    from earthgen_cli.inference.engine import resolve_tiling
-    from earthgen_cli.inference.multidiffusion import SceneModel, sampling_options
+    from earthgen_cli.inference.joint import load_scene_model, parse_conditions
+    from earthgen_cli.inference.multidiffusion import sampling_options
 
     sides = parse_sides(side)
     conditions = parse_conditions(cond)
     opts = sampling_options(steps, sampler, guidance)
-    sm = SceneModel.load(model, device)
-    tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
-    scene = SceneOptions(tile, overlap, batch_size, seed, prompt)
+    sm, scene = load_scene_model(model, device, tile, overlap, batch_size, seed, prompt)
     summary = extend_scene(sm, source, by, sides, output, conditions, scene, opts, from_, overwrite, quiet)
     if json_out:
         typer.echo(summary.to_json())

@@ -34,15 +34,12 @@ def command(
     Example (SAR-guided cloud removal): earthgen inpaint s2.tif --mask clouds.tif --cond sar=s1.tif -m ckpt -o out.tif
     """
     from earthgen_cli.inference.inpaint import inpaint_scene
-    from earthgen_cli.inference.joint import SceneOptions, parse_conditions
-    from earthgen_cli.inference.engine import resolve_tiling
-    from earthgen_cli.inference.multidiffusion import SceneModel, sampling_options
+    from earthgen_cli.inference.joint import load_scene_model, parse_conditions
+    from earthgen_cli.inference.multidiffusion import sampling_options
 
     conditions = parse_conditions(cond)
     opts = sampling_options(steps, sampler, guidance)
-    sm = SceneModel.load(model, device)
-    tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
-    summary = inpaint_scene(sm, source, mask, output, conditions, SceneOptions(tile, overlap, batch_size, seed, prompt),
-                            opts, from_, overwrite, quiet)
+    sm, scene = load_scene_model(model, device, tile, overlap, batch_size, seed, prompt)
+    summary = inpaint_scene(sm, source, mask, output, conditions, scene, opts, from_, overwrite, quiet)
     if json_out:
         typer.echo(summary.to_json())

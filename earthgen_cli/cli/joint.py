@@ -40,9 +40,8 @@ def command(
     one scene (tiles averaged in latent space at every step). Example:
     earthgen joint --pair osm,rgb --bbox 24.93,60.16,24.95,60.17 --gsd 2 -m ckpt -o out/
     """
-    from earthgen_cli.inference.joint import JointRequest, SceneOptions, generate_joint, parse_conditions
-    from earthgen_cli.inference.engine import resolve_tiling
-    from earthgen_cli.inference.multidiffusion import SceneModel, sampling_options
+    from earthgen_cli.inference.joint import JointRequest, generate_joint, load_scene_model, parse_conditions
+    from earthgen_cli.inference.multidiffusion import sampling_options
     from earthgen_cli.io.grid import bbox_grid
     from earthgen_cli.modalities import parse_modality_list
 
@@ -50,10 +49,8 @@ def command(
     conditions = parse_conditions(cond)
     grid = bbox_grid(bbox, gsd, bbox_crs, crs, max_pixels)
     opts = sampling_options(steps, sampler, guidance)
-    sm = SceneModel.load(model, device)
-    tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
+    sm, scene = load_scene_model(model, device, tile, overlap, batch_size, seed, prompt)
     summary = generate_joint(
-        sm, JointRequest(tuple(mods), grid, output, conditions, osm_pbf, count, overwrite),
-        SceneOptions(tile, overlap, batch_size, seed, prompt), opts, quiet=quiet)
+        sm, JointRequest(tuple(mods), grid, output, conditions, osm_pbf, count, overwrite), scene, opts, quiet=quiet)
     if json_out:
         typer.echo(summary.to_json())

@@ -43,6 +43,18 @@ class SceneOptions(TileOptions):
     prompt: str | None = None  # text condition (checkpoints trained with text only)
 
 
+def load_scene_model(model: str | None, device: str, tile: int | None, overlap: int | None, batch_size: int,
+                     seed: int, prompt: str | None = None):
+    """The checkpoint (None: the default model) and the scene options, with --tile/--overlap
+    defaulting to the crop size it was trained on (else 256): what joint, inpaint and extend share."""
+    from earthgen_cli.inference.engine import resolve_tiling
+    from earthgen_cli.inference.multidiffusion import SceneModel
+
+    sm = SceneModel.load(model, device)
+    tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
+    return sm, SceneOptions(tile, overlap, batch_size, seed, prompt)
+
+
 @dataclass(frozen=True)
 class JointRequest:
     pair: tuple[str, ...]  # modalities written, in order
