@@ -20,6 +20,7 @@ from earthgen_cli.evaluate.runner import (
     TensorPairs,
     evaluate,
     parse_directions,
+    translator_method,
     write_outputs,
 )
 from earthgen_cli.inference.translator import LuminanceTranslator, luminance
@@ -151,3 +152,21 @@ def test_codec_ceiling_scores_the_roundtrip_of_the_real_target(optical):
     without = evaluate(TensorPairs("real-optical", images, scaling), options)
     assert [r.method for r in without.results] == ["mean"]
     assert "codec-ceiling left out for rgb:nir: needs a checkpoint's codec" in without.warnings
+
+
+def test_tiled_scoring_blends_tiles_back_into_the_whole_chip(optical):
+    """With --tile smaller than the chips, each chip goes through overlapping tiles and blend
+    weights that sum to 1: a per-pixel translator gives the whole-chip result again."""
+    images, scaling = optical
+    scaling = {"rgb": scaling["rgb"], "pan": default_scaling("pan", 1)}
+    data = {s: {"rgb": images[s]["rgb"], "pan": torch.zeros_like(images[s]["rgb"][:, :1])} for s in images}
+    pairs = TensorPairs("real-rgb", data, scaling)
+    d = parse_directions("rgb:pan")[0]
+    batch = next(pairs.batches("test", d, 4))
+    whole = translator_method(LuminanceTranslator(), d, scaling, seed=0)(batch, 0)
+    side = batch.source.shape[-1]
+    tiled = translator_method(LuminanceTranslator(), d, scaling, seed=0, tile=side // 2, overlap=side // 8)(batch, 0)
+    assert tiled.shape == whole.shape
+    assert torch.allclose(tiled, whole, atol=1e-5)
+    with pytest.raises(EarthgenError, match="overlap"):
+        EvaluateOptions(parse_directions("rgb:pan"), tile=16, overlap=8)
