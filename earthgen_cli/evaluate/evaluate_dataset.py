@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.evaluate.baselines import PairwiseUNet, load_unet, train_pairwise_unet, unet_depth_for
-from earthgen_cli.evaluate.cas import CASConfig, DualEncoder, load_cas, model_dirs, train_cas
+from earthgen_cli.evaluate.baselines import PairwiseUNet, load_unet
+from earthgen_cli.evaluate.cas import DualEncoder, load_cas, model_dirs
 from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
-from earthgen_cli.evaluate.metrics import to_unit
 from earthgen_cli.evaluate.report import Report, directory_identity
 from earthgen_cli.evaluate.joint_eval import evaluate_joint, joint_key, joint_warnings, parse_joint
 from earthgen_cli.evaluate.runner import (
@@ -24,7 +23,7 @@ from earthgen_cli.evaluate.runner import (
     parse_directions,
     write_outputs,
 )
-from earthgen_cli.models.unet import UNetConfig
+from earthgen_cli.inference.engine import resolve_tiling
 
 
 def _load_model(spec: str | None, device: str, steps: int):
@@ -71,20 +70,14 @@ def _can_do(translator, d: Direction) -> bool:
 
 def _train_unets(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
                  say: Callable[[str], None]) -> dict[str, PairwiseUNet]:
+    from earthgen_cli.train.helpers import fit_unet
+
     models = {}
     for d in options.directions:
         if pairs.count(options.train_split, d) == 0:
             continue
-        first = next(pairs.batches(options.train_split, d, 1))
-        config = UNetConfig(pairs.scaling[d.source].bands, pairs.scaling[d.target].bands,
-                            base_channels=32, depth=unet_depth_for(min(first.source.shape[-2:])))
         say(f"training pairwise-unet for {d.key} ({steps} steps)")
-
-        def batches(d: Direction = d):
-            for b in pairs.batches(options.train_split, d, options.batch_size):
-                yield b.source, b.target, b.valid
-
-        models[d.key] = PairwiseUNet(train_pairwise_unet(batches, config, steps, seed=options.seed), d.source, d.target)
+        models[d.key], _ = fit_unet(pairs, options.train_split, d, steps, options.batch_size, options.seed)
     return models
 
 
@@ -111,19 +104,15 @@ def load_cas_encoders(paths: Sequence[Path]) -> dict[frozenset, DualEncoder]:
 def _train_cas(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
                encoders: dict[frozenset, DualEncoder], say: Callable[[str], None]) -> None:
     """A CAS encoder per modality pair that has none yet, trained on the train split's real pairs."""
+    from earthgen_cli.train.helpers import fit_cas
+
     for d in options.directions:
         key = frozenset((d.source, d.target))
         if key in encoders or pairs.count(options.train_split, d) == 0:
             continue
-        sa, sb = pairs.scaling[d.source], pairs.scaling[d.target]
-        config = CASConfig(d.source, d.target, sa.bands, sb.bands)
         say(f"training the CAS encoder for {d.source},{d.target} ({steps} steps)")
-
-        def batches(d: Direction = d, sa=sa, sb=sb):
-            for b in pairs.batches(options.train_split, d, 32):  # InfoNCE wants many negatives
-                yield to_unit(sa.from_model(b.source), sa), to_unit(sb.from_model(b.target), sb)
-
-        encoders[key] = train_cas(batches, config, steps, seed=options.seed)
+        # batches of 32: InfoNCE wants many negatives
+        encoders[key], _ = fit_cas(pairs, options.train_split, d, steps, 32, options.seed)
 
 
 def _check_joint(pairs: DatasetPairs, translator, pair: tuple[str, str], split: str) -> None:
@@ -192,10 +181,8 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
             translator.check([d.source], d.target)
     if left_out:
         say(f"left out (the model cannot do them): {', '.join(left_out)}")
-    if tile is None:  # the model's own tile: the crop side it was trained on
-        tile = getattr(translator, "native_tile", None)
-    if overlap is None:
-        overlap = 0 if tile is None else tile // 4
+    # the model's own tile (the crop side it was trained on), else whole chips
+    tile, overlap = resolve_tiling(tile, overlap, getattr(translator, "native_tile", None), None)
     options = EvaluateOptions(chosen, split=split, baselines=tuple(baselines), batch_size=batch_size,
                               max_chips=max_chips, fid=fid, seed=seed, tile=tile, overlap=overlap)
     check_directions(pairs, options)

@@ -42,11 +42,15 @@ class SourceSpec:
     bands: tuple[int, ...] | None = None
 
 
-def resolve_tiling(tile: int | None, overlap: int | None, native: int | None, fallback: int) -> tuple[int, int]:
+def resolve_tiling(tile: int | None, overlap: int | None, native: int | None,
+                   fallback: int | None) -> tuple[int | None, int]:
     """--tile/--overlap as given, else the model's native tile (what it was trained at), else
-    `fallback`; the overlap defaults to a quarter of the tile, at most 64 px."""
+    `fallback` (None: no tiling, overlap 0); the overlap defaults to a quarter of the tile, at
+    most 64 px."""
     tile = tile if tile is not None else (native or fallback)
-    return tile, overlap if overlap is not None else min(64, tile // 4)
+    if overlap is None:
+        overlap = 0 if tile is None else min(64, tile // 4)
+    return tile, overlap
 
 
 @dataclass(frozen=True)

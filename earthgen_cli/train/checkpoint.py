@@ -51,14 +51,16 @@ class CheckpointInfo:
         }
 
 
-def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+def _state(model: torch.nn.Module | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    state = model if isinstance(model, dict) else model.state_dict()
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
-def write_model_dir(path: Path, config: dict[str, Any], weights: dict[str, torch.nn.Module],
+def write_model_dir(path: Path, config: dict[str, Any],
+                    weights: dict[str, torch.nn.Module | dict[str, torch.Tensor]],
                     extra: Callable[[Path], None] | None = None) -> Path:
     """Publish a model directory atomically: `config.json` plus one `NAME.safetensors` per entry
-    of `weights`, written under a temporary sibling, made durable, then renamed into place.
+    of `weights` (a module or a state dict), written under a temporary sibling, made durable, then renamed into place.
     `extra(tmp)` may add more files first. Checkpoints and CAS encoders share this layout."""
     from safetensors.torch import save_file
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from earthgen_cli.errors import EarthgenError
 
 
@@ -58,21 +56,14 @@ def export_model(checkpoint: Path, out: Path, half: bool = False, report: Path |
     model, _ = load_model(checkpoint, ema=True)
     card = card_from_report(report) if report is not None else None
     config = json.loads((checkpoint / "config.json").read_text())
-    if half:
+    state = model.state_dict()
+    if half:  # float16 parameters, float32 buffers (latent statistics)
         params = {name for name, _ in model.named_parameters()}
-
-        class _Half(torch.nn.Module):  # state_dict with float16 parameters, float32 buffers
-            def state_dict(self, *args, **kwargs):
-                return {k: (v.half() if k in params and v.is_floating_point() else v)
-                        for k, v in model.state_dict().items()}
-
-        weights = {"ema": _Half()}
-    else:
-        weights = {"ema": model}
+        state = {k: (v.half() if k in params and v.is_floating_point() else v) for k, v in state.items()}
 
     def add_card(tmp: Path) -> None:
         if card is not None:
             (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    return write_model_dir(out, config, weights, extra=add_card)
+    return write_model_dir(out, config, {"ema": state}, extra=add_card)

@@ -107,10 +107,10 @@ def train_helpers(cfg: TrainConfig, config_path: str) -> list[Path]:
         items = _cas_pairs(pairs, split, cfg.cas.pairs, config_path)
     out = Path(cfg.run.out_dir)
     mine = items[rank::world]
-    existing = [item_dir(out, cfg.stage, d.source, d.target) for d in mine
-                if item_dir(out, cfg.stage, d.source, d.target).exists()]
-    if existing:
-        raise EarthgenError(f"{existing[0]}: already exists; choose another run.out_dir")
+    for d in mine:
+        if item_dir(out, cfg.stage, d.source, d.target).exists():
+            raise EarthgenError(f"{item_dir(out, cfg.stage, d.source, d.target)}: already exists; "
+                                f"choose another run.out_dir")
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         import yaml
@@ -122,13 +122,8 @@ def train_helpers(cfg: TrainConfig, config_path: str) -> list[Path]:
     written = []
     for d in mine:
         started = time.perf_counter()
-        src, tgt, valid = _load_direction(pairs, split, d)
-        seed = _item_seed(cfg.run.seed, d.key)
-        if cfg.stage is Stage.unet:
-            path, loss = _train_unet(cfg, pairs, d, (src, tgt, valid), seed, out)
-        else:
-            path, loss = _train_cas(cfg, pairs, d, (src, tgt, valid), seed, out)
-        record = {"stage": cfg.stage.value, "item": d.key, "steps": cfg.optim.steps, "chips": int(src.shape[0]),
+        path, chips, loss = _fit_and_save(cfg, pairs, d, _item_seed(cfg.run.seed, d.key), out)
+        record = {"stage": cfg.stage.value, "item": d.key, "steps": cfg.optim.steps, "chips": chips,
                   "final_loss": round(loss, 6), "seconds": round(time.perf_counter() - started, 1),
                   "rank": rank, "path": str(path)}
         line = json.dumps(record)
@@ -144,33 +139,52 @@ def _dataset_meta(pairs, d) -> dict:
             "scaling": {m: pairs.scaling[m].to_json() for m in (d.source, d.target)}}
 
 
-def _train_unet(cfg: TrainConfig, pairs, d, tensors, seed: int, out: Path) -> tuple[Path, float]:
-    from earthgen_cli.evaluate.baselines import save_unet, train_pairwise_unet, unet_depth_for
+def fit_unet(pairs, split: str, d, steps: int, batch_size: int, seed: int, lr: float = 2e-4,
+             base_channels: int = 32, dropout: float = 0.0, losses: list[float] | None = None):
+    """A pairwise U-Net for direction `d` on the `split` chips of `pairs` (read once into memory,
+    shuffled minibatches): (PairwiseUNet, number of chips). Shared by stage unet and
+    `evaluate --unet-steps`."""
+    from earthgen_cli.evaluate.baselines import PairwiseUNet, train_pairwise_unet, unet_depth_for
     from earthgen_cli.models.unet import UNetConfig
 
+    tensors = _load_direction(pairs, split, d)
     src, tgt, _ = tensors
-    config = UNetConfig(src.shape[1], tgt.shape[1], base_channels=cfg.unet.base_channels,
-                        depth=unet_depth_for(min(src.shape[-2:])), dropout=cfg.unet.dropout)
-    losses: list[float] = []
-    model = train_pairwise_unet(random_batches(tensors, cfg.optim.batch_size, seed), config, cfg.optim.steps,
-                                lr=cfg.optim.lr, seed=seed, losses=losses)
-    path = save_unet(model, item_dir(out, Stage.unet, d.source, d.target), d.source, d.target,
-                     {**_dataset_meta(pairs, d), "steps": cfg.optim.steps})
-    return path, sum(losses[-50:]) / max(1, len(losses[-50:]))
+    config = UNetConfig(src.shape[1], tgt.shape[1], base_channels=base_channels,
+                        depth=unet_depth_for(min(src.shape[-2:])), dropout=dropout)
+    model = train_pairwise_unet(random_batches(tensors, batch_size, seed), config, steps, lr=lr, seed=seed,
+                                losses=losses)
+    return PairwiseUNet(model, d.source, d.target), int(src.shape[0])
 
 
-def _train_cas(cfg: TrainConfig, pairs, d, tensors, seed: int, out: Path) -> tuple[Path, float]:
-    from earthgen_cli.evaluate.cas import CASConfig, save_cas, train_cas
+def fit_cas(pairs, split: str, d, steps: int, batch_size: int, seed: int, lr: float = 1e-3, width: int = 32,
+            depth: int = 4, embed_dim: int = 128, losses: list[float] | None = None):
+    """A CAS dual encoder for the pair (d.source, d.target) on real unit-scale chips of `split`:
+    (DualEncoder, number of chips). Shared by stage cas and `evaluate --cas-steps`."""
+    from earthgen_cli.evaluate.cas import CASConfig, train_cas
     from earthgen_cli.evaluate.metrics import to_unit
 
-    src, tgt, _ = tensors
+    src, tgt, _ = _load_direction(pairs, split, d)
     sa, sb = pairs.scaling[d.source], pairs.scaling[d.target]
     unit = (to_unit(sa.from_model(src), sa), to_unit(sb.from_model(tgt), sb))
-    config = CASConfig(d.source, d.target, src.shape[1], tgt.shape[1], cfg.cas.width, cfg.cas.depth,
-                       cfg.cas.embed_dim)
-    losses: list[float] = []
-    model = train_cas(random_batches(unit, cfg.optim.batch_size, seed), config, cfg.optim.steps,
-                      lr=cfg.optim.lr, seed=seed, losses=losses)
-    path = save_cas(model, item_dir(out, Stage.cas, d.source, d.target),
-                    {**_dataset_meta(pairs, d), "steps": cfg.optim.steps})
-    return path, sum(losses[-50:]) / max(1, len(losses[-50:]))
+    config = CASConfig(d.source, d.target, src.shape[1], tgt.shape[1], width, depth, embed_dim)
+    model = train_cas(random_batches(unit, batch_size, seed), config, steps, lr=lr, seed=seed, losses=losses)
+    return model, int(src.shape[0])
+
+
+def _fit_and_save(cfg: TrainConfig, pairs, d, seed: int, out: Path) -> tuple[Path, int, float]:
+    """One item of stage unet or cas: (directory written, chips, mean loss of the last 50 steps)."""
+    from earthgen_cli.evaluate.baselines import save_unet
+    from earthgen_cli.evaluate.cas import save_cas
+
+    o, losses = cfg.optim, []
+    meta = {**_dataset_meta(pairs, d), "steps": o.steps}
+    path = item_dir(out, cfg.stage, d.source, d.target)
+    if cfg.stage is Stage.unet:
+        unet, chips = fit_unet(pairs, cfg.data.split, d, o.steps, o.batch_size, seed, o.lr,
+                               cfg.unet.base_channels, cfg.unet.dropout, losses)
+        save_unet(unet.model, path, d.source, d.target, meta)
+    else:
+        encoder, chips = fit_cas(pairs, cfg.data.split, d, o.steps, o.batch_size, seed, o.lr, cfg.cas.width,
+                                 cfg.cas.depth, cfg.cas.embed_dim, losses)
+        save_cas(encoder, path, meta)
+    return path, chips, sum(losses[-50:]) / max(1, len(losses[-50:]))
