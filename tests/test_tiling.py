@@ -55,3 +55,32 @@ def test_stripes_partition_tile_columns_and_write_each_column_once():
 def test_bad_overlap_is_rejected():
     with pytest.raises(ValueError):
         TileGrid(100, 100, 64, 32)
+
+
+@pytest.mark.parametrize("length,tile,overlap,align", [(1098, 256, 64, 8), (50, 32, 8, 8), (37, 32, 12, 8),
+                                                       (30, 64, 16, 8), (1, 16, 0, 16), (121, 48, 23, 16)])
+def test_aligned_tiles_sit_on_the_grid_and_hang_past_the_edge_by_less_than_align(length, tile, overlap, align):
+    grid = TileGrid(length, length, tile, overlap, align=align)
+    starts, size = grid.row_starts, grid.tile_h
+    padded = grid.padded_height
+    assert padded % align == 0 and length <= padded < length + align
+    assert size % align == 0 and all(s % align == 0 for s in starts)
+    assert starts[0] == 0 and starts[-1] + size == padded  # anchored to the padded edge
+    assert all(a < b <= a + size - overlap for a, b in zip(starts, starts[1:]))  # at least the overlap asked for
+    total = np.zeros(padded)
+    for s, w in zip(starts, grid.row_weights()):
+        total[s : s + size] += w
+    assert np.array_equal(total, np.ones(padded))
+
+
+def test_coarser_grid_is_the_same_tiling():
+    grid = TileGrid(61, 1098, 32, 15, align=8)
+    lat = grid.coarser(4)
+    assert (lat.height, lat.width, lat.tile_h, lat.tile_w) == (16, 276, 8, 8)
+    assert lat.row_starts == [s // 4 for s in grid.row_starts]
+    assert lat.col_starts == [s // 4 for s in grid.col_starts]
+
+
+def test_off_grid_tile_is_rejected():
+    with pytest.raises(ValueError):
+        TileGrid(100, 100, 60, 8, align=8)

@@ -1,5 +1,10 @@
 """Whole-scene translation: read windows, run tiles through a translator, blend, stream to disk.
 
+Tiles sit on the model's grid (origins and sides multiples of its tile multiple, see `tiling`):
+at the right and bottom edges of a scene whose size is not such a multiple, and for a scene smaller
+than one tile, the last tile reaches past the scene; the source is reflect-padded there and that
+part of the output is cropped away before blending, so every scene size works.
+
 Memory is bounded by one stripe of tile rows, whatever the scene size: the scene is cut into
 vertical stripes (about STRIPE_WIDTH pixels wide, on output block boundaries), each processed from
 top to bottom. An accumulator one tile high and one stripe wide collects weighted tile
@@ -53,6 +58,18 @@ def resolve_tiling(tile: int | None, overlap: int | None, native: int | None,
     return tile, overlap
 
 
+def check_tile_multiple(tile: int, multiple: int) -> None:
+    """Refuse a --tile that is off the model's grid, naming the nearest sizes that are on it.
+
+    Refused rather than rounded, as rasterio/GDAL refuse a GeoTIFF block size that is not a
+    multiple of 16: the user asked for a size, and tile size changes the result."""
+    if tile % multiple:
+        lower, upper = tile // multiple * multiple, (tile // multiple + 1) * multiple
+        near = f"{lower} or {upper}" if lower >= 16 else f"{upper}"
+        raise EarthgenError(f"--tile {tile} must be a multiple of {multiple} for this model "
+                            f"(codec factor x patch); try {near}")
+
+
 @dataclass(frozen=True)
 class TileOptions:
     tile: int = 512
@@ -63,8 +80,7 @@ class TileOptions:
     def validate(self, multiple: int) -> None:
         if self.tile < 16:
             raise EarthgenError(f"--tile must be at least 16, got {self.tile}")
-        if self.tile % multiple:
-            raise EarthgenError(f"--tile {self.tile} must be a multiple of {multiple} for this model")
+        check_tile_multiple(self.tile, multiple)
         if not 0 <= 2 * self.overlap < self.tile:
             raise EarthgenError(f"--overlap must be >= 0 and less than half of --tile ({self.tile}), got {self.overlap}")
         if self.batch_size < 1:
@@ -123,7 +139,8 @@ def output_nodata(sources: Sequence[SourceRaster], out_dtype: str) -> tuple[floa
 
 
 def _padded(arr: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Reflect-pad (..., h0, w0) up to (..., h, w) for scenes smaller than a model tile."""
+    """Reflect-pad (..., h0, w0) up to (..., h, w): the part of an edge tile past the scene (edge-pad
+    where the scene is too thin to reflect)."""
     ph, pw = h - arr.shape[-2], w - arr.shape[-1]
     if ph == 0 and pw == 0:
         return arr
@@ -254,7 +271,7 @@ def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Trans
         bands = [_StripeBand(o.bands, th, stripe, rows[0], carry_in[i], carry_out[i], o.writer, o.dtype,
                              o.nodata, grid.height, BLOCKSIZE) for i, o in enumerate(outputs)]
         for s in sources:
-            s.set_columns(cols[stripe.tile_cols[0]], cols[stripe.tile_cols[-1]] + tw, th)
+            s.set_columns(cols[stripe.tile_cols[0]], min(grid.width, cols[stripe.tile_cols[-1]] + tw), th)
         order = [(r, c) for r in range(len(rows)) for c in stripe.tile_cols]
         cur_row = 0
         for b0 in range(0, len(order), opts.batch_size):
@@ -262,8 +279,9 @@ def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Trans
             arrays = {s.modality: None for s in sources}
             valids = []
             for j, (r, c) in enumerate(chunk):
-                win = Window(cols[c], rows[r], tw, th)
-                valid = np.ones((th, tw), dtype=bool)
+                # the part inside the scene; an edge tile is padded past it to the model's grid
+                win = Window(cols[c], rows[r], min(tw, grid.width - cols[c]), min(th, grid.height - rows[r]))
+                valid = np.ones((int(win.height), int(win.width)), dtype=bool)
                 for s in sources:
                     data, v = s.read(win)
                     if arrays[s.modality] is None:  # filled in place: no list + stack copy
@@ -292,9 +310,10 @@ def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Trans
                     for band in bands:
                         band.flush(rows[cur_row + 1])
                     cur_row += 1
-                weight = row_w[r][:, None] * col_w[c][None, :]
+                h, w = valids[j].shape  # the padding past the scene edge is cropped away
+                weight = row_w[r][:h, None] * col_w[c][None, :w]
                 for band, res in zip(bands, results):
-                    band.add(res[j, :, :th, :tw], weight, valids[j], rows[r], cols[c])
+                    band.add(res[j, :, :h, :w], weight, valids[j], rows[r], cols[c])
             tiles_done += len(chunk)
             bar.update(len(chunk))
         while cur_row < len(rows):
@@ -389,9 +408,8 @@ def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Tran
         out_dtype = translator.output_dtype(target, {s.modality: s.dtype for s in opened})
         nodata, fill = output_nodata(opened, out_dtype)
         src = primary.src
-        grid = TileGrid(src.height, src.width, tiles.tile, tiles.overlap)
-        mult = translator.tile_multiple
-        pad_to = (-(-grid.tile_h // mult) * mult, -(-grid.tile_w // mult) * mult)
+        grid = TileGrid(src.height, src.width, tiles.tile, tiles.overlap, align=translator.tile_multiple)
+        pad_to = (grid.tile_h, grid.tile_w)  # multiples of the tile multiple
         gsd = raster_info(src, primary.label).gsd
         crs = src.crs.to_string() if src.crs else None
         spec = _output_spec(primary, target, translator, opened, out, nodata, out_bands, out_dtype,

@@ -1,10 +1,15 @@
 """The tile grid over a scene and its blend weights.
 
 Tiles of side `tile` step by `tile - overlap`; the last tile of each axis is anchored to the scene
-edge (it starts at `length - tile`), so no tile hangs past the scene and no padding is needed
-except for scenes smaller than one tile. Each output pixel is a weighted average of the tiles
-that cover it, with a raised-cosine (Hann) ramp across every overlap and weight 1 up to the scene
-edges.
+edge (it starts at `length - tile`). Each output pixel is a weighted average of the tiles that
+cover it, with a raised-cosine (Hann) ramp across every overlap and weight 1 up to the scene edges.
+
+A model whose latent grid is coarser than pixels (codec factor x patch = its tile multiple) needs
+tile origins and sides on that grid, or its position-keyed noise and patches would not line up
+across tiles. With `align` > 1 the step is rounded down to a multiple of `align` (the overlap only
+grows) and the scene is treated as padded up to a multiple of `align`: the last tile is anchored to
+that padded edge, so it may hang up to `align - 1` pixels past the scene. Those pixels are read as
+padding and cropped away; the weights sum to 1 over the padded length, hence over the scene too.
 
 The weights are separable (row weight x column weight) and each 1-D weight is a multiple of
 2**-12 whose sum over the tiles covering a pixel is exactly 1. Their products are then multiples
@@ -23,11 +28,23 @@ WEIGHT_BITS = 12
 _Q = float(1 << WEIGHT_BITS)
 
 
-def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile start offsets along one axis: a regular step, the last one anchored to the edge."""
+def padded_length(length: int, align: int) -> int:
+    """`length` rounded up to a multiple of `align`."""
+    return -(-length // align) * align
+
+
+def aligned_step(tile: int, overlap: int, align: int) -> int:
+    """`tile - overlap` rounded down to a multiple of `align` (at least `align`)."""
+    return max(align, (tile - overlap) // align * align)
+
+
+def axis_starts(length: int, tile: int, overlap: int, align: int = 1, step: int | None = None) -> list[int]:
+    """Tile start offsets along one axis: a regular step, the last one anchored to the edge of the
+    scene padded to a multiple of `align` (all starts are then multiples of `align`)."""
+    length = padded_length(length, align)
     if length <= tile:
         return [0]
-    step = tile - overlap
+    step = aligned_step(tile, overlap, align) if step is None else step
     starts = list(range(0, length - tile, step))
     if starts[-1] != length - tile:
         starts.append(length - tile)
@@ -49,10 +66,12 @@ def axis_weights(length: int, tile: int, starts: list[int], overlap: int) -> lis
         if overlap > 0 and len(starts) > 1:
             if i > 0:  # ramps only where a neighbour overlaps: weight 1 up to the scene edge
                 ramp_len = min(overlap, starts[i - 1] + size - s)
-                w[:ramp_len] = np.minimum(w[:ramp_len], _ramp(ramp_len))
+                if ramp_len > 0:
+                    w[:ramp_len] = np.minimum(w[:ramp_len], _ramp(ramp_len))
             if i < len(starts) - 1:
                 ramp_len = min(overlap, s + size - starts[i + 1])
-                w[size - ramp_len:] = np.minimum(w[size - ramp_len:], _ramp(ramp_len)[::-1])
+                if ramp_len > 0:
+                    w[size - ramp_len:] = np.minimum(w[size - ramp_len:], _ramp(ramp_len)[::-1])
         raw.append(w)
     total = np.zeros(length, dtype=np.float64)
     for s, w in zip(starts, raw):
@@ -84,40 +103,71 @@ class Tile:
 
 @dataclass(frozen=True)
 class TileGrid:
-    """Overlapping tiles over a `height` x `width` scene (see the module docstring)."""
+    """Overlapping tiles over a `height` x `width` scene (see the module docstring).
+
+    `align`: tile origins and sides are multiples of it (a model's tile multiple); tiles then cover
+    the scene padded to `padded_height` x `padded_width`. `step`: distance between tile origins,
+    by default `tile - overlap` rounded down to a multiple of `align` (see `coarser`).
+    """
 
     height: int
     width: int
     tile: int
     overlap: int
+    align: int = 1
+    step: int | None = None
 
     def __post_init__(self) -> None:
-        if self.tile < 1:
-            raise ValueError(f"tile must be positive, got {self.tile}")
+        if self.tile < 1 or self.align < 1:
+            raise ValueError(f"tile and align must be positive, got {self.tile} and {self.align}")
+        if self.tile % self.align:
+            raise ValueError(f"tile {self.tile} is not a multiple of align {self.align}")
         if not 0 <= 2 * self.overlap < self.tile:
             raise ValueError(f"overlap must be in [0, tile/2), got {self.overlap} for tile {self.tile}")
+        if self.step is not None and (self.step % self.align or not 0 < self.step <= self.tile):
+            raise ValueError(f"step {self.step} must be a multiple of {self.align} in (0, tile]")
+
+    @property
+    def tile_step(self) -> int:
+        return aligned_step(self.tile, self.overlap, self.align) if self.step is None else self.step
+
+    @property
+    def padded_height(self) -> int:
+        return padded_length(self.height, self.align)
+
+    @property
+    def padded_width(self) -> int:
+        return padded_length(self.width, self.align)
 
     @property
     def tile_h(self) -> int:
-        return min(self.tile, self.height)
+        return min(self.tile, self.padded_height)
 
     @property
     def tile_w(self) -> int:
-        return min(self.tile, self.width)
+        return min(self.tile, self.padded_width)
 
     @property
     def row_starts(self) -> list[int]:
-        return axis_starts(self.height, self.tile, self.overlap)
+        return axis_starts(self.height, self.tile, self.overlap, self.align, self.tile_step)
 
     @property
     def col_starts(self) -> list[int]:
-        return axis_starts(self.width, self.tile, self.overlap)
+        return axis_starts(self.width, self.tile, self.overlap, self.align, self.tile_step)
 
     def row_weights(self) -> list[np.ndarray]:
-        return axis_weights(self.height, self.tile, self.row_starts, self.overlap)
+        return axis_weights(self.padded_height, self.tile, self.row_starts, self.overlap)
 
     def col_weights(self) -> list[np.ndarray]:
-        return axis_weights(self.width, self.tile, self.col_starts, self.overlap)
+        return axis_weights(self.padded_width, self.tile, self.col_starts, self.overlap)
+
+    def coarser(self, factor: int) -> "TileGrid":
+        """The same tiling on a grid `factor` times coarser (a latent grid): the padded scene,
+        origins and tile sides divided by `factor`, so tile k here is tile k there."""
+        if self.align % factor:
+            raise ValueError(f"align {self.align} is not a multiple of factor {factor}")
+        return TileGrid(self.padded_height // factor, self.padded_width // factor, self.tile // factor,
+                        self.overlap // factor, self.align // factor, self.tile_step // factor)
 
     def weight(self, row: int, col: int) -> np.ndarray:
         """(tile_h, tile_w) 2-D blend weight of one tile (tests and illustrations)."""
@@ -143,7 +193,7 @@ class TileGrid:
         out = []
         for k, (a, b) in enumerate(groups):
             last = k == len(groups) - 1
-            x_end = self.width if last else cols[b - 1] + self.tile_w
+            x_end = self.width if last else min(self.width, cols[b - 1] + self.tile_w)
             x_write = self.width if last else x0s[k + 1]
             out.append(Stripe(x0s[k], x_write, x_end, tuple(range(a, b))))
         return out
