@@ -9,7 +9,6 @@ holds only the tiles of one batch whatever the area; the OS pages the rest.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -17,6 +16,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.inference.engine import check_tile_multiple
 from earthgen_cli.inference.tiling import TileGrid
 
 # (row, col, height, width) in scene pixels -> (C, height, width) float32 raw values, (height, width) validity
@@ -37,18 +37,20 @@ class SceneTile:
 
 class SceneLayout:
     """A `height` x `width` scene padded up to a multiple of the model's tile multiple, with the
-    pixel tile grid and the latent tile grid that is the same tiling `factor` times coarser."""
+    pixel tile grid (origins on the model's grid, any overlap: see `tiling`) and the latent tile
+    grid that is the same tiling `factor` times coarser. The canvases cover the padded scene;
+    writers crop to the scene."""
 
     def __init__(self, height: int, width: int, factor: int, multiple: int, tile: int, overlap: int) -> None:
-        if tile < multiple or tile % multiple:
-            raise EarthgenError(f"--tile {tile} must be a positive multiple of {multiple} for this model")
-        if overlap % multiple or not 0 <= 2 * overlap < tile:
-            raise EarthgenError(f"--overlap {overlap} must be a multiple of {multiple} and less than half of --tile")
+        if tile < 1:
+            raise EarthgenError(f"--tile must be positive, got {tile}")
+        check_tile_multiple(tile, multiple)
+        if not 0 <= 2 * overlap < tile:
+            raise EarthgenError(f"--overlap must be >= 0 and less than half of --tile ({tile}), got {overlap}")
         self.height, self.width, self.factor = height, width, factor
-        self.hp = math.ceil(height / multiple) * multiple
-        self.wp = math.ceil(width / multiple) * multiple
-        self.pixel = TileGrid(self.hp, self.wp, tile, overlap)
-        self.latent = TileGrid(self.hp // factor, self.wp // factor, tile // factor, overlap // factor)
+        self.pixel = TileGrid(height, width, tile, overlap, align=multiple)
+        self.hp, self.wp = self.pixel.padded_height, self.pixel.padded_width
+        self.latent = self.pixel.coarser(factor)
 
     @property
     def latent_shape(self) -> tuple[int, int]:
