@@ -1,5 +1,6 @@
-"""Baselines fit what they should: the mean image, the luminance map, band maths recovered by
-pixel-regression on real Sentinel-2 bands, and a U-Net that learns under its L1 step."""
+"""Baselines fit what they should: the train mean and oracle-mean constants in raw units, the
+luminance map, band maths recovered by pixel-regression on real Sentinel-2 bands, and a U-Net that
+learns under its L1 step."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import torch
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.evaluate.baselines import (
     Luminance,
-    MeanImage,
     PairwiseUNet,
     PixelRegression,
+    TrainMean,
     masked_l1,
+    oracle_mean,
     polynomial_terms,
     train_pairwise_unet,
     unet_depth_for,
@@ -29,7 +31,8 @@ def real_scenes(root, names):
     import rasterio
 
     out = {n: [] for n in names}
-    for folder in sorted(root.glob("bigearthnet_*/*")):
+    # the 120x120 BigEarthNet patches (other bigearthnet_* folders hold larger mosaics)
+    for folder in sorted(f for d in ("bigearthnet_mm", "bigearthnet_s2only") for f in (root / d).glob("*")):
         for name, file in names.items():
             with rasterio.open(folder / file) as src:
                 out[name].append(src.read().astype(np.float32))
@@ -42,27 +45,35 @@ def optical(shared_data):
     return real_scenes(shared_data, {"rgb": "s2_rgb.tif", "nir": "s2_nir.tif"})
 
 
-def test_mean_image_is_the_masked_per_pixel_mean():
+def test_train_mean_is_a_constant_at_the_raw_per_band_mean_of_valid_pixels():
+    # a log normalisation (not linear in raw units): the model-space mean would be another number
+    scale = BandScaling((0.0, 1.0), (8.0, 9.0), log=True) if "log" in BandScaling.__dataclass_fields__ \
+        else BandScaling((0.0, 1.0), (3000.0, 5000.0))
     g = torch.Generator().manual_seed(0)
-    t1, t2 = torch.randn(3, 2, 4, 4, generator=g), torch.randn(2, 2, 4, 4, generator=g)
+    raw1, raw2 = 100 + 900 * torch.rand(3, 2, 4, 4, generator=g), 100 + 900 * torch.rand(2, 2, 4, 4, generator=g)
     v1 = torch.ones(3, 4, 4, dtype=torch.bool)
-    v1[0, 0, 0] = False  # one invalid pixel in the first batch
+    v1[0, 0, 0] = False
     v2 = torch.ones(2, 4, 4, dtype=torch.bool)
-    v1[:, 3, 3] = False
-    v2[:, 3, 3] = False  # a pixel never valid
-    model = MeanImage.fit([(t1, t1, v1), (t2, t2, v2)])
-    both = torch.cat([t1, t2])
-    assert torch.allclose(model.mean[:, 1, 1], both[:, :, 1, 1].mean(0))
-    assert torch.allclose(model.mean[:, 0, 0], both[1:, :, 0, 0].mean(0))
-    valid = torch.cat([v1, v2])[:, None].expand_as(both)
-    band_mean = (both * valid).sum(dim=(0, 2, 3)) / valid.sum(dim=(0, 2, 3))
-    assert torch.allclose(model.mean[:, 3, 3], band_mean)
-    pred = model.predict(torch.zeros(5, 7, 4, 4))
-    assert pred.shape == (5, 2, 4, 4) and torch.equal(pred[4], model.mean)
-    with pytest.raises(EarthgenError, match="fitted on"):
-        model.predict(torch.zeros(1, 7, 8, 8))
+    raw1[0, :, 0, 0] = 1e6  # an invalid pixel must not count
+    t1, t2 = scale.to_model(raw1.double()), scale.to_model(raw2.double())
+    model = TrainMean.fit([(t1, t1, v1), (t2, t2, v2)], scale)
+    raw = torch.cat([raw1, raw2]).double().movedim(1, 0).flatten(1)  # (C, N)
+    valid = torch.cat([v1, v2]).flatten()
+    assert torch.allclose(model.raw, raw[:, valid].mean(dim=1), rtol=1e-9)
+    pred = model.predict(torch.zeros(5, 7, 6, 8))
+    assert pred.shape == (5, 2, 6, 8) and pred.dtype == torch.float64
+    assert torch.allclose(scale.from_model(pred), model.raw[None, :, None, None].expand(5, 2, 6, 8), rtol=1e-9)
     with pytest.raises(EarthgenError, match="no valid"):
-        MeanImage.fit([(t1, t1, torch.zeros(3, 4, 4, dtype=torch.bool))])
+        TrainMean.fit([(t1, t1, torch.zeros(3, 4, 4, dtype=torch.bool))], scale)
+
+
+def test_oracle_mean_is_each_chip_s_own_raw_mean():
+    scale = BandScaling((0.0,), (1000.0,))
+    raw = torch.tensor([[[[1.0, 3.0], [5.0, 7.0]]], [[[10.0, 10.0], [10.0, 50.0]]]], dtype=torch.float64)
+    valid = torch.tensor([[[True, True], [True, True]], [[True, True], [True, False]]])
+    out = scale.from_model(oracle_mean(scale.to_model(raw), valid, scale))
+    assert torch.allclose(out[0], torch.full((1, 2, 2), 4.0, dtype=torch.float64))
+    assert torch.allclose(out[1], torch.full((1, 2, 2), 10.0, dtype=torch.float64))
 
 
 def test_luminance_baseline_is_bt601_in_raw_units():
@@ -108,7 +119,7 @@ def test_pixel_regression_beats_the_mean_image_for_rgb_to_nir_on_real_chips(opti
     train = [(rgb[i : i + 5], nir[i : i + 5], None) for i in range(0, 10, 5)]
     test_src, test_tgt = rgb[10:], nir[10:]
     err = {m.name: (m.predict(test_src) - test_tgt).abs().mean().item()
-           for m in (PixelRegression.fit(train, degree=2), MeanImage.fit(train))}
+           for m in (PixelRegression.fit(train, degree=2), TrainMean.fit(train, default_scaling("nir", 1)))}
     assert err["pixel-regression"] < 0.8 * err["mean"], err
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from earthgen_cli.cli.app import app
 from earthgen_cli.evaluate.report import MethodScores, Report, write_json
-from earthgen_cli.inference.default_model import default_card, default_model_dir, validated_directions
+from earthgen_cli.inference.default_model import card_claims, default_card, default_model_dir, validated_directions
 from earthgen_cli.train.checkpoint import read_info
 from generate_fixtures import random_checkpoint
 
@@ -38,14 +38,14 @@ def test_the_default_model_ships_small_with_a_card():
     assert size < 50 * 2**20, size
     assert {f.name for f in path.iterdir()} == {"config.json", "ema.safetensors", "card.json"}
     card = default_card()
-    assert validated_directions(), "the default model claims no direction"
-    for key in validated_directions():  # every claim is backed by a held-out win over the mean image
-        row = card["evaluation"]["psnr"][key]
-        assert row["unified"] > row["mean"], (key, row)
-        assert card["scored_chips"][key] >= card["min_chips"] >= 4
+    claims = card_claims()
+    if "directions" not in card:  # written before the claim rule: it validates nothing
+        assert validated_directions() == []
+    for key in validated_directions():  # every claim passes the rule on the card's own numbers
+        assert claims[key].validated and not claims[key].failed
+        assert card["directions"][key]["validated"] and key in card["validated"]
         src, dst = key.split(":")
         assert src in info.model.modalities and dst in info.model.modalities
-    assert card["evaluation"]["split"] == "test"
 
 
 def test_translate_without_model_uses_the_default(geotiff, tmp_path):
@@ -61,16 +61,19 @@ def test_translate_without_model_uses_the_default(geotiff, tmp_path):
 
 
 def test_an_unvalidated_direction_runs_with_a_warning(geotiff, tmp_path):
-    card = default_card()
-    unvalidated = [k for k in card["evaluation"]["psnr"] if k not in card["validated"] and k.startswith("rgb:")]
+    valid = set(validated_directions())
+    unvalidated = [t for t in ("nir", "pan", "sar", "ms") if f"rgb:{t}" not in valid]
     if not unvalidated:
         pytest.skip("every rgb direction of the default model is validated")
-    target = unvalidated[0].split(":")[1]
+    target = unvalidated[0]
     out = tmp_path / "out.tif"
     result = CliRunner().invoke(app, ["translate", str(_rgb(geotiff)), "--to", target, "-o", str(out),
                                                       "--quiet"])
     assert result.exit_code == 0, result.output
     assert f"not validated for rgb->{target}" in result.stderr
+    claim = card_claims().get(f"rgb:{target}")
+    why = "; ".join(claim.failed) if claim is not None and "directions" in default_card() else "predates the claim rule"
+    assert why in result.stderr  # the warning says which condition failed
     assert out.is_file()
 
 
@@ -82,21 +85,45 @@ def test_info_default_lists_what_it_covers():
         assert key.replace(":", " -> ") in result.output
 
 
+def _rows(direction, model_psnr, model_corr, oracle=25.0, shuffled=20.0, chips=8):
+    return [MethodScores(direction, "unified (sample)", {"psnr": model_psnr - 1, "corr": model_corr}, chips),
+            MethodScores(direction, "unified (mean)", {"psnr": model_psnr, "corr": model_corr}, chips),
+            MethodScores(direction, "oracle-mean", {"psnr": oracle, "corr": 0.0}, chips),
+            MethodScores(direction, "mean", {"psnr": 12.0, "corr": 0.0}, chips),
+            MethodScores(direction, "shuffled-source (sample)", {"psnr": shuffled, "corr": 0.0}, chips),
+            MethodScores(direction, "shuffled-source (mean)", {"psnr": shuffled, "corr": 0.0}, chips)]
+
+
 def test_export_half_with_a_card(tmp_path):
     ckpt = random_checkpoint(tmp_path / "ck")
     report = tmp_path / "report.json"
-    write_json(Report((MethodScores("rgb:sar", "unified", {"psnr": 20.0}, 4),
-                       MethodScores("rgb:sar", "mean", {"psnr": 18.0}, 4),
-                       MethodScores("rgb:osm", "unified", {"psnr": 30.0}, 1),  # one chip: no claim
-                       MethodScores("rgb:osm", "mean", {"psnr": 18.0}, 1),
-                       MethodScores("sar:rgb", "unified", {"psnr": 15.0}, 4),
-                       MethodScores("sar:rgb", "mean", {"psnr": 17.0}, 4)),
-                      {"steps": 8}, {"split": "test"}, {}), report)
+    held_out = {"rgb:sar": {"chips": 8, "scenes": 3}, "rgb:osm": {"chips": 8, "scenes": 1},
+                "sar:rgb": {"chips": 8, "scenes": 2}, "rgb:nir": {"chips": 6, "scenes": 2}}
+    write_json(Report((*_rows("rgb:sar", 30.0, 0.8),  # passes every condition
+                       *_rows("rgb:osm", 30.0, 0.8),  # one held-out scene
+                       *_rows("sar:rgb", 26.0, 0.12, shuffled=25.5),  # beats oracle-mean only
+                       *_rows("rgb:nir", 30.0, 0.8, chips=6)),  # too few chips
+                      {"steps": 8, "estimates": ["sample", "mean"]}, {"split": "test", "held_out": held_out}, {}),
+               report)
+    # a report that claims more than its numbers show: the stored verdicts are never trusted
+    obj = json.loads(report.read_text())
+    for claim in obj["claims"].values():
+        claim.update(validated=True, verdict="validated", failed=[])
+    report.write_text(json.dumps(obj))
     out = tmp_path / "exported"
     result = _run("export", ckpt, "--half", "--report", report, "-o", out)
     assert result.exit_code == 0, result.output
     card = json.loads((out / "card.json").read_text())
-    assert card["validated"] == ["rgb:sar"] and card["evaluation"]["psnr"]["sar:rgb"] == {"unified": 15.0, "mean": 17.0}
+    assert card["validated"] == ["rgb:sar"] and "oracle-mean" in card["rule"]
+    entries = card["directions"]
+    assert entries["rgb:sar"]["estimate"] == "unified (mean)" and entries["rgb:sar"]["verdict"] == "validated (unified (mean))"
+    assert entries["rgb:osm"]["failed"] == ["1 held-out scenes < 2"]
+    assert entries["sar:rgb"]["failed"] == ["gain over shuffled-source 0.50 dB < 1", "corr 0.12 < 0.3"]
+    assert entries["rgb:nir"]["failed"] == ["6 chips < 8"] and not entries["rgb:nir"]["validated"]
+    assert entries["sar:rgb"]["psnr"]["oracle-mean"] == 25.0 and entries["sar:rgb"]["corr"]["unified (mean)"] == 0.12
+    assert card["evaluation"]["estimates"] == ["sample", "mean"]
+    # the card's numbers are judged again where they are read, by the same rule
+    assert {k for k, c in card_claims(card).items() if c.validated} == {"rgb:sar"}
     assert (out / "ema.safetensors").stat().st_size < 0.6 * (ckpt / "ema.safetensors").stat().st_size
     from earthgen_cli.train.checkpoint import load_model
 
@@ -106,6 +133,22 @@ def test_export_half_with_a_card(tmp_path):
         assert b.dtype == a.dtype and np.allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-4), name
     again = _run("export", ckpt, "-o", out)
     assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+def test_the_unvalidated_warning_names_the_failed_condition(monkeypatch):
+    from earthgen_cli.inference import default_model
+
+    card = {"directions": {"rgb:nir": {"psnr": {"unified (mean)": 26.0, "oracle-mean": 25.0,
+                                                "shuffled-source (mean)": 25.9},
+                                       "corr": {"unified (mean)": 0.12}, "chips": 6, "scenes": 2,
+                                       "validated": True}}}  # a stored verdict the numbers do not back
+    monkeypatch.setattr(default_model, "default_card", lambda: card)
+    warning = default_model.unvalidated_warning(["rgb"], "nir")
+    assert "not validated for rgb->nir" in warning
+    assert "gain over shuffled-source 0.10 dB < 1; corr 0.12 < 0.3; 6 chips < 8" in warning
+    assert "rgb->pan: not evaluated" in default_model.unvalidated_warning(["rgb"], "pan")
+    monkeypatch.setattr(default_model, "default_card", lambda: {"validated": ["rgb:nir"]})  # a legacy card
+    assert "predates the claim rule" in default_model.unvalidated_warning(["rgb"], "nir")
 
 
 @pytest.mark.slow

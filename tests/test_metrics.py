@@ -9,7 +9,19 @@ import pytest
 import torch
 
 from earthgen_cli.evaluate.fsim import fsim, gradient_magnitude, phase_congruency
-from earthgen_cli.evaluate.metrics import METRIC_INFO, PIXEL_METRICS, pixel_scores, psnr, rmse_255, scc, ssim, to_unit
+from earthgen_cli.evaluate.metrics import (
+    METRIC_INFO,
+    PIXEL_METRICS,
+    corr,
+    pixel_scores,
+    psnr,
+    psnr_ref,
+    raw_scores,
+    rmse_255,
+    scc,
+    ssim,
+    to_unit,
+)
 from earthgen_cli.modalities import BandScaling
 
 
@@ -21,7 +33,10 @@ def _texture(shape, seed=0, low=0.3, high=0.7):
 def test_identical_images_give_the_ideal_values():
     x = _texture((3, 3, 48, 48))
     scores = pixel_scores(x, x.clone())
-    assert torch.isinf(scores["psnr"]).all() and (scores["psnr"] > 0).all()
+    assert torch.isinf(scores["psnr_dataset"]).all() and (scores["psnr_dataset"] > 0).all()
+    raw = raw_scores(x * 3000, x.clone() * 3000)
+    assert torch.isinf(raw["psnr"]).all() and (raw["psnr"] > 0).all()
+    assert torch.allclose(raw["corr"], torch.ones(3))
     assert torch.allclose(scores["ssim"], torch.ones(3))
     assert torch.equal(scores["rmse"], torch.zeros(3))
     assert torch.allclose(scores["scc"], torch.ones(3))
@@ -79,7 +94,60 @@ def test_metrics_reject_mismatched_shapes():
 
 def test_direction_flags_follow_the_papers_arrows():
     assert {n for n, m in METRIC_INFO.items() if not m.higher_is_better} == {"rmse", "fid", "kid"}
-    assert set(PIXEL_METRICS) <= set(METRIC_INFO)
+    assert set(PIXEL_METRICS) <= set(METRIC_INFO) and {"psnr", "corr"} <= set(METRIC_INFO)
+    assert METRIC_INFO["psnr"].label == "PSNR (ref range)" and METRIC_INFO["psnr_dataset"].label == "PSNR (dataset range)"
+
+
+def test_primary_psnr_uses_the_reference_chip_s_own_percentile_range():
+    # per band: a ramp 0..999 has p0.5 = 4.995 and p99.5 = 994.005 (linear interpolation); an
+    # offset of 10 raw units gives MSE 100, so PSNR = 20 log10(989.01 / 10)
+    ramp = torch.arange(1000, dtype=torch.float64).reshape(1, 1, 20, 50)
+    target = torch.cat([ramp, ramp * 0.01 + 500.0], dim=1)  # second band: range 9.8901, offset 0.1
+    pred = target + torch.tensor([10.0, 0.1], dtype=torch.float64).reshape(1, 2, 1, 1)
+    expected = 20 * math.log10(989.01 / 10.0)
+    assert psnr_ref(pred, target).item() == pytest.approx(expected, abs=1e-4)
+    # unchanged by a linear rescaling of the raw units (it is the chip's range, not the dataset's)
+    assert psnr_ref(pred * 7 + 3, target * 7 + 3).item() == pytest.approx(expected, abs=1e-4)
+    # a flat reference: the range floor keeps it finite
+    flat = torch.full((1, 1, 8, 8), 200.0, dtype=torch.float64)
+    assert psnr_ref(flat + 1.0, flat, floor=10.0).item() == pytest.approx(20.0, abs=1e-6)
+    # invalid pixels count for nothing: a huge error there changes nothing
+    valid = torch.ones(1, 20, 50, dtype=torch.bool)
+    valid[0, 0, 0] = False
+    spoiled = pred.clone()
+    spoiled[0, :, 0, 0] = 1e9
+    assert psnr_ref(spoiled, target, valid).item() == pytest.approx(psnr_ref(pred, target, valid).item(), abs=1e-9)
+
+
+def test_a_source_independent_output_scores_low_on_the_primary_psnr_but_not_on_the_dataset_range():
+    # A chip of texture in a narrow band of the dataset range and a guess at the chip's mean: the
+    # dataset-range PSNR is flattering, the chip-range PSNR is not.
+    target = _texture((2, 1, 64, 64), low=0.40, high=0.45)
+    guess = torch.full_like(target, 0.425)
+    assert psnr(guess, target).mean() > 35
+    assert psnr_ref(guess, target).mean() < 12
+
+
+def test_corr_is_pearson_per_band_and_zero_for_unrelated_or_constant_outputs():
+    target = _texture((4, 2, 64, 64), seed=0)
+    other = _texture((4, 2, 64, 64), seed=5)
+    assert torch.allclose(corr(3 * target - 1, target), torch.ones(4), atol=1e-6)  # any linear map
+    assert torch.allclose(corr(-target, target), -torch.ones(4), atol=1e-6)
+    assert corr(other, target).abs().max() < 0.05
+    assert torch.equal(corr(torch.full_like(target, 0.5), target), torch.zeros(4))
+    # per band, then the mean: one band right, one band unrelated
+    mixed = torch.cat([target[:, :1], other[:, 1:]], dim=1)
+    assert corr(mixed, target).tolist() == pytest.approx((0.5 + 0.5 * corr(other, target)).tolist(), abs=0.03)
+    x = target[0, 0].flatten().double()
+    y = (target[0, 0] + other[0, 0]).flatten().double()
+    r = torch.corrcoef(torch.stack([x, y]))[0, 1].item()
+    assert corr((target + other)[:1, :1], target[:1, :1]).item() == pytest.approx(r, abs=1e-6)
+
+
+def test_scc_is_zero_for_unrelated_or_constant_outputs():
+    target = _texture((2, 3, 48, 48), seed=0)
+    assert scc(_texture((2, 3, 48, 48), seed=7), target).abs().max() < 0.05
+    assert torch.equal(scc(torch.full_like(target, 0.5), target), torch.zeros(2))
 
 
 def test_scc_and_ssim_ignore_what_they_should():

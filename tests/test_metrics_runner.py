@@ -61,17 +61,17 @@ def test_baselines_are_fitted_on_train_and_scored_on_test(optical, tmp_path):
     options = EvaluateOptions(parse_directions("rgb:nir,nir:rgb"), fid=False, batch_size=3, grid_chips=2)
     out = evaluate(TensorPairs("real-optical", images, scaling), options)
     rows = {(r.direction, r.method): r for r in out.results}
-    assert set(rows) == {(d, m) for d in ("rgb:nir", "nir:rgb") for m in ("mean", "pixel-regression")}
+    assert set(rows) == {(d, m) for d in ("rgb:nir", "nir:rgb") for m in ("oracle-mean", "mean", "pixel-regression")}
     for r in out.results:
-        assert r.n_images == 4 and set(r.metrics) == {"psnr", "ssim", "rmse", "scc", "fsim"}
+        assert r.n_images == 4 and set(r.metrics) == {"psnr", "psnr_dataset", "corr", "ssim", "rmse", "scc", "fsim"}
         assert all(math.isfinite(v) for v in r.metrics.values())
     # band maths beats the mean image between optical bands (RMSE on 0-255, PSNR in dB)
     assert rows[("rgb:nir", "pixel-regression")].metrics["rmse"] < rows[("rgb:nir", "mean")].metrics["rmse"]
     assert rows[("rgb:nir", "pixel-regression")].metrics["psnr"] > rows[("rgb:nir", "mean")].metrics["psnr"]
     assert "pairwise-unet left out for rgb:nir, nir:rgb: no trained U-Net" in out.warnings
     assert "CAS left out for rgb:nir, nir:rgb: no CAS encoder for the pair" in out.warnings
-    assert [s.columns for s in out.sections] == [("source rgb", "mean", "pixel-regression", "target nir"),
-                                                 ("source nir", "mean", "pixel-regression", "target rgb")]
+    assert [s.columns for s in out.sections] == [("source rgb", "oracle-mean", "mean", "pixel-regression", "target nir"),
+                                                 ("source nir", "oracle-mean", "mean", "pixel-regression", "target rgb")]
     assert len(out.sections[0].chips) == 2
 
     report = write_outputs(tmp_path / "report", out, {"directions": ["rgb:nir", "nir:rgb"], "seed": 0},
@@ -148,9 +148,9 @@ def test_codec_ceiling_scores_the_roundtrip_of_the_real_target(optical):
     rows = {r.method: r.metrics for r in out.results}
     # uniform quantisation error with step 1/255 on the unit scale: RMSE = 255 * (1/255) / sqrt(12)
     assert rows["codec-ceiling"]["rmse"] == pytest.approx(1 / math.sqrt(12), rel=0.05)
-    assert rows["codec-ceiling"]["psnr"] > 50 > rows["mean"]["psnr"]
+    assert rows["codec-ceiling"]["psnr_dataset"] > 50 > rows["mean"]["psnr_dataset"]
     without = evaluate(TensorPairs("real-optical", images, scaling), options)
-    assert [r.method for r in without.results] == ["mean"]
+    assert [r.method for r in without.results] == ["oracle-mean", "mean"]
     assert "codec-ceiling left out for rgb:nir: needs a checkpoint's codec" in without.warnings
 
 

@@ -91,10 +91,10 @@ def _table(md: str, first_header: str) -> list[list[str]]:
 def test_markdown_table_has_methods_as_rows_and_direction_metric_columns(tmp_path):
     md = write_markdown(_report(tmp_path), tmp_path / "report.md", directions_per_table=2).read_text()
     assert "> warning: CAS left out" in md and "split test, 12 chips" in md
-    table = _table(md, "sar→rgb PSNR↑")
+    table = _table(md, "sar→rgb PSNR (ref range)↑")
     header, rows = table[0], {r[0]: r[1:] for r in table[1:]}
-    assert header[1:8] == ["sar→rgb PSNR↑", "sar→rgb SSIM↑", "sar→rgb RMSE↓", "sar→rgb FID↓",
-                           "sar→rgb KID↓", "sar→rgb CAS↑", "rgb→pan PSNR↑"]
+    assert header[1:8] == ["sar→rgb PSNR (ref range)↑", "sar→rgb SSIM↑", "sar→rgb RMSE↓", "sar→rgb FID↓",
+                           "sar→rgb KID↓", "sar→rgb CAS↑", "rgb→pan PSNR (ref range)↑"]
     assert not any("kid_std" in h for h in header)
     assert list(rows) == ["unified", "mean", "luminance", "real pairs"]  # the reference row last
     # best per column in bold, respecting the arrow
@@ -109,8 +109,8 @@ def test_markdown_table_has_methods_as_rows_and_direction_metric_columns(tmp_pat
 
 def test_markdown_splits_directions_into_tables(tmp_path):
     md = write_markdown(_report(tmp_path), tmp_path / "report.md", directions_per_table=1).read_text()
-    pan = _table(md, "rgb→pan PSNR↑")
-    assert pan[0] == ["method", "rgb→pan PSNR↑", "rgb→pan SSIM↑", "rgb→pan RMSE↓", "rgb→pan FID↓"]
+    pan = _table(md, "rgb→pan PSNR (ref range)↑")
+    assert pan[0] == ["method", "rgb→pan PSNR (ref range)↑", "rgb→pan SSIM↑", "rgb→pan RMSE↓", "rgb→pan FID↓"]
     assert [r[0] for r in pan[1:]] == ["unified", "mean", "luminance"]  # no row without numbers
 
 
@@ -145,14 +145,37 @@ def test_grid_refuses_ragged_rows(tmp_path):
         GridSection("sar:rgb", ("a", "b"), ((np.zeros((1, 4, 4)),),))
 
 
-def test_summary_table_has_one_row_per_direction_and_the_mean_verdict():
-    from earthgen_cli.evaluate.report import summary_table
+def _claims_report(unified_corr=0.6, chips=8, scenes=2):
+    rows = {"unified (sample)": (24.0, unified_corr), "unified (mean)": (27.5, unified_corr),
+            "oracle-mean": (25.0, 0.0), "mean": (12.0, 0.0), "shuffled-source (sample)": (23.8, 0.05),
+            "shuffled-source (mean)": (26.0, 0.1), "pixel-regression": (26.0, 0.7)}
+    results = tuple(MethodScores("rgb:nir", m, {"psnr": p, "corr": c, "psnr_dataset": p + 10}, chips)
+                    for m, (p, c) in rows.items())
+    results += (MethodScores("joint:pan,osm", "unified", {"fid_pan": 3.0}, 8),)
+    return Report(results, {}, {"held_out": {"rgb:nir": {"chips": chips, "scenes": scenes}}}, {})
 
-    results = (MethodScores("rgb:nir", "unified", {"psnr": 21.0}, 8), MethodScores("rgb:nir", "mean", {"psnr": 12.0}, 8),
-               MethodScores("sar:rgb", "unified", {"psnr": 15.0}, 3), MethodScores("sar:rgb", "mean", {"psnr": 17.5}, 3),
-               MethodScores("joint:pan,osm", "unified", {"fid_pan": 3.0}, 8))
-    table = summary_table(Report(results, {}, {}, {})).splitlines()
-    assert table[0] == "| direction | unified | mean | chips | unified > mean |"
-    assert table[2] == "| rgb→nir | **21.00** | 12.00 | 8 | yes |"
-    assert table[3] == "| sar→rgb | 15.00 | **17.50** | 3 | no |"
-    assert len(table) == 4  # joint scores have no PSNR row
+
+def test_claims_table_comes_first_with_psnr_and_corr_per_method_and_the_verdict(tmp_path):
+    from earthgen_cli.evaluate.report import claims_table
+
+    table = claims_table(_claims_report()).splitlines()
+    assert table[0] == ("| direction | unified (sample) | unified (mean) | oracle-mean | mean | shuffled-source (sample) "
+                        "| shuffled-source (mean) | pixel-regression | chips | scenes | verdict |")
+    assert table[2] == ("| rgb→nir | 24.00 / 0.60 | 27.50 / 0.60 | 25.00 / 0.00 | 12.00 / 0.00 | 23.80 / 0.05 "
+                        "| 26.00 / 0.10 | 26.00 / 0.70 | 8 | 2 | validated (unified (mean)) |")
+    assert len(table) == 3  # joint scores have no claim
+    weak = claims_table(_claims_report(unified_corr=0.12, chips=6)).splitlines()[2]
+    assert weak.endswith("| 6 | 2 | not validated (unified (mean)): corr 0.12 < 0.3; 6 chips < 8 |")
+    md = write_markdown(_claims_report(), tmp_path / "report.md").read_text()
+    assert md.index("## Claims by direction") < md.index("## Every metric")
+    assert "PSNR (ref range)" in md and "PSNR (dataset range)" in md
+    back = json.loads(write_json(_claims_report(), tmp_path / "report.json").read_text())
+    assert back["claims"]["rgb:nir"]["validated"] and back["claims"]["rgb:nir"]["estimate"] == "unified (mean)"
+    assert back["format"] == 2 and "oracle-mean" in back["claim_rule"]
+
+
+def test_a_format_1_report_is_refused_with_the_reason(tmp_path):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"format": 1, "results": []}))
+    with pytest.raises(EarthgenError, match="format 1.*run earthgen evaluate again"):
+        read_report(old)

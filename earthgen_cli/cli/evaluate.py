@@ -17,7 +17,13 @@ def command(
                                         help="Checkpoint directory, or luminance/identity; none: baselines only."),
     directions: str = typer.Option("all", "--directions",
                                    help="SOURCE:TARGET list, e.g. sar:rgb,rgb:nir; all: every pair the split holds; none: only --joint."),
-    split: str = typer.Option("test", "--split", help="Split to score (baselines are fitted on train)."),
+    split: str = typer.Option("test", "--split", help="Split to score: any split of chips.csv, e.g. test or "
+                              "holdout (baselines are fitted on train)."),
+    estimate: str = typer.Option("sample,mean", "--estimate",
+                                 help="Estimates of a checkpoint model to score, each a row beside its "
+                                      "shuffled-source control: sample (one draw), mean (posterior mean)."),
+    include_flagged: bool = typer.Option(False, "--include-flagged",
+                                         help="Score chips the dataset flags too (left out and counted by default)."),
     baselines: str = typer.Option("codec-ceiling,mean,luminance,pixel-regression,pairwise-unet", "--baselines",
                                   help="Baselines to put beside the model (comma list, or none)."),
     joint: List[str] = typer.Option([], "--joint", help="Score paired generation of two modalities, e.g. osm,rgb: "
@@ -43,9 +49,13 @@ def command(
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
 ) -> None:
-    """Score a model and the baselines on held-out chips, the way the papers do.
+    """Score a model, the controls and the baselines on held-out chips, and judge each direction.
 
-    PSNR, SSIM, RMSE (0-255), SCC, FSIM, FID/KID and CAS per direction, baselines in the same table.
+    Per direction: PSNR on the reference chip's own range (primary) and on the dataset range, corr
+    (Pearson with the reference), SSIM, RMSE (0-255), SCC, FSIM, FID/KID and CAS. Controls: oracle-mean
+    (each chip's own mean) and shuffled-source (the model fed another scene's sources). The verdict
+    (docs/evaluation.md): validated on >= 8 held-out chips from >= 2 unseen scenes when the model beats
+    oracle-mean, beats shuffled-source by >= 1 dB and has corr >= 0.3.
     Example: earthgen evaluate --data ds/ --model ckpt/ --directions sar:rgb,rgb:nir --joint osm,rgb \
     --unet runs/pairwise-unet --cas runs/cas -o report/
     """
@@ -54,7 +64,7 @@ def command(
     names = [] if baselines.strip() == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
     say = (lambda _: None) if quiet else (lambda msg: typer.echo(msg, err=True))
     report = evaluate_dataset(data, output, model=model, directions=directions, split=split,
-                              baselines=names, cas=cas, cas_steps=cas_steps, unet=unet, unet_steps=unet_steps,
+                              baselines=names, estimate=estimate, include_flagged=include_flagged, cas=cas, cas_steps=cas_steps, unet=unet, unet_steps=unet_steps,
                               joint=joint, steps=steps, seed=seed, tile=tile, overlap=overlap,
                               max_chips=max_chips, batch_size=batch_size, fid=fid, device=device,
                               overwrite=overwrite, say=say)

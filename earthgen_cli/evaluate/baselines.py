@@ -4,8 +4,11 @@ All baselines map a model-space source batch (B, C_src, H, W) to a model-space t
 (B, C_tgt, H, W), exactly like the unified model, and are de-normalised and scored by the same
 code. Fitting takes the training split as an iterable of batches and never sees test chips.
 
-- `mean`: the per-pixel mean image of the target over the training split (what a model that
-  ignores its input can reach at best in L2).
+- `mean`: a constant at the training split's per-band mean of the target in raw units (the best
+  input-independent predictor in L2 over the training distribution; not the best in mean PSNR,
+  which averages logs per chip: see docs/evaluation.md).
+- `oracle-mean` (`oracle_mean`): each reference chip's own per-band mean, the floor for a model
+  that uses its input (a control, always scored; it reads the target).
 - `luminance`: the analytic rgb -> pan map (BT.601 luma of the raw RGB bands).
 - `pixel-regression`: a per-pixel polynomial of the source bands, least squares on the training
   split: band maths, the strong baseline between optical modalities.
@@ -47,34 +50,49 @@ def _valid_or_all(valid: torch.Tensor | None, like: torch.Tensor) -> torch.Tenso
     return valid.to(torch.bool)
 
 
+def _raw_band_sums(target: torch.Tensor, valid: torch.Tensor | None, scaling: BandScaling):
+    """(sum, count) per band of the valid raw target pixels, float64 (B, C) each."""
+    raw = scaling.from_model(target.to(torch.float64))
+    mask = _valid_or_all(valid, target)[:, None].to(torch.float64)  # (B, 1, H, W)
+    return (raw * mask).sum(dim=(2, 3)), mask.sum(dim=(2, 3)).expand(-1, raw.shape[1])
+
+
+def _constant(raw: torch.Tensor, scaling: BandScaling, shape) -> torch.Tensor:
+    """(B, C) raw per-band values -> (B, C, H, W) model space, float64 (no float32 round-off)."""
+    return scaling.to_model(raw.to(torch.float64)[..., None, None].expand(*raw.shape, *shape).clone())
+
+
 @dataclass(frozen=True)
-class MeanImage:
-    mean: torch.Tensor  # (C, H, W)
+class TrainMean:
+    """`mean`: a constant image at the training split's per-band mean of the target, taken in raw
+    units over valid pixels (in model space the mean would be another number wherever the
+    normalisation is not linear in raw units)."""
+
+    raw: torch.Tensor  # (C,) float64, raw units
+    scaling: BandScaling
     name: str = "mean"
 
     @classmethod
-    def fit(cls, batches: Iterable[TrainingBatch]) -> "MeanImage":
-        """Per-pixel mean of the valid target pixels; pixels never valid get the band mean."""
+    def fit(cls, batches: Iterable[TrainingBatch], scaling: BandScaling) -> "TrainMean":
         total = count = None
         for _, target, valid in batches:
-            mask = _valid_or_all(valid, target)[:, None].to(torch.float64)  # (B, 1, H, W)
-            if total is not None and target.shape[1:] != total.shape:
-                raise EarthgenError(f"mean baseline: training chips differ in shape "
-                                    f"({tuple(total.shape)} vs {tuple(target.shape[1:])})")
-            part = (target.to(torch.float64) * mask).sum(0)
-            total = part if total is None else total + part
-            count = mask.sum(0) if count is None else count + mask.sum(0)
-        if total is None or count is None or count.sum() == 0:
+            part, n = _raw_band_sums(target, valid, scaling)
+            total = part.sum(0) if total is None else total + part.sum(0)
+            count = n.sum(0) if count is None else count + n.sum(0)
+        if total is None or count is None or bool((count == 0).any()):
             raise EarthgenError("mean baseline: the training split has no valid target pixels")
-        band_mean = total.sum(dim=(1, 2), keepdim=True) / count.sum()
-        mean = torch.where(count > 0, total / count.clamp_min(1.0), band_mean)
-        return cls(mean.to(torch.float32))
+        return cls(total / count, scaling)
 
     def predict(self, source: torch.Tensor) -> torch.Tensor:
-        if source.shape[-2:] != self.mean.shape[-2:]:
-            raise EarthgenError(f"mean baseline was fitted on {tuple(self.mean.shape[-2:])} chips, "
-                                f"got {tuple(source.shape[-2:])}")
-        return self.mean.to(source.device).expand(source.shape[0], -1, -1, -1).clone()
+        return _constant(self.raw.expand(source.shape[0], -1), self.scaling, source.shape[-2:])
+
+
+def oracle_mean(target: torch.Tensor, valid: torch.Tensor | None, scaling: BandScaling) -> torch.Tensor:
+    """`oracle-mean`: each reference chip's own per-band mean (raw units, valid pixels) as a
+    constant image, model space. It looks at the answer, yet carries no spatial detail: the floor
+    a model that uses its input must beat."""
+    total, count = _raw_band_sums(target, valid, scaling)
+    return _constant(total / count.clamp_min(1.0), scaling, target.shape[-2:])
 
 
 @dataclass(frozen=True)

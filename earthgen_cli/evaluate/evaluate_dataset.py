@@ -26,7 +26,22 @@ from earthgen_cli.evaluate.runner import (
 from earthgen_cli.inference.engine import resolve_tiling
 
 
-def _load_model(spec: str | None, device: str, steps: int):
+def parse_estimates(text: str | Sequence[str]) -> tuple[str, ...]:
+    """'sample,mean' -> ("sample", "mean"), each a known Estimate, no repeats."""
+    from earthgen_cli.inference.generate import Estimate
+
+    names = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
+    known = [e.value for e in Estimate]
+    bad = [n for n in names if n not in known]
+    if bad or not names or len(set(names)) != len(names):
+        raise EarthgenError(f"--estimate {','.join(names) or text!r}: give some of {', '.join(known)}, "
+                            f"each once")
+    return tuple(names)
+
+
+def _load_model(spec: str | None, device: str, steps: int, estimates: Sequence[str]):
+    """(translators, identity): one translator for an analytic spec, else one per estimate
+    ({"sample": t, "mean": u}) sharing the checkpoint's weights."""
     if spec is None:
         return None, {}
     from earthgen_cli.inference.translator import ANALYTIC_TRANSLATORS, load_translator
@@ -40,7 +55,12 @@ def _load_model(spec: str | None, device: str, steps: int):
         raise EarthgenError(f"{spec}: no such model; use default, identity, luminance or a checkpoint directory")
     from earthgen_cli.inference.model_translator import ModelTranslator
 
-    return ModelTranslator.load(path, device=device, steps=steps), directory_identity(path)
+    first = ModelTranslator.load(path, device=device, steps=steps, estimate=estimates[0])
+    models = {estimates[0]: first}
+    for estimate in estimates[1:]:
+        models[estimate] = ModelTranslator(first.model, first.info, path, device=str(first.device), steps=steps,
+                                           estimate=estimate)
+    return models, directory_identity(path)
 
 
 def _codec_roundtrip(translator):
@@ -147,20 +167,25 @@ def _with_joint(output: EvaluationOutput, pairs: DatasetPairs, translator, joint
 
 def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, directions: str = "all",
                      split: str = "test", baselines: Sequence[str] = BASELINES,
+                     estimate: str | Sequence[str] = ("sample", "mean"), include_flagged: bool = False,
                      cas: Sequence[Path] = (), cas_steps: int = 0, unet: Sequence[Path] = (), unet_steps: int = 0,
                      joint: Sequence[str] = (), steps: int = 8, seed: int = 0,
                      tile: int | None = None, overlap: int | None = None,
                      max_chips: int | None = None, batch_size: int = 8, fid: bool = True,
                      device: str = "auto", overwrite: bool = False,
                      say: Callable[[str], None] = lambda _: None) -> Report:
-    """Score `model` (and the baselines) on the `split` chips of dataset `data`; write
-    report.json, report.md and grid.png into `out_dir`."""
+    """Score `model` (once per estimate, each beside its shuffled-source control), the controls and
+    the baselines on the `split` chips of dataset `data` (any split name; flagged chips left out
+    unless `include_flagged`); write report.json, report.md and grid.png into `out_dir`."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise EarthgenError(f"{out_dir}: exists and is not empty; use --overwrite to replace the report")
-    pairs = DatasetPairs(data)
-    translator, checkpoint = _load_model(model, device, steps)
+    estimates = parse_estimates(estimate)
+    pairs = DatasetPairs(data, include_flagged=include_flagged)
+    models, checkpoint = _load_model(model, device, steps, estimates)
+    # the one translator for what needs a single one: direction checks, codec, joint, tiling
+    translator = next(iter(models.values())) if isinstance(models, dict) else models
     left_out: list[str] = []
     if directions.strip() == "none":
         if not joint:
@@ -201,13 +226,14 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     if "pairwise-unet" in options.baselines and unet_steps > 0:
         missing = dataclasses.replace(options, directions=tuple(d for d in options.directions if d.key not in unets))
         unets.update(_train_unets(pairs, missing, unet_steps, say) if missing.directions else {})
-    output = evaluate(pairs, options, unified=translator, unet_models=unets,
+    output = evaluate(pairs, options, unified=models, unet_models=unets,
                       codec_roundtrip=_codec_roundtrip(translator), cas_encoders=encoders,
                       inception=inception, progress=say)
     if joint_pairs:
         output = _with_joint(output, pairs, translator, joint_pairs, options, encoders, inception, say)
     config = {"directions": [d.key for d in chosen], "split": split, "baselines": list(options.baselines),
-              "model": model, "steps": steps, "seed": seed, "max_chips": max_chips, "tile": tile, "overlap": overlap,
+              "model": model, "estimates": list(models) if isinstance(models, dict) else None,
+              "include_flagged": include_flagged, "steps": steps, "seed": seed, "max_chips": max_chips, "tile": tile, "overlap": overlap,
               "batch_size": batch_size, "fid": fid, "unet_steps": unet_steps, "cas_steps": cas_steps,
               "cas": [str(p) for p in cas], "unet": [str(p) for p in unet],
               "joint": [",".join(p) for p in joint_pairs], "directions_left_out": left_out, "total_seconds": round(time.perf_counter() - started, 1)}

@@ -1,18 +1,26 @@
-"""Per-image fidelity metrics in the papers' conventions.
+"""Per-image fidelity metrics in the papers' conventions, plus the two that say whether an output
+follows its input.
 
-Every metric here compares a prediction with its target on the *unit scale*: each band's raw
-values (de-normalised model output, the units in the files) mapped to [0, 1] through the dataset's
-per-band scaling (robust low/high percentiles) and clipped, which is exactly what an 8-bit render of
+Most metrics compare a prediction with its target on the *unit scale*: each band's raw values
+(de-normalised model output, the units in the files) mapped to [0, 1] through the dataset's
+per-band range (robust low/high percentiles) and clipped, which is exactly what an 8-bit render of
 the band shows. The papers evaluate 8-bit images, so this is the scale their numbers live on:
-PSNR and SSIM use data range 1, RMSE is reported on 0-255 (Any2Any), SCC is scale free
+`psnr_dataset` and SSIM use data range 1, RMSE is reported on 0-255 (Any2Any), SCC is scale free
 (C-DiffSET, Zhou et al. 1998) and FSIM works on 0-255 internally (Zhang et al. 2011).
 
+Two metrics work on raw units, unclipped (`raw_scores`), per chip and band over valid pixels, then
+averaged: `psnr`, the primary PSNR, with the data range stated as the *reference chip's own*
+0.5-99.5 percentile range (the dataset range makes an output that ignores its input look good:
+every chip sits somewhere inside it), and `corr`, the Pearson correlation between output and
+reference (0 where either is constant). Both are unchanged by any per-band linear rescaling.
+
 All functions take (B, C, H, W) tensors and return one value per image, shape (B,), so callers
-can average over any number of batches.
+can average over any number of batches. See docs/evaluation.md.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -42,7 +50,8 @@ def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB per image (data range 1); identical images give inf."""
+    """Peak signal-to-noise ratio in dB per image with data range 1 (the dataset range, on the unit
+    scale): report column `PSNR (dataset range)`; identical images give inf."""
     _check_pair(pred, target)
     return peak_signal_noise_ratio(pred.double(), target.double(), data_range=1.0,
                                    reduction="none", dim=(1, 2, 3)).float()
@@ -68,6 +77,50 @@ def scc(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return spatial_correlation_coefficient(pred, target, reduction="none")
 
 
+PERCENTILES = (0.005, 0.995)  # the reference chip's own data range for the primary PSNR
+RANGE_FLOOR = 1e-3  # ... floored at this share of the dataset range: a flat chip gives no inf
+
+
+def _per_band(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H*W) float64, invalid pixels NaN."""
+    x = x.to(torch.float64).flatten(2).clone()
+    if valid is not None:
+        x[~valid.to(torch.bool).flatten(1)[:, None].expand_as(x)] = math.nan
+    return x
+
+
+def psnr_ref(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None,
+             floor: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Primary PSNR in dB per image: per band 10 log10(r^2 / MSE) with r the reference band's own
+    0.5-99.5 percentile range (at least `floor`, per band or one value), over valid pixels
+    (`valid` (B, H, W)), then the mean over bands. Raw units, unclipped; a perfect band gives inf."""
+    _check_pair(pred, target)
+    p, t = _per_band(pred, valid), _per_band(target, valid)
+    lo, hi = torch.nanquantile(t, torch.tensor(PERCENTILES, dtype=torch.float64), dim=2)
+    floor = torch.as_tensor(floor, dtype=torch.float64).reshape(-1)  # () or (C,)
+    data_range = torch.maximum(hi - lo, floor)
+    mse = (p - t).square().nanmean(dim=2)
+    return (10.0 * torch.log10(data_range.square() / mse)).mean(dim=1).float()
+
+
+def corr(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Pearson correlation per image: per band over valid pixels, then the mean over bands. A
+    constant band (output or reference) correlates with nothing: 0, not NaN."""
+    _check_pair(pred, target)
+    p, t = _per_band(pred, valid), _per_band(target, valid)
+    p, t = p - p.nanmean(dim=2, keepdim=True), t - t.nanmean(dim=2, keepdim=True)
+    cov = (p * t).nanmean(dim=2)
+    scale = (p.square().nanmean(dim=2) * t.square().nanmean(dim=2)).sqrt()
+    r = torch.where(scale > 0, cov / torch.where(scale > 0, scale, 1.0), 0.0)
+    return r.clamp(-1.0, 1.0).mean(dim=1).float()
+
+
+def raw_scores(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None,
+               floor: torch.Tensor | float = 0.0) -> dict[str, torch.Tensor]:
+    """{"psnr", "corr"}: (B,) per image, on raw-unit `pred` and `target`."""
+    return {"psnr": psnr_ref(pred, target, valid, floor), "corr": corr(pred, target, valid)}
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     name: str  # key in report.json
@@ -77,10 +130,13 @@ class MetricInfo:
 
 
 # Every metric a report can hold, pixel-level and set-level (FID/KID over a set, CAS eq. 20).
+# `psnr` (reference chip's own range) and `corr` come from raw_scores, the rest from pixel_scores.
 METRIC_INFO: dict[str, MetricInfo] = {
     m.name: m
     for m in (
-        MetricInfo("psnr", "PSNR", True, 2),
+        MetricInfo("psnr", "PSNR (ref range)", True, 2),
+        MetricInfo("psnr_dataset", "PSNR (dataset range)", True, 2),
+        MetricInfo("corr", "corr", True, 3),
         MetricInfo("ssim", "SSIM", True, 4),
         MetricInfo("rmse", "RMSE", False, 2),
         MetricInfo("scc", "SCC", True, 4),
@@ -92,11 +148,11 @@ METRIC_INFO: dict[str, MetricInfo] = {
 }
 
 PIXEL_METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "psnr": psnr, "ssim": ssim, "rmse": rmse_255, "scc": scc, "fsim": fsim,
+    "psnr_dataset": psnr, "ssim": ssim, "rmse": rmse_255, "scc": scc, "fsim": fsim,
 }
 
 
 def pixel_scores(pred: torch.Tensor, target: torch.Tensor,
                  names: tuple[str, ...] = tuple(PIXEL_METRICS)) -> dict[str, torch.Tensor]:
-    """{metric: (B,) per-image values} for unit-scale `pred` and `target`."""
+    """{metric: (B,) per-image values} for unit-scale `pred` and `target` (clipped [0, 1])."""
     return {name: PIXEL_METRICS[name](pred, target) for name in names}

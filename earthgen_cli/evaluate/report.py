@@ -3,6 +3,11 @@
 
 JSON has no infinity: a non-finite number (PSNR of a perfect prediction is +inf) is written as the
 string "inf" / "-inf", NaN as null; `read_report` turns them back into floats.
+
+Format 2: `psnr` is the primary PSNR on the reference chip's own range (format 1's dataset-range
+PSNR is now `psnr_dataset`), `corr` and the controls `oracle-mean` / `shuffled-source` exist, and
+`claims` holds the verdict of the claim rule per direction (claims.py; readers judge again from the
+numbers, never from a stored verdict).
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from typing import Any, Mapping, Sequence
 
 from earthgen_cli import __version__
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.evaluate.claims import ORACLE, RULE, Claim, judge_results, model_rows
 from earthgen_cli.evaluate.metrics import METRIC_INFO
 
-REPORT_FORMAT = 1
+REPORT_FORMAT = 2
 REAL_PAIRS = "real pairs"  # the CAS reference row: the real target scored with its real source
 SHUFFLED_PAIRS = "shuffled pairs"  # joint CAS floor: real chips paired with chips of other places
 REFERENCE_ROWS = (REAL_PAIRS, SHUFFLED_PAIRS)
@@ -53,6 +59,11 @@ class Report:
         """In order of first appearance, the reference rows last."""
         found = list(dict.fromkeys(r.method for r in self.results))
         return sorted(found, key=lambda m: m in REFERENCE_ROWS)
+
+    def claims(self) -> dict[str, Claim]:
+        """The claim rule's verdict per translation direction (data["held_out"] gives chips and
+        held-out scenes)."""
+        return judge_results(self.results, self.data.get("held_out", {}))
 
 
 def directory_identity(path: Path, patterns: Sequence[str] = ("*.json", "*.safetensors")) -> dict[str, Any]:
@@ -95,6 +106,8 @@ def report_to_json(report: Report) -> dict[str, Any]:
         "data": dict(report.data),
         "checkpoint": dict(report.checkpoint),
         "warnings": list(report.warnings),
+        "claim_rule": RULE,
+        "claims": {d: c.to_json() for d, c in report.claims().items()},
         "results": [
             {"direction": r.direction, "method": r.method, "n_images": r.n_images,
              "metrics": {k: _json_number(v) for k, v in r.metrics.items()}}
@@ -127,6 +140,9 @@ def read_report(path: Path) -> Report:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise EarthgenError(f"{path}: not a readable report.json ({exc})") from None
+    if isinstance(obj, dict) and obj.get("format") == 1:
+        raise EarthgenError(f"{path}: an earthgen report of format 1 (PSNR on the dataset range, no "
+                            f"oracle-mean, shuffled-source or correlation); run earthgen evaluate again")
     if not isinstance(obj, dict) or obj.get("format") != REPORT_FORMAT:
         raise EarthgenError(f"{path}: not an earthgen report (format {REPORT_FORMAT} expected)")
     results = tuple(
@@ -211,30 +227,27 @@ def markdown_tables(report: Report, directions_per_table: int = 2) -> str:
     return "\n\n".join(blocks)
 
 
-def summary_table(report: Report, metric: str = "psnr") -> str:
-    """One compact table of one metric: rows = directions, columns = methods (best in bold), plus
-    whether the unified model beats the `mean` baseline, the bar a claimed direction must clear."""
-    directions = [d for d in report.directions() if not d.startswith("joint:")]
-    methods = [m for m in report.methods() if m not in REFERENCE_ROWS]
-    cell = {(r.direction, r.method): r.metrics.get(metric) for r in report.results}
-    if not directions or not any(v is not None for v in cell.values()):
+def claims_table(report: Report) -> str:
+    """The first table: per direction, primary PSNR / corr of every model row, control and
+    baseline, the chips and held-out scenes behind them, and the claim rule's verdict."""
+    claims = report.claims()
+    if not claims:
         return ""
-    info = metric_info(metric)
-    has_verdict = "unified" in methods and "mean" in methods
-    header = ["direction", *methods, "chips"] + (["unified > mean"] if has_verdict else [])
+    present = {r.method for r in report.results if r.direction in claims}
+    order = [m for m in report.methods() if m in present and m not in REFERENCE_ROWS and m != "codec-ceiling"]
+    pairs = model_rows(order)
+    first = [m for m, _ in pairs] + [m for m in (ORACLE, "mean") if m in order] + [s for _, s in pairs if s in order]
+    methods = first + [m for m in order if m not in first]
+    cell = {(r.direction, r.method): r.metrics for r in report.results}
+    header = ["direction", *methods, "chips", "scenes", "verdict"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    counts = {(r.direction, r.method): r.n_images for r in report.results}
-    for d in directions:
-        values = [cell.get((d, m)) for m in methods]
-        best = _best(values, info.higher_is_better if info else None)
+    for d, claim in claims.items():
         row = [direction_label(d)]
-        for v in values:
-            text = _format(v, info.decimals if info else 4)
-            row.append(f"**{text}**" if best is not None and v == best else text)
-        row.append(str(max((counts.get((d, m), 0) for m in methods), default=0)))
-        if has_verdict:
-            u, m = cell.get((d, "unified")), cell.get((d, "mean"))
-            row.append("–" if u is None or m is None else ("yes" if u > m else "no"))
+        for m in methods:
+            metrics = cell.get((d, m))
+            row.append("–" if metrics is None else
+                       f"{_format(metrics.get('psnr', math.nan), 2)} / {_format(metrics.get('corr', math.nan), 2)}")
+        row += [str(claim.chips), str(claim.scenes), claim.verdict]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -252,15 +265,19 @@ def write_markdown(report: Report, path: Path, directions_per_table: int = 2) ->
     if settings:
         lines.append(f"- sampling: {settings}")
     lines.append(f"- earthgen {report.earthgen_version}, {report.created}")
-    lines += ["", "Pixel metrics on the unit scale (dataset percentiles -> 8-bit range); RMSE on 0-255; "
-              "↑ higher is better, ↓ lower is better; best per column in bold; – not applicable.", ""]
+    lines += ["", "PSNR (ref range): per chip and band, data range = the reference chip's own 0.5-99.5 "
+              "percentile range, raw units; corr: Pearson correlation with the reference (0 for a constant); "
+              "PSNR (dataset range), SSIM, RMSE (0-255), SCC, FSIM on the unit scale (dataset percentiles -> "
+              "8-bit range). ↑ higher is better, ↓ lower is better; best per column in bold; – not applicable. "
+              "See docs/evaluation.md.", ""]
     for warning in report.warnings:
         lines.append(f"> warning: {warning}")
     if report.warnings:
         lines.append("")
-    summary = summary_table(report)
+    summary = claims_table(report)
     if summary:
-        lines += ["## PSNR by direction", "", summary, "", "## Every metric", ""]
+        lines += ["## Claims by direction", "", f"Cells: PSNR (ref range, dB) / corr. Rule: {RULE}.", "",
+                  summary, "", "## Every metric", ""]
     lines.append(markdown_tables(report, directions_per_table))
     _write_atomic(Path(path), "\n".join(lines) + "\n")
     return Path(path)

@@ -3,9 +3,13 @@ the same held-out chips by the same code.
 
 Data come through `PairSource` (model-space chip pairs per split, plus the dataset's scaling);
 the unified model through the `Translator` protocol (raw units in, raw units out), exactly as
-`earthgen translate` drives it. Every prediction is de-normalised to raw units, then mapped to the
-unit scale with the *dataset's* scaling and scored (metrics.py). Chips with nodata in the source or
-the target are left out and counted: windowed metrics (SSIM, SCC, FSIM) have no honest masked form.
+`earthgen translate` drives it, once per estimate (`unified (sample)`, `unified (mean)`). Every
+prediction is de-normalised to raw units and scored there (primary PSNR on the reference chip's own
+range, correlation) and on the unit scale of the *dataset's* scaling (the papers' metrics;
+metrics.py). Beside every model row: the controls of the evidence rule, `oracle-mean` (each
+reference chip's own mean) and `shuffled-source` (the same model fed another scene's sources,
+controls.py), which claims.py turns into a verdict. Chips with nodata in the source or the target
+are left out and counted: windowed metrics (SSIM, SCC, FSIM) have no honest masked form.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import numpy as np
 import torch
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.evaluate.baselines import Luminance, MeanImage, PairwiseUNet, PixelRegression
+from earthgen_cli.evaluate.baselines import Luminance, PairwiseUNet, PixelRegression, TrainMean, oracle_mean
 from earthgen_cli.evaluate.cas import DualEncoder, cas_score
+from earthgen_cli.evaluate.claims import ORACLE, SHUFFLED, UNIFIED
+from earthgen_cli.evaluate.controls import scene_derangement
 from earthgen_cli.evaluate.fid import InceptionFeatures, fid_kid
 from earthgen_cli.evaluate.grid import GridSection, write_grid
-from earthgen_cli.evaluate.metrics import pixel_scores, to_unit
+from earthgen_cli.evaluate.metrics import RANGE_FLOOR, pixel_scores, raw_scores, to_unit
 from earthgen_cli.evaluate.report import REAL_PAIRS, MethodScores, Report, write_json, write_markdown
 from earthgen_cli.inference.tiling import TileGrid
 from earthgen_cli.inference.translator import TileBatch, Translator
@@ -33,7 +39,6 @@ from earthgen_cli.modalities import BandScaling, get_modality
 BASELINES = ("codec-ceiling", "mean", "luminance", "pixel-regression", "pairwise-unet")
 # (target modality, raw target (B, C, H, W)) -> raw reconstruction through the model's codec
 CodecRoundtrip = Callable[[str, torch.Tensor], torch.Tensor]
-UNIFIED = "unified"
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,15 @@ class PairBatch:
     target: torch.Tensor  # (B, C_tgt, H, W) model space
     valid: torch.Tensor  # (B, H, W) bool: source and target both valid
     gsd: tuple[float, ...]  # metres per pixel per chip (nan when unknown)
+    index: tuple[int, ...] = ()  # each chip's position among the direction's chips of the split
+    scene: tuple[str, ...] = ()  # each chip's scene
+
+    def select(self, keep: list[bool]) -> "PairBatch":
+        """The chips where `keep` is true."""
+        mask = torch.tensor(keep, dtype=torch.bool)
+        pick = lambda t: tuple(v for v, k in zip(t, keep) if k)  # noqa: E731
+        return PairBatch(self.source[mask], self.target[mask], self.valid[mask], pick(self.gsd),
+                         pick(self.index), pick(self.scene))
 
 
 def chip_indices(total: int, limit: int | None) -> list[int]:
@@ -84,26 +98,57 @@ def chip_indices(total: int, limit: int | None) -> list[int]:
 
 
 class PairSource(Protocol):
+    """Chips of a split holding both modalities of a direction, flagged chips already left out
+    (unless asked for); chip positions 0..count-1 are stable for one source."""
+
     name: str  # what the report calls the data (a path)
     scaling: Mapping[str, BandScaling]
 
     def count(self, split: str, direction: Direction) -> int: ...
 
-    def batches(self, split: str, direction: Direction, batch_size: int,
-                limit: int | None = None) -> Iterator[PairBatch]: ...
+    def batches(self, split: str, direction: Direction, batch_size: int, limit: int | None = None,
+                indices: list[int] | None = None) -> Iterator[PairBatch]:
+        """`limit` chips spread over the split (chip_indices), or exactly the chips at `indices`."""
+
+    def scenes(self, split: str, direction: Direction | None = None) -> list[str]:
+        """The scene of each chip (of the direction; of the whole split with None)."""
+
+    def flagged(self, split: str, direction: Direction) -> int:
+        """How many flagged chips of the direction were left out."""
 
 
 class TensorPairs:
     """A PairSource over tensors in memory: {split: {modality: (N, C, H, W) model space}}, with
-    optional {split: {modality: (N, H, W) bool}} validity. Chip n of every modality is one place."""
+    optional {split: {modality: (N, H, W) bool}} validity, {split: [scene per chip]} (default: each
+    chip its own scene) and {split: [flags per chip]} ("" = none; flagged chips are left out unless
+    `include_flagged`). Chip n of every modality is one place."""
 
     def __init__(self, name: str, images: Mapping[str, Mapping[str, torch.Tensor]],
                  scaling: Mapping[str, BandScaling],
                  valid: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
-                 gsd: float = math.nan) -> None:
-        self.name, self.images, self.scaling = name, images, scaling
-        self.valid = valid or {}
-        self.gsd = gsd
+                 gsd: float = math.nan, scenes: Mapping[str, list[str]] | None = None,
+                 flags: Mapping[str, list[str]] | None = None, include_flagged: bool = False) -> None:
+        self.name, self.scaling, self.gsd = name, scaling, gsd
+        self.images = {s: dict(m) for s, m in images.items()}
+        self.valid = {s: dict(m) for s, m in (valid or {}).items()}
+        self._scenes = {s: list((scenes or {}).get(s) or [f"{s}-{i}" for i in range(self._size(s))])
+                        for s in self.images}
+        self._flagged: dict[str, int] = {}
+        for split, chip_flags in (flags or {}).items():
+            keep = [i for i, f in enumerate(chip_flags) if include_flagged or not f]
+            self._flagged[split] = len(chip_flags) - len(keep)
+            self.images[split] = {m: v[keep] for m, v in self.images[split].items()}
+            self.valid[split] = {m: v[keep] for m, v in self.valid.get(split, {}).items()}
+            self._scenes[split] = [self._scenes[split][i] for i in keep]
+
+    def _size(self, split: str) -> int:
+        return max((int(v.shape[0]) for v in self.images[split].values()), default=0)
+
+    def scenes(self, split: str, direction: Direction | None = None) -> list[str]:
+        return list(self._scenes.get(split, []))
+
+    def flagged(self, split: str, direction: Direction) -> int:
+        return self._flagged.get(split, 0)
 
     def count(self, split: str, direction: Direction) -> int:
         mods = self.images.get(split, {})
@@ -115,14 +160,15 @@ class TensorPairs:
         x = self.images[split][mod]
         return self.valid.get(split, {}).get(mod, torch.ones(x.shape[0], *x.shape[-2:], dtype=torch.bool))
 
-    def batches(self, split: str, direction: Direction, batch_size: int,
-                limit: int | None = None) -> Iterator[PairBatch]:
-        chosen = chip_indices(self.count(split, direction), limit)
+    def batches(self, split: str, direction: Direction, batch_size: int, limit: int | None = None,
+                indices: list[int] | None = None) -> Iterator[PairBatch]:
+        chosen = chip_indices(self.count(split, direction), limit) if indices is None else list(indices)
         src, tgt = self.images[split][direction.source], self.images[split][direction.target]
         both = self._valid(split, direction.source) & self._valid(split, direction.target)
         for lo in range(0, len(chosen), batch_size):
             idx = chosen[lo : lo + batch_size]
-            yield PairBatch(src[idx], tgt[idx], both[idx], (self.gsd,) * len(idx))
+            yield PairBatch(src[idx], tgt[idx], both[idx], (self.gsd,) * len(idx), tuple(idx),
+                            tuple(self._scenes[split][i] for i in idx))
 
 
 @dataclass(frozen=True)
@@ -159,6 +205,9 @@ class EvaluationOutput:
     skipped_chips: Mapping[str, int]  # direction -> chips left out for nodata
     seconds: float
     direction_seconds: Mapping[str, float] = field(default_factory=dict)  # fitting + scoring
+    # direction -> {"chips": scored, "scenes": held-out scenes (none of their chips in the training
+    # split), "scenes_scored": all scenes scored, "flagged_left_out": flagged chips not scored}
+    held_out: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 Predict = Callable[[PairBatch, int], torch.Tensor]  # (batch, index of its first chip) -> model space
@@ -205,12 +254,46 @@ def _training_batches(pairs: PairSource, split: str, d: Direction, batch_size: i
         yield b.source, b.target, b.valid
 
 
-def _methods(pairs: PairSource, d: Direction, options: EvaluateOptions, unified: Translator | None,
-             unet_models: Mapping[str, PairwiseUNet], codec_roundtrip: CodecRoundtrip | None,
-             notes: dict[str, list[str]]) -> dict[str, Predict]:
+def shuffled_method(model: Predict, pairs: PairSource, split: str, d: Direction,
+                    donors: Mapping[int, int]) -> Predict:
+    """`model` with each chip's source (and source validity) taken from its donor chip of another
+    scene; the chip keeps its own position, so its noise is the one the real run used."""
+    def predict(batch: PairBatch, first: int) -> torch.Tensor:
+        idx = [donors[i] for i in batch.index]
+        donor = next(iter(pairs.batches(split, d, len(idx), indices=idx)))
+        return model(PairBatch(donor.source, batch.target, donor.valid, donor.gsd, batch.index,
+                               batch.scene), first)
+
+    return predict
+
+
+def unified_rows(unified: Translator | Mapping[str, Translator] | None) -> dict[str, Translator]:
+    """Report row -> translator: one translator is `unified`; {"sample": t, "mean": u} are
+    `unified (sample)` and `unified (mean)`."""
+    if unified is None:
+        return {}
+    if isinstance(unified, Mapping):
+        return {f"{UNIFIED} ({estimate})": t for estimate, t in unified.items()}
+    return {UNIFIED: unified}
+
+
+def _methods(pairs: PairSource, d: Direction, options: EvaluateOptions,
+             unified: Mapping[str, Translator], unet_models: Mapping[str, PairwiseUNet],
+             codec_roundtrip: CodecRoundtrip | None, notes: dict[str, list[str]]) -> dict[str, Predict]:
     methods: dict[str, Predict] = {}
-    if unified is not None:
-        methods[UNIFIED] = translator_method(unified, d, pairs.scaling, options.seed, options.tile, options.overlap)
+    chosen = chip_indices(pairs.count(options.split, d), options.max_chips)
+    all_scenes = pairs.scenes(options.split, d)
+    order = scene_derangement([all_scenes[i] for i in chosen])
+    donors = None if order is None else {chosen[k]: chosen[j] for k, j in enumerate(order)}
+    for row, translator in unified.items():
+        methods[row] = translator_method(translator, d, pairs.scaling, options.seed, options.tile, options.overlap)
+    for row in list(methods):
+        if donors is None:
+            notes.setdefault(f"{SHUFFLED} left out for {{}}: the chips scored come from one scene", []).append(d.key)
+            break
+        methods[SHUFFLED + row[len(UNIFIED):]] = shuffled_method(methods[row], pairs, options.split, d, donors)
+    target_scale = pairs.scaling[d.target]
+    methods[ORACLE] = lambda b, _, s=target_scale: oracle_mean(b.target, b.valid, s)
     has_train = pairs.count(options.train_split, d) > 0
     for name in options.baselines:
         if name == "codec-ceiling":  # encode then decode the real target: C-DiffSET's upper bound
@@ -234,7 +317,8 @@ def _methods(pairs: PairSource, d: Direction, options: EvaluateOptions, unified:
             notes.setdefault(f"{name} left out for {{}}: no training chip to fit it on "
                              f"(split {options.train_split})", []).append(d.key)
         elif name == "mean":
-            mean = MeanImage.fit(_training_batches(pairs, options.train_split, d, options.batch_size))
+            mean = TrainMean.fit(_training_batches(pairs, options.train_split, d, options.batch_size),
+                                 pairs.scaling[d.target])
             methods[name] = lambda b, _, m=mean: m.predict(b.source)
         elif name == "pixel-regression":
             reg = PixelRegression.fit(_training_batches(pairs, options.train_split, d, options.batch_size),
@@ -269,6 +353,7 @@ class _DirectionScores:
     grid_rows: tuple[tuple[np.ndarray, ...], ...]
     skipped: int  # chips with nodata
     fid_chips: int
+    scenes: frozenset[str] = frozenset()  # scenes of the chips scored
 
 
 def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
@@ -279,7 +364,11 @@ def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
     real_cas: list[torch.Tensor] = []  # the encoder's own score on real pairs: CAS's reference
     grid_rows: list[tuple[np.ndarray, ...]] = []
     skipped = seen = 0
+    scenes: set[str] = set()
     src_scale, tgt_scale = pairs.scaling[d.source], pairs.scaling[d.target]
+    ends = tgt_scale.from_model(torch.tensor([-1.0, 1.0], dtype=torch.float64).reshape(2, 1, 1, 1)
+                                .expand(2, tgt_scale.bands, 1, 1))
+    floor = RANGE_FLOOR * (ends[1] - ends[0]).abs().flatten()  # per band, raw units
     for batch in pairs.batches(options.split, d, options.batch_size, options.max_chips):
         full = batch.valid.flatten(1).all(dim=1)
         skipped += int((~full).sum())
@@ -287,19 +376,22 @@ def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
         seen += batch.source.shape[0]
         if not full.any():
             continue
-        batch = PairBatch(batch.source[full], batch.target[full], batch.valid[full],
-                          tuple(g for g, keep in zip(batch.gsd, full.tolist()) if keep))
+        batch = batch.select(full.tolist())
+        scenes.update(batch.scene)
         src_unit = to_unit(src_scale.from_model(batch.source), src_scale)
-        tgt_unit = to_unit(tgt_scale.from_model(batch.target), tgt_scale)
+        tgt_raw = tgt_scale.from_model(batch.target.to(torch.float64))
+        tgt_unit = to_unit(tgt_raw, tgt_scale)
         if inception is not None:
             real_features.append(inception(tgt_unit))
         if encoder is not None:
             real_cas.append(cas_score(encoder, tgt_unit, d.target, src_unit, d.source))
         preds = {}
         for name, predict in methods.items():
-            pred_unit = preds[name] = to_unit(tgt_scale.from_model(predict(batch, first)), tgt_scale)
+            pred_raw = tgt_scale.from_model(predict(batch, first).to(torch.float64))
+            pred_unit = preds[name] = to_unit(pred_raw, tgt_scale)
             a = acc[name]
-            for metric, values in pixel_scores(pred_unit, tgt_unit).items():
+            scores = {**raw_scores(pred_raw, tgt_raw, batch.valid, floor), **pixel_scores(pred_unit, tgt_unit)}
+            for metric, values in scores.items():
                 a.scores.setdefault(metric, []).append(values)
             if inception is not None:
                 a.features.append(inception(pred_unit))
@@ -324,20 +416,24 @@ def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
         scores = torch.cat(real_cas)
         results.append(MethodScores(d.key, REAL_PAIRS, {"cas": float(scores.double().mean())}, len(scores)))
     return _DirectionScores(tuple(results), tuple(grid_rows), skipped,
-                            0 if real is None else int(real.shape[0]))
+                            0 if real is None else int(real.shape[0]), frozenset(scenes))
 
 
-def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | None = None,
+def evaluate(pairs: PairSource, options: EvaluateOptions,
+             unified: Translator | Mapping[str, Translator] | None = None,
              unet_models: Mapping[str, PairwiseUNet] | None = None,
              codec_roundtrip: CodecRoundtrip | None = None,
              cas_encoders: Mapping[frozenset, DualEncoder] | None = None,
              inception: InceptionFeatures | None = None,
              progress: Callable[[str], None] | None = None) -> EvaluationOutput:
-    """Score every direction; `inception` is required when options.fid is set."""
+    """Score every direction; `inception` is required when options.fid is set. `unified` is one
+    translator (row `unified`) or one per estimate ({"sample": t, "mean": u})."""
     started = time.perf_counter()
     check_directions(pairs, options)
-    for d in options.directions if unified is not None else ():
-        unified.check([d.source], d.target)  # fail before any work, not after the first direction
+    models = unified_rows(unified)
+    for d in options.directions:
+        for translator in models.values():
+            translator.check([d.source], d.target)  # fail before any work, not after the first direction
     if options.fid and inception is None:
         raise ValueError("options.fid needs an InceptionFeatures")
     notes: dict[str, list[str]] = {}  # warning template -> the directions it applies to
@@ -345,11 +441,13 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
     sections: list[GridSection] = []
     skipped: dict[str, int] = {}
     timings: dict[str, float] = {}
+    held_out: dict[str, dict[str, int]] = {}
+    train_scenes = set(pairs.scenes(options.train_split))
     for d in options.directions:
         direction_started = time.perf_counter()
         if progress:
             progress(f"evaluating {d.key}")
-        methods = _methods(pairs, d, options, unified, unet_models or {}, codec_roundtrip, notes)
+        methods = _methods(pairs, d, options, models, unet_models or {}, codec_roundtrip, notes)
         encoder = (cas_encoders or {}).get(frozenset((d.source, d.target)))
         if encoder is None:
             notes.setdefault("CAS left out for {}: no CAS encoder for the pair", []).append(d.key)
@@ -358,6 +456,13 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
         skipped[d.key] = scored.skipped
         if scored.skipped:
             notes.setdefault("chips with nodata left out: {}", []).append(f"{d.key} {scored.skipped}")
+        flagged = pairs.flagged(options.split, d)
+        if flagged:
+            notes.setdefault("flagged chips left out (--include-flagged keeps them): {}", []).append(
+                f"{d.key} {flagged}")
+        held_out[d.key] = {"chips": max((r.n_images for r in scored.results), default=0),
+                           "scenes": len(scored.scenes - train_scenes), "scenes_scored": len(scored.scenes),
+                           "flagged_left_out": flagged}
         if options.fid and scored.fid_chips < 2:
             notes.setdefault("FID/KID left out for {}: fewer than 2 chips", []).append(d.key)
         if scored.grid_rows:
@@ -366,7 +471,7 @@ def evaluate(pairs: PairSource, options: EvaluateOptions, unified: Translator | 
         timings[d.key] = round(time.perf_counter() - direction_started, 1)
     warnings = tuple(template.format(", ".join(keys)) for template, keys in notes.items())
     return EvaluationOutput(tuple(results), tuple(sections), warnings, skipped, time.perf_counter() - started,
-                            timings)
+                            timings, held_out)
 
 
 def write_outputs(out_dir: Path, output: EvaluationOutput, config: Mapping[str, Any],
@@ -374,7 +479,8 @@ def write_outputs(out_dir: Path, output: EvaluationOutput, config: Mapping[str, 
     """report.json, report.md and (when there are chips to show) grid.png under `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = {**data, "skipped_nodata_chips": dict(output.skipped_chips)}
+    data = {**data, "skipped_nodata_chips": dict(output.skipped_chips),
+            "held_out": {d: dict(v) for d, v in output.held_out.items()}}
     config = {**config, "seconds": round(output.seconds, 1), "direction_seconds": dict(output.direction_seconds)}
     report = Report(output.results, config, data, checkpoint,
                     warnings=output.warnings)

@@ -1,10 +1,12 @@
 """The default model that ships inside the package (`earthgen_cli/weights/default/`).
 
 A checkpoint directory like any other (config.json + ema.safetensors, weights stored in float16
-to stay small; they load into float32 modules), plus `card.json`: the directions the model is
-validated for (it beat the `mean` baseline on PSNR on held-out chips, see MODEL_CARD.md) and
-the evaluation numbers behind that claim. `--model default` (the default of `translate`) loads
-it; other directions still run, with a warning that they are not validated.
+to stay small; they load into float32 modules), plus `card.json` (`earthgen export --report`): per
+direction the held-out numbers of the claim rule (evaluate/claims.py, docs/evaluation.md) and its
+verdict. A direction counts as validated only when the rule, applied again to the card's numbers,
+passes; a card written before the rule (no oracle-mean, shuffled-source or correlation numbers)
+validates nothing. `--model default` (the default of `translate`) loads it; other directions still
+run, with a warning naming the condition that failed.
 """
 
 from __future__ import annotations
@@ -30,9 +32,14 @@ def require_default_model() -> Path:
     return path
 
 
+LEGACY = ("its card.json predates the claim rule (no oracle-mean, shuffled-source or correlation "
+          "numbers); re-run earthgen evaluate and earthgen export --report")
+
+
 @lru_cache(maxsize=1)
 def default_card() -> dict:
-    """card.json of the default model: {"validated": ["rgb:pan", ...], "evaluation": {...}}."""
+    """card.json of the default model: {"rule", "validated", "directions": {key: numbers and
+    verdict}, "evaluation": {...}}."""
     path = require_default_model() / "card.json"
     try:
         card = json.loads(path.read_text())
@@ -41,38 +48,60 @@ def default_card() -> dict:
     return card if isinstance(card, dict) else {}
 
 
+def card_claims(card: dict | None = None) -> dict:
+    """key -> Claim, the claim rule judged again on the numbers each card entry holds."""
+    from earthgen_cli.evaluate.claims import judge_card_entry
+
+    card = default_card() if card is None else card
+    entries = card.get("directions")
+    if not isinstance(entries, dict):
+        return {}
+    return {str(k): judge_card_entry(str(k), v) for k, v in entries.items() if isinstance(v, dict)}
+
+
 def validated_directions() -> list[str]:
-    return [str(d) for d in default_card().get("validated", [])]
+    return [k for k, c in card_claims().items() if c.validated]
 
 
 def unvalidated_warning(sources: list[str], target: str) -> str | None:
-    """A one-line warning when no source -> target direction of the request is validated."""
+    """A one-line warning when no source -> target direction of the request is validated, naming
+    the conditions of the claim rule that failed."""
     keys = [f"{s}:{target}" for s in sources]
-    valid = set(validated_directions())
-    if any(k in valid for k in keys):
+    claims = card_claims()
+    if any(k in claims and claims[k].validated for k in keys):
         return None
     shown = ", ".join(k.replace(":", "->") for k in keys)
-    return (f"warning: the default model is not validated for {shown} (it did not beat a mean image on "
-            f"held-out chips; see MODEL_CARD.md); validated: "
-            f"{', '.join(k.replace(':', '->') for k in sorted(valid)) or 'none'}")
+    if "directions" not in default_card():
+        why = LEGACY
+    else:
+        why = "; ".join(f"{k.replace(':', '->')}: " + ("; ".join(claims[k].failed) if k in claims
+                                                         else "not evaluated") for k in keys)
+    valid = sorted(k for k, c in claims.items() if c.validated)
+    return (f"warning: the default model is not validated for {shown} ({why}; see docs/evaluation.md); "
+            f"validated: {', '.join(k.replace(':', '->') for k in valid) or 'none'}")
 
 
 def describe_default_model(as_json: bool = False) -> str:
-    """`earthgen info default`: the checkpoint description plus what the model is validated for,
-    with the PSNR of the model and of the mean baseline on held-out chips per direction."""
+    """`earthgen info default`: the checkpoint description plus the claim rule's verdict per
+    direction, with the held-out numbers behind it."""
     from earthgen_cli.train.checkpoint import describe_checkpoint
 
     path, card = require_default_model(), default_card()
     if as_json:
         return json.dumps({"path": str(path), **card}, indent=2)
     lines = [f"default model: {path}", describe_checkpoint(path)]
-    scores = card.get("evaluation", {}).get("psnr", {})
-    lines.append("validated directions (held-out PSNR dB, model vs mean image):")
-    for key in card.get("validated", []):
-        row = scores.get(key, {})
-        lines.append(f"  {key.replace(':', ' -> ')}: {row.get('unified', float('nan')):.2f} vs "
-                     f"{row.get('mean', float('nan')):.2f}")
-    others = [k for k in scores if k not in card.get("validated", [])]
+    claims = card_claims(card)
+    if "directions" not in card:
+        lines.append(f"validated directions: none ({LEGACY})")
+        return "\n".join(lines)
+    lines.append("validated directions (held-out PSNR dB on the reference chip's range, corr):")
+    for key, c in claims.items():
+        if c.validated:
+            m = c.estimate or ""
+            lines.append(f"  {key.replace(':', ' -> ')}: {m} {c.psnr.get(m, float('nan')):.2f} dB, corr "
+                         f"{c.corr.get(m, float('nan')):.2f}; oracle-mean {c.psnr.get('oracle-mean', float('nan')):.2f}"
+                         f" dB; {c.chips} chips, {c.scenes} scenes")
+    others = [f"{k.replace(':', '->')} ({'; '.join(c.failed)})" for k, c in claims.items() if not c.validated]
     if others:
-        lines.append(f"not validated (runs, with a warning): {', '.join(k.replace(':', '->') for k in others)}")
+        lines.append(f"not validated (runs, with a warning): {', '.join(others)}")
     return "\n".join(lines)

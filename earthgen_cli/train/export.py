@@ -3,9 +3,10 @@
 Keeps config.json and the EMA weights (what inference loads), drops `model.safetensors` and
 `train_state.pt`, and with `--half` stores the floating-point parameters as float16 (they load
 back into float32 modules; buffers such as latent statistics stay float32). With `--report
-REPORT.json` (from `earthgen evaluate` on held-out chips) it writes `card.json`: the directions
-where the model beat the `mean` baseline on PSNR on at least 4 chips ("validated") and every PSNR
-behind that.
+REPORT.json` (from `earthgen evaluate` on held-out chips) it writes `card.json`: per direction the
+numbers behind the claim rule (evaluate/claims.py) and its verdict, and the list of validated
+directions. The verdicts are always judged again from the report's numbers: a direction that fails
+the rule is never marked validated, whatever the report file says.
 This is how `earthgen_cli/weights/default/` is made.
 """
 
@@ -17,30 +18,21 @@ from pathlib import Path
 from earthgen_cli.errors import EarthgenError
 
 
-MIN_CHIPS = 4  # a claim rests on at least this many held-out chips
-
-
-def card_from_report(report_path: Path, min_chips: int = MIN_CHIPS) -> dict:
-    """Validated directions (the unified model beat the mean image on PSNR, on at least
-    `min_chips` held-out chips) and their PSNR per method from an evaluation report."""
+def card_from_report(report_path: Path) -> dict:
+    """card.json from an evaluation report: the claim rule applied to its numbers per direction."""
+    from earthgen_cli.evaluate.claims import RULE
     from earthgen_cli.evaluate.report import read_report
 
     report = read_report(Path(report_path))
-    psnr: dict[str, dict[str, float]] = {}
-    chips: dict[str, int] = {}
-    for r in report.results:
-        if ":" in r.direction and not r.direction.startswith("joint:") and "psnr" in r.metrics:
-            psnr.setdefault(r.direction, {})[r.method] = round(float(r.metrics["psnr"]), 3)
-            if r.method == "unified":
-                chips[r.direction] = r.n_images
-    validated = [d for d, row in psnr.items() if "unified" in row and "mean" in row
-                 and row["unified"] > row["mean"] and chips.get(d, 0) >= min_chips]
-    return {"validated": validated, "min_chips": min_chips, "scored_chips": chips,
-            "evaluation": {"psnr": psnr, "split": report.data.get("split"), "data": report.data.get("path"),
+    claims = report.claims()
+    return {"rule": RULE, "validated": [d for d, c in claims.items() if c.validated],
+            "directions": {d: c.to_json() for d, c in claims.items()},
+            "evaluation": {"split": report.data.get("split"), "data": report.data.get("path"),
                            "data_sha256": report.data.get("sha256"), "chips": report.data.get("pairs"),
                            "steps": report.config.get("steps"), "seed": report.config.get("seed"),
-                           "tile": report.config.get("tile"), "overlap": report.config.get("overlap"),
-                           "max_chips": report.config.get("max_chips"), "created": report.created}}
+                           "estimates": report.config.get("estimates"), "tile": report.config.get("tile"),
+                           "overlap": report.config.get("overlap"), "max_chips": report.config.get("max_chips"),
+                           "include_flagged": report.config.get("include_flagged"), "created": report.created}}
 
 
 def export_model(checkpoint: Path, out: Path, half: bool = False, report: Path | None = None,
