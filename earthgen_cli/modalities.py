@@ -40,6 +40,12 @@ class Modality:
     resampling: str  # rasterio Resampling name used when this modality is warped
     description: str = ""
     uint8_range: tuple[float, float] = (0.0, 255.0)  # default range for 8-bit imagery
+    # Dataset normalisation works on log1p(raw) instead of raw (BandScaling.log). One modality mixes
+    # sensors whose values differ by orders of magnitude (8-bit imagery 40-220, Sentinel-2
+    # reflectance x10000 100-3000, Landsat DN 6000-15000): a linear range wide enough for all of
+    # them squeezed a Sentinel-2 chip into ~5 % of [-1, 1], where ignoring the source cost the flow
+    # loss almost nothing. On the log scale each sensor keeps a usable share of the range.
+    log_scale: bool = False
 
     @property
     def max_bands(self) -> int:
@@ -54,16 +60,16 @@ MODALITIES: dict[str, Modality] = {
     for m in (
         Modality("rgb", ("red", "green", "blue"), 3, "reflectance x10000", "uint16",
                  ((0.0, 3000.0),) * 3, "bilinear",
-                 "Sentinel-2 B4,B3,B2 reflectance x10000 (uint16) or 8-bit imagery"),
+                 "Sentinel-2 B4,B3,B2 reflectance x10000 (uint16) or 8-bit imagery", log_scale=True),
         Modality("sar", ("VV", "VH"), 1, "dB", "float32",
                  ((-25.0, 5.0), (-32.0, -5.0)), "bilinear",
                  "Sentinel-1 sigma0 in dB (float32); linear intensity is converted to dB"),
         Modality("nir", ("nir",), 1, "reflectance x10000", "uint16",
-                 ((0.0, 5000.0),), "bilinear", "Sentinel-2 B8, WorldView NIR"),
+                 ((0.0, 5000.0),), "bilinear", "Sentinel-2 B8, WorldView NIR", log_scale=True),
         Modality("pan", ("pan",), 1, "digital number", "uint16",
-                 ((0.0, 3000.0),), "bilinear", "panchromatic (WorldView, Landsat B8)"),
+                 ((0.0, 3000.0),), "bilinear", "panchromatic (WorldView, Landsat B8)", log_scale=True),
         Modality("ms", ("B05", "B06", "B07", "B8A", "B11", "B12"), 6, "reflectance x10000", "uint16",
-                 ((0.0, 5000.0),) * 6, "bilinear", "Sentinel-2 B5,B6,B7,B8A,B11,B12"),
+                 ((0.0, 5000.0),) * 6, "bilinear", "Sentinel-2 B5,B6,B7,B8A,B11,B12", log_scale=True),
         Modality("osm", ("red", "green", "blue"), 3, "map colour", "uint8",
                  ((0.0, 255.0),) * 3, "nearest", "OpenStreetMap rendered as an RGB map image"),
     )
@@ -106,10 +112,12 @@ def guess_modality(band_count: int, dtype: str | None = None) -> str | None:
 
 @dataclass(frozen=True)
 class BandScaling:
-    """Linear per-band map between raw units and model space: low -> -1, high -> +1."""
+    """Per-band map between raw units and model space: low -> -1, high -> +1, linear in raw values,
+    or with `log` linear in log1p(raw) (low/high are then log1p values; raw below 0 counts as 0)."""
 
     low: tuple[float, ...]
     high: tuple[float, ...]
+    log: bool = False
 
     def __post_init__(self) -> None:
         if len(self.low) != len(self.high) or not self.low:
@@ -131,22 +139,41 @@ class BandScaling:
     def to_model(self, x: Any, band_axis: int = -3) -> Any:
         """Raw values (..., C, H, W) -> model space."""
         del band_axis  # bands are always third from last: (B, C, H, W) or (C, H, W)
+        if self.log:
+            x = x.clamp_min(0).log1p() if hasattr(x, "new_tensor") else np.log1p(np.maximum(x, 0))
         low = self._per_band(self.low, x, 3)
         high = self._per_band(self.high, x, 3)
         return (x - low) * (2.0 / (high - low)) - 1.0
 
     def from_model(self, y: Any) -> Any:
         """Model space (..., C, H, W) -> raw values."""
+        if self.log:  # far outside the trained range expm1 would overflow; 3 is 2x past the ends
+            y = y.clamp(-3.0, 3.0) if hasattr(y, "new_tensor") else np.clip(y, -3.0, 3.0)
         low = self._per_band(self.low, y, 3)
         high = self._per_band(self.high, y, 3)
-        return (y + 1.0) * ((high - low) / 2.0) + low
+        x = (y + 1.0) * ((high - low) / 2.0) + low
+        if self.log:
+            x = x.expm1() if hasattr(x, "new_tensor") else np.expm1(x)
+        return x
 
-    def to_json(self) -> dict[str, list[float]]:
-        return {"low": list(self.low), "high": list(self.high)}
+    def raw_range(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(low, high) per band in raw units (what -1 and +1 decode to)."""
+        if not self.log:
+            return self.low, self.high
+        return tuple(math.expm1(v) for v in self.low), tuple(math.expm1(v) for v in self.high)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"low": list(self.low), "high": list(self.high)}
+        if self.log:  # absent = linear, so tables and checkpoints written before stay valid
+            out["log"] = True
+        return out
 
     @classmethod
-    def from_json(cls, obj: dict[str, Sequence[float]]) -> "BandScaling":
-        return cls(tuple(float(v) for v in obj["low"]), tuple(float(v) for v in obj["high"]))
+    def from_json(cls, obj: dict[str, Any]) -> "BandScaling":
+        log = obj.get("log", False)
+        if not isinstance(log, bool):
+            raise ValueError(f"scaling 'log' must be true or false, got {log!r}")
+        return cls(tuple(float(v) for v in obj["low"]), tuple(float(v) for v in obj["high"]), log)
 
 
 def default_scaling(modality: str, band_count: int, dtype: str | None = None) -> BandScaling:

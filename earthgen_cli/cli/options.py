@@ -26,3 +26,5 @@ Cond = typer.Option([], "--cond", help="MODALITY=PATH condition raster, warped t
 GenTile = typer.Option(None, "--tile", help="Tile side in pixels; tiles are blended in latent space at every step "
                       "(default: the crop side the checkpoint was trained on, else 256).")
 Prompt = typer.Option(None, "--prompt", help="Text condition (checkpoints trained with text; needs the [text] extra).")
+EstimateOpt = typer.Option(None, "--estimate", help="sample (default: one draw, realistic texture) or mean "
+                           "(the posterior mean in one model call: smoother, closest to the truth on average).")

@@ -23,6 +23,7 @@ def command(
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (checkpoint models; default 8)."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, heun or euler-maruyama (checkpoint models)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale; 1 = off."),
+    estimate: Optional[str] = opt.EstimateOpt,
     confidence: Optional[str] = typer.Option(None, "--confidence", metavar="OUT.tif",
                                              help="Also write the model's per-pixel confidence (0..1) raster."),
     tile: Optional[int] = opt.Tile,
@@ -57,7 +58,8 @@ def command(
         if not sep or not mod or not path:
             raise EarthgenError(f"--cond {item!r}: expected MOD=PATH, e.g. --cond nir=scene_nir.tif")
         extra.append(SourceSpec(path, mod.strip()))
-    translator = load_translator(model, device=device, steps=steps, sampler=sampler, guidance=guidance)
+    translator = load_translator(model, device=device, steps=steps, sampler=sampler, guidance=guidance,
+                                  estimate=estimate)
     tile, overlap = resolve_tiling(tile, overlap, getattr(translator, "native_tile", None), 512)
     selected = parse_bands(bands, source)
     conf_out = None

@@ -8,6 +8,7 @@ caller (position-keyed in inference), so results do not depend on how tiles are 
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -19,6 +20,15 @@ from earthgen_cli.flow.sampling import (NoiseFn, Sampler, VelocityFn, get_schedu
 from earthgen_cli.models.earthgen import EarthGenModel
 
 
+class Estimate(str, enum.Enum):
+    """What a translation returns. `sample`: one draw from the model's distribution (realistic
+    texture, different per seed). `mean`: the posterior mean E[x0 | sources], read from the x0
+    prediction at t=1 (targets pure noise) in one model call: smooth, but the L2-best estimate, for
+    users who want accuracy over texture."""
+    sample = "sample"
+    mean = "mean"
+
+
 @dataclass(frozen=True)
 class SamplingOptions:
     steps: int = 8
@@ -26,6 +36,7 @@ class SamplingOptions:
     guidance: float = 1.0  # 1 = conditional only; > 1 extrapolates away from the unconditional branch
     shift: float | None = None  # time shift; None = from the number of tokens (flux-style)
     eta: float = 1.0  # Euler-Maruyama noise level
+    estimate: Estimate = Estimate.sample
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -73,11 +84,16 @@ def generate_latents(
     tokens = first.shape[-2] * first.shape[-1] // model.cfg.patch**2
     shift = opts.shift if opts.shift is not None else shift_for_tokens(tokens)
     schedule = get_schedule(opts.steps, shift)
-    # Stop one step early and read the clean latents from the final x0 prediction: identical to the
-    # last Euler step for the ODE, and it gives the adapters the network's own x0 estimate.
     x = torch.cat([init_noise[m].float() for m in targets], dim=1)
-    x = sample(velocity, x, schedule[:-1], opts.sampler, step_noise, opts.eta)
-    t_last = schedule[-2]
+    if opts.estimate is Estimate.mean:
+        # At t=1 the targets are pure noise, so the network's x0 prediction is E[x0 | sources]
+        # (the L2-optimal answer given only the conditions): one call, no sampling.
+        t_last = 1.0
+    else:
+        # Stop one step early and read the clean latents from the final x0 prediction: identical to
+        # the last Euler step for the ODE, and it gives the adapters the network's own x0 estimate.
+        x = sample(velocity, x, schedule[:-1], opts.sampler, step_noise, opts.eta)
+        t_last = schedule[-2]
     x0 = to_x0(velocity(x, t_last), x, torch.full((b,), t_last, device=device), "velocity")
     latents = {}
     with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):

@@ -15,7 +15,7 @@ import torch
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.flow.sampling import Sampler
-from earthgen_cli.inference.generate import SamplingOptions, generate_latents, translate_latents
+from earthgen_cli.inference.generate import Estimate, SamplingOptions, generate_latents, translate_latents
 from earthgen_cli.inference.noise import NoiseField
 from earthgen_cli.inference.translator import TileBatch
 from earthgen_cli.modalities import get_modality
@@ -41,14 +41,15 @@ class ModelTranslator:
 
     def __init__(self, model, info, path: str | Path, device: str = "auto", steps: int = 8,
                  sampler: str | Sampler = Sampler.euler, guidance: float = 1.0, shift: float | None = None,
-                 precision: str = "auto", micro_batch: int = 4) -> None:
+                 precision: str = "auto", micro_batch: int = 4, estimate: str | Estimate = Estimate.sample) -> None:
         self.path = str(path)
         self.info = info
         self.cfg = info.model
         self.device = pick_device(device)
         self.model = model.to(self.device)
         try:
-            self.opts = SamplingOptions(steps=steps, sampler=Sampler(sampler), guidance=guidance, shift=shift)
+            self.opts = SamplingOptions(steps=steps, sampler=Sampler(sampler), guidance=guidance, shift=shift,
+                                        estimate=Estimate(estimate))
         except ValueError as exc:
             raise EarthgenError(f"{self.path}: bad sampling option ({exc})") from None
         if precision not in ("auto", "fp32", "bf16"):
@@ -67,7 +68,7 @@ class ModelTranslator:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", **options) -> "ModelTranslator":
-        """options: steps, sampler, guidance, shift, precision (see __init__)."""
+        """options: steps, sampler, guidance, shift, precision, estimate (see __init__)."""
         from earthgen_cli.train.checkpoint import load_model
 
         model, info = load_model(Path(path), ema=True)
@@ -112,7 +113,8 @@ class ModelTranslator:
         o = self.opts
         return {"EARTHGEN_MODEL": self.path, "EARTHGEN_PRESET": self.cfg.preset,
                 "EARTHGEN_STEPS": str(o.steps), "EARTHGEN_SAMPLER": o.sampler.value,
-                "EARTHGEN_GUIDANCE": str(o.guidance), "EARTHGEN_CHECKPOINT_STEP": str(self.info.step)}
+                "EARTHGEN_GUIDANCE": str(o.guidance), "EARTHGEN_ESTIMATE": o.estimate.value,
+                "EARTHGEN_CHECKPOINT_STEP": str(self.info.step)}
 
     def translate(self, batch: TileBatch, target: str) -> np.ndarray:
         return self.translate_with_confidence(batch, target)[0]

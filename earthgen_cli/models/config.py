@@ -56,6 +56,9 @@ class ModelConfig:
     adapter_hidden: int = 32  # residual adapter width (Any2Any); 0 = no adapters
     gsd: bool = True  # ground sampling distance as a global condition (Text2Earth)
     text_dim: int = 0  # text embedding size; 0 = no text condition
+    # The generator also gets the other slots' latents token by token (models/earthgen.py). False
+    # here so that checkpoints written before it existed load as they were; every preset sets True.
+    aligned: bool = False
 
     def __post_init__(self) -> None:
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
@@ -91,16 +94,16 @@ def _kl(factor: int, widths: tuple[int, ...], latent: int = 4, layers: int = 1) 
 PRESETS: dict[str, dict[str, Any]] = {
     # Tests: seconds on a CPU.
     "tiny": dict(codec=CodecConfig(CodecKind.pixel, 2), hidden=32, heads=2, scene_depth=1, gen_depth=1,
-                 patch=1, adapter_hidden=16),
+                 patch=1, adapter_hidden=16, aligned=True),
     # Learns something real on ../shared/data in about an hour on 2 CPU cores.
     "cpu-small": dict(codec=_kl(4, (32, 64, 64), 4), hidden=192, heads=3, scene_depth=4, gen_depth=2,
-                      patch=1, adapter_hidden=32),
+                      patch=1, adapter_hidden=32, aligned=True),
     # A single modern GPU.
     "gpu-base": dict(codec=_kl(8, (64, 128, 256, 256), 4, 2), hidden=768, heads=12, scene_depth=12,
-                     gen_depth=4, patch=2, adapter_hidden=64),
+                     gen_depth=4, patch=2, adapter_hidden=64, aligned=True),
     # MetaEarth-MM as published: 20 scene + 4 generator blocks, hidden 1024, patch 2, ~600M parameters.
     "paper": dict(codec=_kl(8, (128, 256, 512, 512), 4, 2), hidden=1024, heads=16, scene_depth=20,
-                  gen_depth=4, patch=2, adapter_hidden=128),
+                  gen_depth=4, patch=2, adapter_hidden=128, aligned=True),
 }
 
 

@@ -109,13 +109,38 @@ class RoutedGenerator(nn.Module):
         self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio, n_routes) for _ in range(cfg.gen_depth))
         self.ada = nn.ModuleList(_ada(d) for _ in range(cfg.gen_depth))
         self.heads = nn.ModuleDict({m: FinalLayer(d, p, cfg.latent_channels(m) + extra) for m in cfg.modalities})
+        # The aligned path (pix2pix / SR3 / C-DiffSET): every slot shares one pixel grid, so each
+        # target token also receives the other slots' latents at the same position, projected by a
+        # zero-initialised linear (ControlNet's zero convolution: training starts from the scene-only
+        # model and the gradient still reaches the projection).
+        if cfg.aligned:
+            self.align_patch = nn.ModuleDict({m: nn.Conv2d(cfg.latent_channels(m), d, p, p) for m in cfg.modalities})
+            self.align_out = nn.Linear(d, d)
+            nn.init.zeros_(self.align_out.weight)
+            nn.init.zeros_(self.align_out.bias)
+
+    def aligned_condition(self, latents: Sequence[torch.Tensor], mods: Sequence[str],
+                          t: torch.Tensor) -> torch.Tensor:
+        """(K*B, N, D): for each slot, the mean of the OTHER slots' patch-embedded latents, each
+        weighted by (1 - its time). A clean source (t=0) enters whole; a dropped one (pure noise at
+        t=1, the classifier-free-guidance branch) contributes exactly nothing; a noisy slot of joint
+        generation contributes in proportion to its signal."""
+        k = len(mods)
+        a = torch.stack([patchify_embed(self.align_patch[m], z) for z, m in zip(latents, mods)])  # (K, B, N, D)
+        w = (1.0 - t).transpose(0, 1).to(a.dtype)[:, :, None, None]  # (K, B, 1, 1)
+        weighted = a * w
+        others = (weighted.sum(0, keepdim=True) - weighted) / max(k - 1, 1)  # (K, B, N, D) without itself
+        return self.align_out(others.reshape(k * a.shape[1], a.shape[2], a.shape[3]))
 
     def forward(self, latents: Sequence[torch.Tensor], mods: Sequence[str], slot_emb: torch.Tensor,
-                scene: torch.Tensor, pos: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+                scene: torch.Tensor, pos: torch.Tensor,
+                t: torch.Tensor | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         b, k, n, d = scene.shape
         u = torch.cat([patchify_embed(self.patch[m], z) for z, m in zip(latents, mods)])  # (K*B, N, D)
         slot_c = slot_emb.transpose(0, 1).reshape(k * b, 1, d)  # slot-major like u
         u = u + pos[None].to(u.dtype) + slot_c
+        if self.cfg.aligned and k > 1 and t is not None:
+            u = u + self.aligned_condition(latents, mods, t).to(u.dtype)  # (K*B, N, D)
         c = scene.transpose(0, 1).reshape(k * b, n, d) + slot_c  # (K*B, N, D) token-wise condition
         routes = [self.cfg.modalities.index(m) for m in mods for _ in range(b)]
         for block, ada in zip(self.blocks, self.ada):
@@ -201,7 +226,7 @@ class EarthGenModel(nn.Module):
         hp, wp = latents[0].shape[-2] // self.cfg.patch, latents[0].shape[-1] // self.cfg.patch
         pos = pos_embed_2d(self.cfg.hidden, hp, wp, ref.device)  # (N, D) shared by all slots
         scene = self.scene(latents, mods, slot_emb, pos)
-        pred, logvar = self.generator(latents, mods, slot_emb, scene, pos)
+        pred, logvar = self.generator(latents, mods, slot_emb, scene, pos, t)
         return ModelOutput(pred, logvar, scene)
 
     def adapt(self, modality: str, x0: torch.Tensor) -> torch.Tensor:
