@@ -36,7 +36,7 @@ def test_identical_images_give_the_ideal_values():
     assert torch.isinf(scores["psnr_dataset"]).all() and (scores["psnr_dataset"] > 0).all()
     raw = raw_scores(x * 3000, x.clone() * 3000)
     assert torch.isinf(raw["psnr"]).all() and (raw["psnr"] > 0).all()
-    assert torch.allclose(raw["corr"], torch.ones(3))
+    assert torch.allclose(raw["corr"], torch.ones(3, dtype=torch.float64))
     assert torch.allclose(scores["ssim"], torch.ones(3))
     assert torch.equal(scores["rmse"], torch.zeros(3))
     assert torch.allclose(scores["scc"], torch.ones(3))
@@ -131,10 +131,10 @@ def test_a_source_independent_output_scores_low_on_the_primary_psnr_but_not_on_t
 def test_corr_is_pearson_per_band_and_zero_for_unrelated_or_constant_outputs():
     target = _texture((4, 2, 64, 64), seed=0)
     other = _texture((4, 2, 64, 64), seed=5)
-    assert torch.allclose(corr(3 * target - 1, target), torch.ones(4), atol=1e-6)  # any linear map
-    assert torch.allclose(corr(-target, target), -torch.ones(4), atol=1e-6)
+    assert torch.allclose(corr(3 * target - 1, target), torch.ones(4, dtype=torch.float64), atol=1e-6)  # any linear map
+    assert torch.allclose(corr(-target, target), -torch.ones(4, dtype=torch.float64), atol=1e-6)
     assert corr(other, target).abs().max() < 0.05
-    assert torch.equal(corr(torch.full_like(target, 0.5), target), torch.zeros(4))
+    assert torch.equal(corr(torch.full_like(target, 0.5), target), torch.zeros(4, dtype=torch.float64))
     # per band, then the mean: one band right, one band unrelated
     mixed = torch.cat([target[:, :1], other[:, 1:]], dim=1)
     assert corr(mixed, target).tolist() == pytest.approx((0.5 + 0.5 * corr(other, target)).tolist(), abs=0.03)

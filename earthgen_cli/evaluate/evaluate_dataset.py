@@ -34,7 +34,7 @@ def parse_estimates(text: str | Sequence[str]) -> tuple[str, ...]:
     known = [e.value for e in Estimate]
     bad = [n for n in names if n not in known]
     if bad or not names or len(set(names)) != len(names):
-        raise EarthgenError(f"--estimate {','.join(names) or text!r}: give some of {', '.join(known)}, "
+        raise EarthgenError(f"--estimate {','.join(names) or '(none)'}: give some of {', '.join(known)}, "
                             f"each once")
     return tuple(names)
 

@@ -79,6 +79,7 @@ def scc(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 PERCENTILES = (0.005, 0.995)  # the reference chip's own data range for the primary PSNR
 RANGE_FLOOR = 1e-3  # ... floored at this share of the dataset range: a flat chip gives no inf
+FLAT = 1e-9  # a band whose std is below this share of its largest value is constant for `corr`
 
 
 def _per_band(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
@@ -93,26 +94,29 @@ def psnr_ref(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | Non
              floor: torch.Tensor | float = 0.0) -> torch.Tensor:
     """Primary PSNR in dB per image: per band 10 log10(r^2 / MSE) with r the reference band's own
     0.5-99.5 percentile range (at least `floor`, per band or one value), over valid pixels
-    (`valid` (B, H, W)), then the mean over bands. Raw units, unclipped; a perfect band gives inf."""
+    (`valid` (B, H, W)), then the mean over bands. Raw units, unclipped, float64; a perfect band
+    gives inf."""
     _check_pair(pred, target)
     p, t = _per_band(pred, valid), _per_band(target, valid)
     lo, hi = torch.nanquantile(t, torch.tensor(PERCENTILES, dtype=torch.float64), dim=2)
     floor = torch.as_tensor(floor, dtype=torch.float64).reshape(-1)  # () or (C,)
     data_range = torch.maximum(hi - lo, floor)
     mse = (p - t).square().nanmean(dim=2)
-    return (10.0 * torch.log10(data_range.square() / mse)).mean(dim=1).float()
+    return (10.0 * torch.log10(data_range.square() / mse)).mean(dim=1)
 
 
 def corr(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """Pearson correlation per image: per band over valid pixels, then the mean over bands. A
-    constant band (output or reference) correlates with nothing: 0, not NaN."""
+    constant band (output or reference) correlates with nothing: 0, not NaN. float64."""
     _check_pair(pred, target)
     p, t = _per_band(pred, valid), _per_band(target, valid)
+    size = torch.maximum(p.abs().nan_to_num(0.0).amax(dim=2), t.abs().nan_to_num(0.0).amax(dim=2))
     p, t = p - p.nanmean(dim=2, keepdim=True), t - t.nanmean(dim=2, keepdim=True)
-    cov = (p * t).nanmean(dim=2)
-    scale = (p.square().nanmean(dim=2) * t.square().nanmean(dim=2)).sqrt()
-    r = torch.where(scale > 0, cov / torch.where(scale > 0, scale, 1.0), 0.0)
-    return r.clamp(-1.0, 1.0).mean(dim=1).float()
+    sd_p, sd_t = p.square().nanmean(dim=2).sqrt(), t.square().nanmean(dim=2).sqrt()
+    # constant up to float round-off (a constant through a non-linear de-normalisation varies by ulps)
+    varies = (sd_p > FLAT * size) & (sd_t > FLAT * size)
+    r = torch.where(varies, (p * t).nanmean(dim=2) / torch.where(varies, sd_p * sd_t, 1.0), 0.0)
+    return r.clamp(-1.0, 1.0).mean(dim=1)
 
 
 def raw_scores(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None,
