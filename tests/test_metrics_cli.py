@@ -44,14 +44,14 @@ def test_evaluate_writes_a_report_with_every_baseline(dataset, tmp_path):
     assert result.exit_code == 0, result.output
     report = read_report(out / "report.json")
     methods = {(r.direction, r.method) for r in report.results}
-    assert methods == {(d, m) for d in ("sar:rgb", "rgb:nir") for m in ("mean", "pixel-regression", "pairwise-unet",
-                                                                               "real pairs")}
+    assert methods == {(d, m) for d in ("sar:rgb", "rgb:nir") for m in ("oracle-mean", "mean", "pixel-regression",
+                                                                               "pairwise-unet", "real pairs")}
     assert all(r.n_images == 4 for r in report.results)
     assert report.data["split"] == "test" and report.data["pairs"]["sar:rgb"] > 0
     assert all(-100 <= r.metrics["cas"] <= 100 for r in report.results)
     assert report.config["cas_steps"] == 3
     md = (out / "report.md").read_text()
-    assert "| pairwise-unet |" in md and "sar→rgb PSNR↑" in md
+    assert "| pairwise-unet |" in md and "sar→rgb PSNR (ref range)↑" in md and "## Claims by direction" in md
     assert (out / "grid.png").stat().st_size > 0
     again = _evaluate("--data", dataset, "-o", out, "--directions", "rgb:nir", "--no-fid")
     assert again.exit_code == 2 and "--overwrite" in again.output

@@ -17,7 +17,8 @@ def command(
     output: Path = typer.Option(..., "--output", "-o", help="Directory to write (config.json + ema.safetensors)."),
     half: bool = typer.Option(False, "--half", help="Store parameters as float16 (half the size)."),
     report: Optional[Path] = typer.Option(None, "--report", help="report.json from earthgen evaluate: writes card.json "
-                                          "(directions where the model beat the mean baseline on PSNR)."),
+                                          "(per direction the claim rule's numbers and verdict, judged again "
+                                          "from the report's numbers; see docs/evaluation.md)."),
     overwrite: bool = opt.Overwrite,
 ) -> None:
     """Copy a checkpoint for inference only: EMA weights and config, no optimizer state.
