@@ -11,8 +11,12 @@ One fixed style (version `STYLE_VERSION`, recorded in the output tags), drawn ba
 | building | building=* (any value but "no")                                      | 217, 208, 201   |
 | road     | highway=* lines, buffered to a width per class: motorway/trunk 12 m, primary 10 m, secondary 8 m, tertiary 7 m, residential/unclassified/living_street 6 m, service 4 m, pedestrian/footway/path/cycleway/steps/track 2 m | 255, 255, 255 minor, 252, 214, 164 major (motorway..secondary) |
 
-Widths are in metres on the ground (converted for geographic CRSs). Areas come from closed ways and
-multipolygon relations (osmium assembles them). Rendering is done window by window with
+Widths are in metres on the ground: converted to degrees for geographic CRSs, and by the
+projection's scale factor at the grid's centre for projected ones (Web Mercator, EPSG:3857, draws
+a metre as 1/cos(latitude) map units). Vectors are reprojected from their own CRS (GeoJSON:
+EPSG:4326 per RFC 7946 unless the file names another) onto the grid's. Areas come from closed ways
+and multipolygon relations (osmium assembles them); invalid polygons (self-intersecting outlines,
+common in hand-drawn buildings) are repaired with shapely's make_valid. Rendering is done window by window with
 rasterio.features.rasterize, so memory stays bounded by the window, whatever the grid size.
 """
 
@@ -181,6 +185,38 @@ def osm_grid(path: str, file_format: str | None, crs: str, gsd: float) -> Grid:
     return Grid(dst.to_wkt(), (gsd, 0.0, left, 0.0, -gsd, top), width, height)
 
 
+def map_units_per_metre(grid: Grid) -> float:
+    """Map units of the grid's CRS that one metre on the ground spans, at the grid's centre."""
+    from pyproj import CRS, Proj, Transformer
+
+    crs = CRS.from_wkt(grid.crs)
+    if not crs.is_projected:
+        return 1.0 / 111_320.0  # degrees (along a meridian)
+    left, bottom, right, top = grid.bounds
+    try:
+        lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(
+            (left + right) / 2.0, (bottom + top) / 2.0)
+        factors = Proj(crs).get_factors(lon, lat)
+        scale = math.sqrt(factors.meridional_scale * factors.parallel_scale)
+    except Exception:  # a CRS pyproj cannot take factors of: treat a map unit as a metre
+        scale = 1.0
+    unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0  # metres per unit
+    if not (math.isfinite(scale) and scale > 0):
+        scale = 1.0
+    return scale / (unit or 1.0)
+
+
+def _valid_area(geom):
+    """A polygonal geometry, repaired when its outline is invalid (None when nothing is left)."""
+    import shapely
+
+    if geom.is_valid:
+        return geom
+    parts = [p for p in shapely.get_parts(shapely.make_valid(geom))
+             if p.geom_type in ("Polygon", "MultiPolygon") and not p.is_empty]
+    return shapely.union_all(parts) if parts else None
+
+
 class OsmLayer:
     """OSM features projected onto a grid, ready to render any window of it."""
 
@@ -198,13 +234,13 @@ class OsmLayer:
         from shapely import box
 
         from earthgen_cli.io.geometry_crs import reprojector
-    
+
         if grid.crs is None:
             raise EarthgenError(f"{path}: OSM needs a georeferenced grid to render onto")
         feats, src_crs = read_osm(path, file_format)
         dst = CRS.from_wkt(grid.crs)
         to_grid = reprojector(src_crs, dst)
-        metre = 1.0 if dst.is_projected else 1.0 / 111_320.0  # width in degrees for lon/lat grids
+        metre = map_units_per_metre(grid)  # widths are metres on the ground
         left, bottom, right, top = grid.bounds
         margin = 20.0 * metre
         clip = box(left - margin, bottom - margin, right + margin, top + margin)
@@ -215,6 +251,10 @@ class OsmLayer:
                 continue
             if f.width_m > 0:
                 g = g.buffer(f.width_m * metre / 2.0, cap_style="flat")
+            else:
+                g = _valid_area(g)
+                if g is None:
+                    continue
             g = g.intersection(clip)
             if not g.is_empty:
                 layers[f.layer].append(g)
