@@ -70,4 +70,6 @@ def command(
                               overwrite=overwrite, say=say)
     for warning in report.warnings:
         say(f"warning: {warning}")
+    for key, claim in report.claims().items():
+        say(f"{key.replace(':', '->')}: {claim.verdict}")
     typer.echo(str(output / "report.md"))

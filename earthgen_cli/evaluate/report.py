@@ -261,7 +261,8 @@ def write_markdown(report: Report, path: Path, directions_per_table: int = 2) ->
     lines.append(f"- data: {data.get('path', '?')}, split {data.get('split', '?')}, "
                  f"{data.get('chips', '?')} chips"
                  + (f" (sha256 {str(data['sha256'])[:12]})" if "sha256" in data else ""))
-    settings = ", ".join(f"{k} {v}" for k, v in report.config.items() if k in ("steps", "seed"))
+    settings = ", ".join(f"{k} {','.join(v) if isinstance(v, list) else v}" for k, v in report.config.items()
+                         if k in ("steps", "seed", "estimates") and v not in (None, []))
     if settings:
         lines.append(f"- sampling: {settings}")
     lines.append(f"- earthgen {report.earthgen_version}, {report.created}")
