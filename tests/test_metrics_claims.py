@@ -252,3 +252,22 @@ def test_evaluate_cli_scores_each_estimate_beside_its_control(dataset, tmp_path)
     bad = CliRunner().invoke(app, ["evaluate", "--data", str(dataset), "-o", str(tmp_path / "x"), "--model", str(ckpt),
                                    "--split", HOLDOUT, "--estimate", "median", "--no-fid"])
     assert bad.exit_code == 2 and "--estimate median" in bad.output
+
+
+def test_without_a_second_scene_there_is_no_shuffled_source_and_no_claim(shared_data):
+    from test_baselines import real_scenes
+
+    from earthgen_cli.modalities import default_scaling
+
+    scenes = real_scenes(shared_data, {"rgb": "s2_rgb.tif", "nir": "s2_nir.tif"})
+    scaling = {m: default_scaling(m, scenes[m].shape[1]) for m in scenes}
+    images = {"train": {m: v[:10] for m, v in scenes.items()}, "test": {m: v[10:] for m, v in scenes.items()}}
+    one_scene = TensorPairs("real", images, scaling, scenes={"test": ["s"] * 4})
+    texture = scaling["nir"].from_model(scenes["nir"][0]).numpy()
+    out = evaluate(one_scene, EvaluateOptions(parse_directions("rgb:nir"), baselines=(), fid=False),
+                   unified=IgnoresInput(texture))
+    assert [r.method for r in out.results] == ["unified", "oracle-mean"]
+    assert "shuffled-source left out for rgb:nir: the chips scored come from one scene" in out.warnings
+    claim = judge_results(out.results, out.held_out)["rgb:nir"]
+    assert "no shuffled-source score" in claim.failed and "4 chips < 8" in claim.failed
+    assert "1 held-out scenes < 2" in claim.failed
