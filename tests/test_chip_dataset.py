@@ -132,3 +132,14 @@ def test_png_pairs_without_geometry(shared_data, tmp_path):
     np.testing.assert_array_equal(arr["rgb"][chip.row],
                                   np.asarray(Image.open(tmp_path / "qxs/opt/p1.png"))
                                   .transpose(2, 0, 1)[:, 40:80, 0:40].astype(np.float32))
+
+
+def test_in_memory_chips_equal_the_chips_read_one_by_one(built):
+    disk = ChipDataset(built, "train")
+    ram = ChipDataset(built, "train", in_memory=True)
+    assert len(ram) == len(disk) > 0
+    for i in range(len(disk)):
+        a, b = disk[i], ram[i]
+        assert a["modalities"] == b["modalities"]
+        for m in a["modalities"]:
+            assert torch.equal(a["images"][m], b["images"][m]) and torch.equal(a["valid"][m], b["valid"][m])

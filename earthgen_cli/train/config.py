@@ -39,6 +39,7 @@ class DataConfig:
     max_chips: int = 0  # train on the first N chips only (0 = all): overfitting checks
     workers: int = 0  # DataLoader worker processes
     text: bool = False  # condition on the chips' captions (build-dataset `captions:`; the [text] extra)
+    in_memory: bool = True  # read the split's chips into RAM once (fast); false: one zarr read per chip
 
 
 @dataclass(frozen=True)

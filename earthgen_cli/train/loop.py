@@ -59,7 +59,7 @@ def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | 
 def open_dataset(cfg: TrainConfig):
     from earthgen_cli.data.chips import ChipDataset
 
-    ds = ChipDataset(cfg.data.root, cfg.data.split, cfg.data.modalities or None)
+    ds = ChipDataset(cfg.data.root, cfg.data.split, cfg.data.modalities or None, in_memory=cfg.data.in_memory)
     if len(ds) == 0:
         raise EarthgenError(f"{cfg.data.root}: split {cfg.data.split!r} has no chips")
     return ChipSubset(ds, cfg.data.max_chips) if cfg.data.max_chips else ds
