@@ -39,8 +39,10 @@ def to_unit(raw: torch.Tensor, scaling: BandScaling) -> torch.Tensor:
     """Raw values (..., C, H, W) -> [0, 1] per band (low -> 0, high -> 1), clipped, float32."""
     if raw.shape[-3] != scaling.bands:
         raise ValueError(f"scaling has {scaling.bands} bands, image has {raw.shape[-3]}")
-    model = scaling.to_model(raw.to(torch.float32))
-    return ((model + 1.0) * 0.5).clamp_(0.0, 1.0)
+    low, high = scaling.raw_range()  # linear in raw units, also for log-scaled modalities
+    lo = raw.new_tensor(low, dtype=torch.float32).reshape(-1, 1, 1)
+    hi = raw.new_tensor(high, dtype=torch.float32).reshape(-1, 1, 1)
+    return ((raw.to(torch.float32) - lo) / (hi - lo)).clamp_(0.0, 1.0)
 
 
 def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> None:
