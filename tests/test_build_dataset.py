@@ -258,3 +258,132 @@ def test_distributed_scheduler_gives_the_same_dataset(shared_data, tmp_path):
     np.testing.assert_array_equal(a["sar"][:], b["sar"][:])
     res = _build(cfg, tmp_path / "nowhere", "--scheduler", "tcp://127.0.0.1:9")
     assert res.exit_code == 2 and "cannot reach the dask scheduler" in res.stderr
+
+
+def _moved_scene(shared: Path, folder: Path, dx_km: float, gain: float = 1.0,
+                 flat: bool = False) -> Path:
+    """A BigEarthNet S1+S2 scene moved `dx_km` east (its own ground), RGB scaled by `gain`;
+    `flat`: RGB a constant 120 (open water, as blank as the blank test's threshold)."""
+    from rasterio.transform import Affine
+
+    from conftest import write_geotiff
+    from scene_fixtures import read_real
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, out in (("s2_rgb.tif", "rgb.tif"), ("s1_vvvh_db.tif", "sar.tif")):
+        data, crs, t, nodata = read_real(shared / BEN_MM / name)
+        if name == "s2_rgb.tif" and gain != 1.0:
+            data = (data.astype(np.float64) * gain).astype(data.dtype)
+        if name == "s2_rgb.tif" and flat:
+            data = np.full_like(data, 120)
+        write_geotiff(folder / out, data, crs=crs, nodata=nodata,
+                      transform=t @ Affine.translation(dx_km * 100.0, 0.0))
+    return folder
+
+
+FLAG_SOURCES = RGB_SAR_SOURCE.replace("      sar: {file: sar.tif, units: db}\n",
+                                      "      sar: {file: sar.tif, units: db}\n"
+                                      "    flags: {\"scenes/c*\": cloud}\n") + """  - name: far
+    scenes: far/*
+    holdout: true
+    modalities:
+      rgb: {file: rgb.tif}
+      sar: {file: sar.tif, units: db}
+"""
+
+
+def _flag_fixture(shared_data, tmp_path) -> Path:
+    for i, name in enumerate(("a", "b", "c_1", "d", "e")):
+        _moved_scene(shared_data, tmp_path / "scenes" / name, 20.0 * i, flat=name == "b")
+    _moved_scene(shared_data, tmp_path / "far" / "x", 500.0, gain=3.0)  # brighter: would move stats
+    (tmp_path / "manifest.json").write_text(json.dumps([
+        {"scene": "scenes/b", "content_flags": "water-only (sea/lake)"},
+        {"scene": "scenes/c_1", "content_flags": "snow"},
+        {"scene": "far/x", "content_flags": "snow or cloud covers >15%"},
+        {"scene": "not/built", "content_flags": "cloud"}]))
+    cfg = write_config(tmp_path / "ds.yaml", tmp_path, FLAG_SOURCES)
+    cfg.write_text(cfg.read_text().replace("sources:", "manifest: manifest.json\nsources:", 1))
+    return cfg
+
+
+def test_flagged_scenes_and_holdout_source(shared_data, tmp_path):
+    cfg = _flag_fixture(shared_data, tmp_path)
+    split = ("--val-frac", "0.2", "--test-frac", "0.2", "--seed", "5")
+    res = _build(cfg, tmp_path / "out", *split)
+    assert res.exit_code == 0, res.stderr
+    ds = open_dataset(tmp_path / "out")
+    meta = ds.meta
+    by_scene = {c.scene: c.flags for c in ds.chips}
+    assert by_scene == {"ben/a": "", "ben/b": "water-only (sea/lake)", "ben/c_1": "snow; cloud",
+                        "ben/d": "", "ben/e": "", "far/x": "snow or cloud covers >15%"}
+    # every chip of the holdout source, and only those, is in the holdout split
+    assert {c.split for c in ds.chips if c.source == "far"} == {"holdout"}
+    assert {c.source for c in ds.chips if c.split == "holdout"} == {"far"}
+    assert meta["splits"]["holdout"] == 16 and sum(meta["splits"].values()) == meta["chips"]
+    assert meta["split"]["holdout_sources"] == ["far"]
+    assert meta["flagged"] == {s: sum(1 for c in ds.chips if c.split == s and c.flags)
+                               for s in ("train", "val", "test", "holdout")}
+    assert meta["flagged"]["holdout"] == 16 and sum(meta["flagged"].values()) == 48
+    assert meta["flags"]["scenes"] == ["ben/b", "ben/c_1", "far/x"]
+    assert meta["pair_matrix"]["by_split"]["holdout"][0][1] == 16
+    assert "holdout sources (out-of-region, never trained on): far" in res.stdout
+    assert "flagged chips (content flags; keep out of pixel metrics): " in res.stdout
+    assert "train" in {c.split for c in ds.chips if c.source == "ben"}
+    info = json.loads(run_cli(["info", tmp_path / "out", "--json"]).stdout)
+    assert info["flagged"] == meta["flagged"] and info["splits"]["holdout"] == 16
+
+    # flagged scenes skip the blank test (scene b is flat water): without the manifest, b is dropped
+    assert meta["dropped"].get("blank", 0) == 0
+    cfg_nomanifest = write_config(tmp_path / "nom.yaml", tmp_path, FLAG_SOURCES)
+    assert _build(cfg_nomanifest, tmp_path / "nom", *split).exit_code == 0
+    nom = open_dataset(tmp_path / "nom")
+    assert "ben/b" not in {c.scene for c in nom.chips} and nom.meta["dropped"]["blank"] == 16
+    # the holdout source never reaches the statistics: the same build without it has the same
+    # splits and normalisation; declared holdout: false, it moves them (the test has teeth)
+    cfg_no = write_config(tmp_path / "no.yaml", tmp_path, FLAG_SOURCES.split("  - name: far")[0])
+    cfg_no.write_text(cfg_no.read_text().replace("sources:", "manifest: manifest.json\nsources:", 1))
+    assert _build(cfg_no, tmp_path / "no", *split).exit_code == 0
+    no = open_dataset(tmp_path / "no")
+    assert [(c.id, c.split) for c in no.chips] == [(c.id, c.split) for c in ds.chips
+                                                   if c.source == "ben"]
+    assert no.meta["normalisation"] == meta["normalisation"]
+    cfg.write_text(cfg.read_text().replace("holdout: true", "holdout: false"))
+    assert _build(cfg, tmp_path / "in", "--val-frac", "0", "--test-frac", "0").exit_code == 0
+    joined = open_dataset(tmp_path / "in")
+    assert {c.split for c in joined.chips} == {"train"} and joined.meta["splits"]["holdout"] == 0
+    assert joined.meta["flagged"]["train"] == 48  # flagged chips are kept for training
+    assert joined.meta["normalisation"]["rgb"]["high"] != meta["normalisation"]["rgb"]["high"]
+
+    # torch access by split name
+    from earthgen_cli.data.chips import ChipDataset
+
+    held = ChipDataset(tmp_path / "out", split="holdout")
+    assert len(held) == 16 and held[0]["split"] == "holdout"
+
+
+def test_flags_pattern_that_matches_nothing_stops_the_build(shared_data, tmp_path):
+    cfg = _flag_fixture(shared_data, tmp_path)
+    cfg.write_text(cfg.read_text().replace('"scenes/c*"', '"scenes/cc*"'))
+    res = _build(cfg, tmp_path / "out")
+    assert res.exit_code == 2
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("earthgen: error:")]
+    assert len(errors) == 1 and "ds.yaml" in errors[0] and "'scenes/cc*' matches none" in errors[0]
+
+
+def test_chips_table_without_flags_or_caption_columns_still_loads(shared_data, tmp_path):
+    import csv
+
+    ben_scene(shared_data, tmp_path / "scenes" / "a")
+    cfg = write_config(tmp_path / "ds.yaml", tmp_path, RGB_SAR_SOURCE)
+    assert _build(cfg, tmp_path / "out").exit_code == 0
+    table = tmp_path / "out" / "chips.csv"
+    with open(table, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    old = [c for c in rows[0] if c not in ("caption", "flags")]
+    with open(table, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=old, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    assert "flags" not in table.read_text().splitlines()[0]
+    ds = open_dataset(tmp_path / "out")
+    assert ds.chips and all(c.flags == "" and c.caption == "" for c in ds.chips)

@@ -5,7 +5,10 @@ strides the last row/column is anchored to the scene edge (overlapping its neigh
 scene is covered. A chip is dropped when any modality has more than `max_nodata` of its pixels
 missing, or when any image modality is blank: its largest per-band standard deviation, in the
 registry's default model space (range -> [-1, 1], so dB, reflectance and 8-bit compare alike), is
-below `min_std`. Rendered OSM maps are exempt from the blank test: a flat map is a valid map.
+below `min_std`. Rendered OSM maps are exempt from the blank test: a flat map is a valid map. So are
+chips of scenes with content flags (dataset config: manifest or `flags:`): their low information
+(open water with NIR clipped at 1, snow) is known and declared, they are real data for training,
+and chips.csv marks them for evaluation to leave out. The nodata test applies to every chip.
 """
 
 from __future__ import annotations
@@ -51,13 +54,15 @@ class ChipFilter:
     max_nodata: float = 0.05
     min_std: float = 0.01
 
-    def reason_to_drop(self, name: str, dtype: str, data: np.ndarray) -> str | None:
-        """None to keep, else 'nodata' or 'blank'. `data` is (C, H, W) float32, NaN = nodata."""
+    def reason_to_drop(self, name: str, dtype: str, data: np.ndarray,
+                       flagged: bool = False) -> str | None:
+        """None to keep, else 'nodata' or 'blank'. `data` is (C, H, W) float32, NaN = nodata;
+        `flagged`: the chip's scene has content flags (no blank test)."""
         valid = np.isfinite(data)
         nodata = 1.0 - valid.all(axis=0).mean()
         if nodata > self.max_nodata:
             return "nodata"
-        if name == "osm":
+        if name == "osm" or flagged:
             return None
         scaling = default_scaling(name, data.shape[0], dtype)
         stds = []

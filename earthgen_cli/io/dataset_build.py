@@ -30,7 +30,7 @@ from earthgen_cli.io.chip_grid import ChipFilter, chip_bounds, chip_windows
 from earthgen_cli.io.dataset_config import CaptionFrom, DatasetConfig
 from earthgen_cli.io.scene_chips import BandSums, SceneResult, SceneTask, extract_scene
 from earthgen_cli.io.scene_inputs import SceneInput, SceneProblem, find_scenes
-from earthgen_cli.io.splits import (SPLITS, ChipPlace, SplitBy, SplitPlan, block_split,
+from earthgen_cli.io.splits import (HOLDOUT, SPLITS, ChipPlace, SplitBy, SplitPlan, block_split,
                                     overlapping_holdout, scene_groups)
 from earthgen_cli.modalities import MODALITY_NAMES, default_scaling, get_modality
 
@@ -84,9 +84,10 @@ def _crs_label(wkt: str | None) -> str:
 
 
 def _plan(scenes: list[SceneInput], opts: BuildOptions, problems: list[SceneProblem],
-          osm_captions: set[str]):
+          osm_captions: set[str], holdout: set[str] = frozenset()):
     """Reference grids, chip windows and splits; returns tasks, chip records, drop counts.
-    Scenes of the sources in `osm_captions` caption their chips from OSM."""
+    Scenes of the sources in `osm_captions` caption their chips from OSM; every chip of the
+    sources in `holdout` goes to the holdout split."""
     stride = opts.stride or opts.chip
     planned = []
     for scene in scenes:
@@ -106,7 +107,9 @@ def _plan(scenes: list[SceneInput], opts: BuildOptions, problems: list[SceneProb
         entries = []
         for w in windows:
             bounds = chip_bounds(ref.transform, w)
-            if opts.split.by == SplitBy.scene or ref.crs is None:
+            if scene.source in holdout:
+                split = HOLDOUT
+            elif opts.split.by == SplitBy.scene or ref.crs is None:
                 split = opts.split.split_of(groups[scene.scene_id])
             else:
                 size = opts.block_size or 4 * opts.chip * ref.gsd
@@ -249,7 +252,8 @@ def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
     bands = _band_counts(scenes)
     osm_captions = {s.name for s in config.sources
                     if s.captions is not None and s.captions.origin is CaptionFrom.osm}
-    tasks, records, rows, dropped = _plan(scenes, opts, problems, osm_captions)
+    holdout = {s.name for s in config.sources if s.holdout}
+    tasks, records, rows, dropped = _plan(scenes, opts, problems, osm_captions, holdout)
     log(f"{len(tasks)} scene(s), {rows} candidate chip(s)")
 
     partial = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -298,7 +302,8 @@ def _finish(config, opts, scenes, tasks, records, results, problems, dropped, ba
                 scene_name(scene.scene_id, scene.source), "")
             chips.append(store.ChipRecord(chip_id, row, scene.source, scene.scene_id, place.split,
                                           place.bounds, _crs_label(ref.crs),
-                                          ref.gsd if ref.crs else math.nan, present, caption))
+                                          ref.gsd if ref.crs else math.nan, present, caption,
+                                          scene.flags))
     chips.sort(key=lambda c: c.row)
     names = tuple(m for m in MODALITY_NAMES if m in bands)
     dtypes = {}
@@ -324,7 +329,13 @@ def _finish(config, opts, scenes, tasks, records, results, problems, dropped, ba
         "splits": {s: sum(1 for c in chips if c.split == s) for s in SPLITS},
         "split": {"by": opts.split.by.value, "seed": opts.split.seed,
                   "val_frac": opts.split.val_frac, "test_frac": opts.split.test_frac,
-                  "block_size": opts.block_size},
+                  "block_size": opts.block_size,
+                  "holdout_sources": sorted(s.name for s in config.sources if s.holdout)},
+        "flagged": {s: sum(1 for c in chips if c.split == s and c.flags) for s in SPLITS},
+        "flags": {"manifest": str(config.manifest) if config.manifest else None,
+                  "scenes": sorted({c.scene for c in chips if c.flags}),
+                  "note": "flagged chips (chips.csv flags) are in training; leave them out of "
+                          "pixel metrics or report them apart"},
         "filters": {"max_nodata": opts.max_nodata, "min_std": opts.min_std},
         "modalities": {n: {"bands": list(get_modality(n).bands[:bands[n]]),
                            "units": "dB" if n == "sar" else get_modality(n).units,

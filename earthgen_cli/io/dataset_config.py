@@ -4,6 +4,7 @@ Loading is strict (STYLE.md): unknown keys, wrong types and unknown modality nam
 name the config file. Paths in the file are relative to `root`, itself relative to the config file.
 
     root: ../../../shared/data          # optional; default: the config file's folder
+    manifest: manifest.json             # optional: content flags per scene folder (below)
     sources:
       - name: bigearthnet_mm            # unique; used in chip ids
         scenes: bigearthnet_mm/*        # glob of scene folders (kind: geotiff)
@@ -13,6 +14,8 @@ name the config file. Paths in the file are relative to `root`, itself relative 
           ms:  {file: s2_ms20m.tif, bands: [1, 2, 3, 4, 5, 6]}
         osm: {geojson: buildings.geojson}   # optional: rendered as the osm modality
         captions: {csv: captions.csv, key: scene, column: caption}  # optional: text per scene
+        flags: {"bigearthnet_mm/*_87_48": "cloud"}   # optional: content flags by scene folder glob
+        holdout: false                  # optional: true puts every chip in the `holdout` split
       - name: qxs
         kind: image_pairs               # non-georeferenced PNG/JPG pairs matched by file stem
         scenes: qxs                     # the folder that holds one sub-folder per modality
@@ -25,6 +28,20 @@ in chips.csv: `{csv: FILE, key: COLUMN, column: COLUMN}` takes one caption per s
 (path relative to `root`; `key` holds the scene name: its folder below the `scenes:` pattern's
 first folder, or the file stem for image_pairs; defaults `scene` and `caption`), and
 `{from: osm}` writes one per chip from the shares of its rendered OSM classes (io/captions.py).
+
+Content flags mark low-information scenes (water only, snow, cloud): their chips are kept for
+training (they are real data) but carry the text in chips.csv's `flags` column so that pixel metrics
+can leave them out. Two places give them, and a scene's flags are the union (joined with "; "):
+- `manifest: FILE` (top level, relative to `root`): a JSON list of objects with `scene` (the scene
+  folder relative to `root`, as in ../shared/data/manifest.json) and an optional `content_flags`
+  (a string, a list of strings, or null); other keys are ignored. Scenes not built are ignored.
+- `flags: {PATTERN: TEXT}` (per source): PATTERN is a glob over the scene folder relative to
+  `root` (for image_pairs, the folder and the file stem: `qxs/0001`); it must match a scene of the
+  source, or the build stops.
+
+`holdout: true` (per source) sends every chip of the source to the `holdout` split, whatever
+--split-by says: never train/val/test, never in the normalisation statistics (train only). Use it
+for an out-of-region test set.
 """
 
 from __future__ import annotations
@@ -91,6 +108,8 @@ class SourceSpec:
     kind: SourceKind = SourceKind.geotiff
     osm: OsmSpec | None = None
     captions: CaptionSpec | None = None
+    flags: tuple[tuple[str, str], ...] = ()  # (scene folder glob relative to root, text)
+    holdout: bool = False  # every chip in the `holdout` split
 
     @property
     def modality_names(self) -> tuple[str, ...]:
@@ -103,6 +122,17 @@ class DatasetConfig:
     path: Path  # the YAML file
     root: Path
     sources: tuple[SourceSpec, ...]
+    manifest: Path | None = None  # JSON of content flags per scene folder
+    manifest_flags: tuple[tuple[str, str], ...] = ()  # (scene folder relative to root, text)
+
+    def scene_flags(self, source: SourceSpec, folder: str) -> str:
+        """The content flags of a scene (its folder relative to the root): manifest, then the
+        source's `flags:` patterns, "; "-joined without repeats; "" when none."""
+        from fnmatch import fnmatchcase
+
+        found = [t for scene, t in self.manifest_flags if scene == folder]
+        found += [t for pattern, t in source.flags if fnmatchcase(folder, pattern)]
+        return "; ".join(dict.fromkeys(found))
 
     @property
     def modality_names(self) -> tuple[str, ...]:
@@ -197,8 +227,62 @@ def _captions(where: str, obj: Any) -> CaptionSpec:
                        _str(f"{where}.column", obj.get("column", "caption")))
 
 
+def _flag_text(where: str, value: Any) -> str:
+    """Flags as one line of text: a string or a list of strings."""
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, str) and v.strip() for v in items):
+        raise EarthgenError(f"{where}: expected a non-empty string or list of strings, got {value!r}")
+    text = "; ".join(v.strip() for v in items)
+    if "\n" in text or "\r" in text:
+        raise EarthgenError(f"{where}: flags must be one line of text")
+    return text
+
+
+def _source_flags(where: str, obj: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(obj, dict) or not obj:
+        raise EarthgenError(f"{where}: expected a mapping of scene folder glob -> flag text, "
+                            f"got {obj!r}")
+    return tuple((_str(f"{where} key", k), _flag_text(f"{where}.{k}", v)) for k, v in obj.items())
+
+
+def _bool(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise EarthgenError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def read_manifest(where: str, path: Path) -> tuple[tuple[str, str], ...]:
+    """(scene folder, content flags) of every flagged scene of a manifest JSON file."""
+    import json
+
+    try:
+        obj = json.loads(path.read_text())
+    except OSError as exc:
+        raise EarthgenError(f"{where}: cannot read manifest {path} ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise EarthgenError(f"{where}: manifest {path} is not JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(obj, list):
+        raise EarthgenError(f"{where}: manifest {path}: expected a JSON list of scene objects, "
+                            f"got {type(obj).__name__}")
+    out, seen = [], set()
+    for i, entry in enumerate(obj):
+        at = f"{where}: manifest {path}: entry {i}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("scene"), str) or not entry["scene"]:
+            raise EarthgenError(f"{at}: expected an object with a `scene` string")
+        scene = entry["scene"].strip("/")
+        if scene in seen:
+            raise EarthgenError(f"{at}: scene {scene} listed twice")
+        seen.add(scene)
+        flags = entry.get("content_flags")
+        if flags is None or flags == [] or flags == "":
+            continue
+        out.append((scene, _flag_text(f"{at} ({scene}).content_flags", flags)))
+    return tuple(out)
+
+
 def _source(where: str, obj: Any) -> SourceSpec:
-    obj = _check_keys(where, obj, {"name", "scenes", "modalities", "kind", "osm", "captions"},
+    obj = _check_keys(where, obj, {"name", "scenes", "modalities", "kind", "osm", "captions",
+                                   "flags", "holdout"},
                       {"name", "scenes", "modalities"})
     name = _str(f"{where}.name", obj["name"])
     where = f"{where} ({name})"
@@ -220,13 +304,15 @@ def _source(where: str, obj: Any) -> SourceSpec:
     if (captions is not None and captions.origin is CaptionFrom.osm and osm is None
             and not any(m.name == "osm" for m in specs)):
         raise EarthgenError(f"{where}.captions: from: osm needs an osm modality in this source")
+    flags = _source_flags(f"{where}.flags", obj["flags"]) if "flags" in obj else ()
+    holdout = _bool(f"{where}.holdout", obj["holdout"]) if "holdout" in obj else False
     return SourceSpec(name, _str(f"{where}.scenes", obj["scenes"]), specs, SourceKind(kind), osm,
-                      captions)
+                      captions, flags, holdout)
 
 
 def parse_dataset_config(obj: Any, path: Path, root_override: Path | None = None) -> DatasetConfig:
     where = str(path)
-    obj = _check_keys(where, obj, {"root", "sources"}, {"sources"})
+    obj = _check_keys(where, obj, {"root", "sources", "manifest"}, {"sources"})
     if root_override is not None:
         root = root_override
     else:
@@ -239,7 +325,12 @@ def parse_dataset_config(obj: Any, path: Path, root_override: Path | None = None
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise EarthgenError(f"{where}: source name(s) used twice: {', '.join(dup)}")
-    return DatasetConfig(path, root.resolve(), specs)
+    root = root.resolve()
+    manifest, manifest_flags = None, ()
+    if "manifest" in obj:
+        manifest = root / _str(f"{where}: manifest", obj["manifest"])
+        manifest_flags = read_manifest(where, manifest)
+    return DatasetConfig(path, root, specs, manifest, manifest_flags)
 
 
 def load_dataset_config(path: str | Path, root_override: str | Path | None = None) -> DatasetConfig:

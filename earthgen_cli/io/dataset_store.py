@@ -4,9 +4,12 @@
       dataset.json   modalities, band names, units, normalisation (train split only), pair matrix,
                      splits, what was dropped or skipped; written last: a folder without it (an
                      interrupted build) is not a dataset
-      chips.csv      one row per chip: id, row, source, scene, split, left, bottom, right, top,
-                     crs, gsd, modalities (';'-joined), caption (text condition; "" = none;
-                     tables written before captions existed have no such column)
+      chips.csv      one row per chip: id, row, source, scene, split (train, val, test or
+                     holdout), left, bottom, right, top, crs, gsd, modalities (';'-joined),
+                     caption (text condition; "" = none), flags (the scene's content flags:
+                     water only, snow, cloud...; "" = none; flagged chips are for training,
+                     not for pixel metrics). Tables written before captions or flags existed
+                     lack those columns: they read as "".
       scenes.csv     one row per scene: reference grid and how far each modality's grid was off
       chips.zarr/    zarr v3 group, one array per modality: (rows, bands, chip, chip) float32 in the
                      modality's units (SAR in dB), NaN = nodata, one chunk per chip, so DataLoader
@@ -32,7 +35,7 @@ CHIPS_FILE = "chips.csv"
 SCENES_FILE = "scenes.csv"
 ARRAYS_DIR = "chips.zarr"
 CHIP_COLUMNS = ("id", "row", "source", "scene", "split", "left", "bottom", "right", "top",
-                "crs", "gsd", "modalities", "caption")
+                "crs", "gsd", "modalities", "caption", "flags")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class ChipRecord:
     gsd: float  # NaN for plain images
     modalities: tuple[str, ...]
     caption: str = ""  # the chip's text (io/captions.py); "" = none
+    flags: str = ""  # content flags of the chip's scene (dataset config); "" = none
 
     def to_row(self) -> dict[str, Any]:
         left, bottom, right, top = self.bounds
@@ -54,14 +58,16 @@ class ChipRecord:
                 "split": self.split, "left": repr(left), "bottom": repr(bottom),
                 "right": repr(right), "top": repr(top), "crs": self.crs,
                 "gsd": "" if math.isnan(self.gsd) else repr(self.gsd),
-                "modalities": ";".join(self.modalities), "caption": self.caption}
+                "modalities": ";".join(self.modalities), "caption": self.caption,
+                "flags": self.flags}
 
     @classmethod
     def from_row(cls, r: dict[str, str]) -> "ChipRecord":
         return cls(r["id"], int(r["row"]), r["source"], r["scene"], r["split"],
                    (float(r["left"]), float(r["bottom"]), float(r["right"]), float(r["top"])),
                    r["crs"], float(r["gsd"]) if r["gsd"] else math.nan,
-                   tuple(m for m in r["modalities"].split(";") if m), r.get("caption") or "")
+                   tuple(m for m in r["modalities"].split(";") if m), r.get("caption") or "",
+                   r.get("flags") or "")
 
 
 def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
@@ -138,6 +144,13 @@ def format_summary(ds: BuiltDataset) -> str:
     lines = [f"dataset {ds.path}: {meta['chips']} chips of {meta['chip']}x{meta['chip']} px "
              f"from {meta['scenes']} scene(s)"]
     lines.append("splits: " + ", ".join(f"{s} {n}" for s, n in meta["splits"].items()))
+    holdout = meta.get("split", {}).get("holdout_sources")
+    if holdout:
+        lines.append("holdout sources (out-of-region, never trained on): " + ", ".join(holdout))
+    flagged = meta.get("flagged") or {}
+    if any(flagged.values()):
+        lines.append("flagged chips (content flags; keep out of pixel metrics): "
+                     + ", ".join(f"{s} {n}" for s, n in flagged.items()))
     g0, g1 = meta["gsd_range"] if meta["gsd_range"] else (math.nan, math.nan)
     lines.append(f"GSD: {g0:g} - {g1:g} m/px" if meta["gsd_range"] else "GSD: none (plain images)")
     for m in mods:
@@ -172,8 +185,8 @@ def describe_dataset(path: str | Path, as_json: bool = False) -> str:
     ds = open_dataset(path)
     if not as_json:
         return format_summary(ds)
-    keys = ("chips", "scenes", "chip", "splits", "gsd_range", "pair_matrix", "dropped", "skipped",
-            "max_grid_shift_px")
+    keys = ("chips", "scenes", "chip", "splits", "flagged", "gsd_range", "pair_matrix", "dropped",
+            "skipped", "max_grid_shift_px")
     out = {k: ds.meta.get(k) for k in keys}
     out["modalities"] = {m: ds.meta["modalities"][m]["bands"] for m in ds.modalities}
     out["path"] = str(ds.path)

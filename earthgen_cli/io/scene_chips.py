@@ -120,7 +120,8 @@ def extract_scene(task: SceneTask, store: str, chip_filter: ChipFilter, skip_bad
                             data = osm_layer.read(window)
                         else:
                             data = aligned.read(name, window.row, window.col, window.size)
-                        reason = chip_filter.reason_to_drop(name, dtypes[name], data)
+                        reason = chip_filter.reason_to_drop(name, dtypes[name], data,
+                                                            bool(scene.flags))
                         if reason:
                             break
                         chips[name] = data

@@ -81,6 +81,7 @@ class SceneInput:
     kind: SourceKind
     modalities: tuple[ModalityInput, ...]
     osm: OsmInput | None = None
+    flags: str = ""  # content flags (dataset config: manifest + the source's flags:); "" = none
 
 
 def grid_of(ds) -> Grid:
@@ -196,8 +197,22 @@ class SceneProblem:
     message: str
 
 
+def scene_folder(source: SourceSpec, scene_id: str, folder: Path, root: Path) -> str:
+    """A scene's folder relative to the root (what manifests and `flags:` patterns name);
+    for image_pairs the folder and the file stem."""
+    import os
+
+    rel = Path(os.path.relpath(folder, root)).as_posix()
+    if source.kind == SourceKind.image_pairs:
+        rel = f"{rel}/{scene_id.rsplit('/', 1)[-1]}"
+    return rel
+
+
 def find_scenes(config: DatasetConfig, skip_bad: bool) -> tuple[list[SceneInput], list[SceneProblem]]:
     """All scenes of all sources, checked. Bad scenes raise, or are listed when `skip_bad`."""
+    from dataclasses import replace
+    from fnmatch import fnmatchcase
+
     scenes: list[SceneInput] = []
     problems: list[SceneProblem] = []
     for source in config.sources:
@@ -205,11 +220,19 @@ def find_scenes(config: DatasetConfig, skip_bad: bool) -> tuple[list[SceneInput]
         if not found:
             raise EarthgenError(f"{config.path}: source {source.name}: no scene matches "
                                 f"{config.root / source.scenes}")
-        for scene_id, folder in found:
+        folders = [scene_folder(source, scene_id, folder, config.root) for scene_id, folder in found]
+        for pattern, _ in source.flags:
+            if not any(fnmatchcase(f, pattern) for f in folders):
+                raise EarthgenError(f"{config.path}: source {source.name}: flags pattern "
+                                    f"{pattern!r} matches none of its {len(folders)} scene(s) "
+                                    f"(folders relative to {config.root}, e.g. {folders[0]})")
+        for (scene_id, folder), rel in zip(found, folders):
             try:
-                scenes.append(open_scene(source, scene_id, folder, config.root))
+                scene = open_scene(source, scene_id, folder, config.root)
             except EarthgenError as exc:
                 if not skip_bad:
                     raise
                 problems.append(SceneProblem(scene_id, str(exc)))
+                continue
+            scenes.append(replace(scene, flags=config.scene_flags(source, rel)))
     return scenes, problems

@@ -7,6 +7,10 @@ different splits is dropped. `scene`: scenes whose footprints overlap form one g
 split is a hash of (seed, first scene id). Whatever the mode, a final check drops every val/test chip
 that overlaps a train chip by a positive area (and every test chip over a val chip), so no held-out
 chip shares ground with training, even across CRSs.
+
+`holdout`: chips of a source declared `holdout: true` (an out-of-region test set) take this split
+whatever the mode; it ranks after test in the final check, so a holdout chip that shares ground with
+any train/val/test chip is dropped.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ class SplitBy(str, enum.Enum):
     block = "block"
 
 
-SPLITS = ("train", "val", "test")
+HOLDOUT = "holdout"
+SPLITS = ("train", "val", "test", HOLDOUT)  # rank order of the overlap check
 
 
 @dataclass(frozen=True)
