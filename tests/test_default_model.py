@@ -160,3 +160,26 @@ def test_the_wheel_stays_under_60_mb(tmp_path):
     assert wheel.stat().st_size < 60 * 2**20, wheel.stat().st_size
     names = zipfile.ZipFile(wheel).namelist()
     assert "earthgen_cli/weights/default/ema.safetensors" in names  # the default model ships in it
+
+
+def test_export_with_an_out_of_region_report_claims_only_what_passes_in_both(tmp_path):
+    ckpt = random_checkpoint(tmp_path / "ck")
+    test, holdout = tmp_path / "test.json", tmp_path / "holdout.json"
+    write_json(Report((*_rows("rgb:sar", 30.0, 0.8), *_rows("sar:rgb", 30.0, 0.8), *_rows("rgb:osm", 30.0, 0.8)),
+                      {"steps": 8}, {"split": "test", "held_out": {d: {"chips": 8, "scenes": 2}
+                                                                  for d in ("rgb:sar", "sar:rgb", "rgb:osm")}}, {}),
+               test)
+    # out of region: rgb:sar passes again, sar:rgb loses to oracle-mean, rgb:osm is not scored
+    write_json(Report((*_rows("rgb:sar", 30.0, 0.8), *_rows("sar:rgb", 24.0, 0.5)),
+                      {"steps": 8}, {"split": "holdout", "held_out": {d: {"chips": 9, "scenes": 3}
+                                                                     for d in ("rgb:sar", "sar:rgb")}}, {}),
+               holdout)
+    out = tmp_path / "exported"
+    result = _run("export", ckpt, "--report", test, "--report", holdout, "-o", out)
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "card.json").read_text())
+    assert card["validated"] == ["rgb:sar", "rgb:osm"]
+    assert card["also_judged"][0]["evaluation"]["split"] == "holdout"
+    claims = card_claims(card)
+    assert not claims["sar:rgb"].validated
+    assert any(f.startswith("holdout: ") and "oracle-mean" in f for f in claims["sar:rgb"].failed)

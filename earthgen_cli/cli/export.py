@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List
 
 import typer
 
@@ -16,9 +16,11 @@ def command(
     checkpoint: Path = typer.Argument(..., metavar="CKPT", help="Checkpoint directory (step_N from earthgen train)."),
     output: Path = typer.Option(..., "--output", "-o", help="Directory to write (config.json + ema.safetensors)."),
     half: bool = typer.Option(False, "--half", help="Store parameters as float16 (half the size)."),
-    report: Optional[Path] = typer.Option(None, "--report", help="report.json from earthgen evaluate: writes card.json "
-                                          "(per direction the claim rule's numbers and verdict, judged again "
-                                          "from the report's numbers; see docs/evaluation.md)."),
+    report: List[Path] = typer.Option([], "--report", help="report.json from earthgen evaluate: writes card.json "
+                                      "(per direction the claim rule's numbers and verdict, judged again from the "
+                                      "report's numbers; see docs/evaluation.md). Repeatable (e.g. the test split, "
+                                      "then the out-of-region holdout): a direction is validated only when it "
+                                      "passes in every report that scored it."),
     overwrite: bool = opt.Overwrite,
 ) -> None:
     """Copy a checkpoint for inference only: EMA weights and config, no optimizer state.

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 from earthgen_cli.errors import EarthgenError
 
 
-def card_from_report(report_path: Path) -> dict:
-    """card.json from an evaluation report: the claim rule applied to its numbers per direction."""
-    from earthgen_cli.evaluate.claims import RULE
+def _judged(report_path: Path) -> dict:
     from earthgen_cli.evaluate.report import read_report
 
     report = read_report(Path(report_path))
     claims = report.claims()
-    return {"rule": RULE, "validated": [d for d, c in claims.items() if c.validated],
-            "directions": {d: c.to_json() for d, c in claims.items()},
+    return {"directions": {d: c.to_json() for d, c in claims.items()},
             "evaluation": {"split": report.data.get("split"), "data": report.data.get("path"),
                            "data_sha256": report.data.get("sha256"), "chips": report.data.get("pairs"),
                            "steps": report.config.get("steps"), "seed": report.config.get("seed"),
@@ -35,7 +33,24 @@ def card_from_report(report_path: Path) -> dict:
                            "include_flagged": report.config.get("include_flagged"), "created": report.created}}
 
 
-def export_model(checkpoint: Path, out: Path, half: bool = False, report: Path | None = None,
+def card_from_report(report_path: Path | Sequence[Path]) -> dict:
+    """card.json from one or more evaluation reports (e.g. the in-region test split, then the
+    out-of-region holdout): the claim rule applied to each report's numbers per direction. The
+    first report's entries are `directions`, the others go under `also_judged`; a direction is
+    validated only when it passes in every report that scored it."""
+    from earthgen_cli.evaluate.claims import RULE
+    from earthgen_cli.inference.default_model import card_claims
+
+    paths = [Path(report_path)] if isinstance(report_path, (str, Path)) else [Path(p) for p in report_path]
+    if not paths:
+        raise EarthgenError("card_from_report needs at least one report")
+    first, *others = [_judged(p) for p in paths]
+    card = {"rule": RULE, "validated": [], **first, "also_judged": others}
+    card["validated"] = [d for d, c in card_claims(card).items() if c.validated]
+    return card
+
+
+def export_model(checkpoint: Path, out: Path, half: bool = False, report: Path | Sequence[Path] | None = None,
                  overwrite: bool = False) -> Path:
     from earthgen_cli.train.checkpoint import load_model, read_info, write_model_dir
 
@@ -46,7 +61,7 @@ def export_model(checkpoint: Path, out: Path, half: bool = False, report: Path |
         raise EarthgenError(f"{out}: is the checkpoint itself; export to another directory")
     read_info(checkpoint)  # one-line errors for a broken config.json
     model, _ = load_model(checkpoint, ema=True)
-    card = card_from_report(report) if report is not None else None
+    card = card_from_report(report) if report else None
     config = json.loads((checkpoint / "config.json").read_text())
     state = model.state_dict()
     if half:  # float16 parameters, float32 buffers (latent statistics)
