@@ -362,7 +362,16 @@ def test_flagged_scenes_and_holdout_source(shared_data, tmp_path):
     joined = open_dataset(tmp_path / "in")
     assert {c.split for c in joined.chips} == {"train"} and joined.meta["splits"]["holdout"] == 0
     assert joined.meta["flagged"]["train"] == 48  # flagged chips are kept for training
-    assert joined.meta["normalisation"]["rgb"]["high"] != meta["normalisation"]["rgb"]["high"]
+    # ... but never set the normalisation: far/x (flagged cloud, 3x brighter) trains here, and the
+    # statistics equal those of the same build without it
+    assert _build(cfg_no, tmp_path / "in_no", "--val-frac", "0", "--test-frac", "0").exit_code == 0
+    assert joined.meta["normalisation"] == open_dataset(tmp_path / "in_no").meta["normalisation"]
+    # unflagged, the bright scene moves them (the test has teeth)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps([e for e in json.loads(manifest.read_text()) if e["scene"] != "far/x"]))
+    assert _build(cfg, tmp_path / "in_unflagged", "--val-frac", "0", "--test-frac", "0").exit_code == 0
+    unflagged = open_dataset(tmp_path / "in_unflagged")
+    assert unflagged.meta["normalisation"]["rgb"]["high"] != joined.meta["normalisation"]["rgb"]["high"]
 
     # torch access by split name
     from earthgen_cli.data.chips import ChipDataset

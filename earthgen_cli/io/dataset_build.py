@@ -214,13 +214,16 @@ def _normalisation(sums: dict[str, BandSums], bands: dict[str, int],
                          "std": None, "from": "registry default (no train chips)"}
             continue
         values = np.concatenate(s.samples, axis=1)
-        low, high = np.percentile(values, PERCENTILES, axis=1)
-        high = np.where(high > low, high, low + 1.0)  # a constant band still maps to a range
+        log = get_modality(name).log_scale  # percentiles of log1p(raw): see Modality.log_scale
+        low, high = np.percentile(np.log1p(np.maximum(values, 0)) if log else values, PERCENTILES, axis=1)
+        high = np.where(high > low, high, low + (0.01 if log else 1.0))  # a constant band still maps to a range
         mean = s.total / np.maximum(s.count, 1)
         std = np.sqrt(np.maximum(s.total_sq / np.maximum(s.count, 1) - mean ** 2, 0.0))
         out[name] = {"low": low.tolist(), "high": high.tolist(), "mean": mean.tolist(),
                      "std": std.tolist(), "percentiles": list(PERCENTILES),
                      "samples": int(values.shape[1]), "from": "train split"}
+        if log:
+            out[name]["log"] = True  # low/high are log1p(raw); mean/std stay in raw units
     return out
 
 
@@ -286,13 +289,19 @@ def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
 
 def _finish(config, opts, scenes, tasks, records, results, problems, dropped, bands, scene_text):
     chips: list[store.ChipRecord] = []
+    # Normalisation statistics come from unflagged train chips: a cloudy or snowy scene (Landsat's
+    # cloud deck: median 8544 against ~1000 for clear Sentinel-2) would otherwise set the top of the
+    # range for everyone. A modality whose train chips are all flagged falls back to them.
+    flagged = {s.scene_id for s in scenes if getattr(s, "flags", "")}
     sums: dict[str, BandSums] = {}
+    sums_flagged: dict[str, BandSums] = {}
     by_source: dict[str, dict[str, BandSums]] = {}
     for r in results:
         for k, v in r.dropped.items():
             dropped[k] = dropped.get(k, 0) + v
         for name, s in r.sums.items():
-            sums.setdefault(name, BandSums.empty(len(s.count))).merge(s)
+            (sums_flagged if r.scene_id in flagged else sums).setdefault(
+                name, BandSums.empty(len(s.count))).merge(s)
             by_source.setdefault(r.source, {}).setdefault(
                 name, BandSums.empty(len(s.count))).merge(s)
         for row, present in r.kept:
@@ -304,6 +313,9 @@ def _finish(config, opts, scenes, tasks, records, results, problems, dropped, ba
                                           place.bounds, _crs_label(ref.crs),
                                           ref.gsd if ref.crs else math.nan, present, caption,
                                           scene.flags))
+    for name, s in sums_flagged.items():
+        if name not in sums or not sums[name].samples:
+            sums[name] = s
     chips.sort(key=lambda c: c.row)
     names = tuple(m for m in MODALITY_NAMES if m in bands)
     dtypes = {}
