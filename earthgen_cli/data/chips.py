@@ -71,10 +71,14 @@ class ChipDataset(Dataset):
     def _load_rows(self, modality: str, array) -> dict[int, np.ndarray]:
         """{row: (C, H, W) float32} for this split's chips holding `modality`, read in bulk."""
         rows = sorted({c.row for c in self.chips if modality in c.modalities})
-        if not rows:
-            return {}
-        block = np.asarray(array[rows[0]:rows[-1] + 1], dtype=np.float32)  # contiguous: one read
-        return {r: block[r - rows[0]] for r in rows}
+        out: dict[int, np.ndarray] = {}
+        start = 0
+        for i in range(1, len(rows) + 1):  # one read per run of consecutive rows (a scene's chips)
+            if i == len(rows) or rows[i] != rows[i - 1] + 1:
+                block = np.asarray(array[rows[start]:rows[i - 1] + 1], dtype=np.float32)
+                out.update({r: block[r - rows[start]] for r in rows[start:i]})
+                start = i
+        return out
 
     def __getitem__(self, key) -> dict:
         if isinstance(key, tuple):
