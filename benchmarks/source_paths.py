@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from earthgen_cli.data.chips import ChipDataset
+from earthgen_cli.evaluate.controls import scene_derangement
 from earthgen_cli.evaluate.metrics import corr, psnr_ref
 from earthgen_cli.inference.model_translator import ModelTranslator
 from earthgen_cli.inference.translator import TileBatch
@@ -78,7 +79,7 @@ def main() -> None:
                for m in (src, tgt)}
         valid = np.stack([(s["valid"][src] & s["valid"][tgt]).numpy() for s in samples])[..., :tile, :tile]
         n = len(picks)
-        other = [next(j for k in range(1, n) if scenes[j := (i + k) % n] != scenes[i]) for i in range(n)]
+        other = scene_derangement(scenes)  # evaluate's shuffled-source donors
         ref = torch.from_numpy(raw[tgt])
         vt = torch.from_numpy(valid)
         low, high = sc[tgt].raw_range()  # PSNR range floor as evaluate: 1e-3 of the dataset range
