@@ -133,3 +133,24 @@ def judge_card_entry(direction: str, entry: Mapping[str, Any]) -> Claim:
 
     return judge(direction, numbers(entry.get("psnr")), numbers(entry.get("corr")),
                  int(entry.get("chips", 0)), int(entry.get("scenes", 0)))
+
+
+def judge_card(card: Mapping[str, Any]) -> dict[str, Claim]:
+    """key -> Claim for a card.json: the rule applied again to each `directions` entry, and a
+    direction stays validated only if it also passes in every `also_judged` report that scored it
+    (e.g. the out-of-region holdout); their failures are named with the report's split."""
+    from dataclasses import replace
+
+    entries = card.get("directions")
+    if not isinstance(entries, dict):
+        return {}
+    claims = {str(k): judge_card_entry(str(k), v) for k, v in entries.items() if isinstance(v, dict)}
+    for other in card.get("also_judged") or []:
+        split = (other.get("evaluation") or {}).get("split") or "another split"
+        for k, v in (other.get("directions") or {}).items():
+            if k in claims and isinstance(v, dict):
+                c = judge_card_entry(str(k), v)
+                if not c.validated:
+                    claims[k] = replace(claims[k], validated=False,
+                                        failed=claims[k].failed + tuple(f"{split}: {f}" for f in c.failed))
+    return claims

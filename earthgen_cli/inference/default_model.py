@@ -50,25 +50,9 @@ def default_card() -> dict:
 
 def card_claims(card: dict | None = None) -> dict:
     """key -> Claim, the claim rule judged again on the numbers each card entry holds."""
-    from earthgen_cli.evaluate.claims import judge_card_entry
+    from earthgen_cli.evaluate.claims import judge_card
 
-    from dataclasses import replace
-
-    card = default_card() if card is None else card
-    entries = card.get("directions")
-    if not isinstance(entries, dict):
-        return {}
-    claims = {str(k): judge_card_entry(str(k), v) for k, v in entries.items() if isinstance(v, dict)}
-    # Further reports (e.g. the out-of-region holdout): a direction must pass in every one that scored it.
-    for other in card.get("also_judged") or []:
-        split = (other.get("evaluation") or {}).get("split") or "another split"
-        for k, v in (other.get("directions") or {}).items():
-            if k in claims and isinstance(v, dict):
-                c = judge_card_entry(str(k), v)
-                if not c.validated:
-                    claims[k] = replace(claims[k], validated=False,
-                                        failed=claims[k].failed + tuple(f"{split}: {f}" for f in c.failed))
-    return claims
+    return judge_card(default_card() if card is None else card)
 
 
 def validated_directions() -> list[str]:

@@ -38,15 +38,14 @@ def card_from_report(report_path: Path | Sequence[Path]) -> dict:
     out-of-region holdout): the claim rule applied to each report's numbers per direction. The
     first report's entries are `directions`, the others go under `also_judged`; a direction is
     validated only when it passes in every report that scored it."""
-    from earthgen_cli.evaluate.claims import RULE
-    from earthgen_cli.inference.default_model import card_claims
+    from earthgen_cli.evaluate.claims import RULE, judge_card
 
     paths = [Path(report_path)] if isinstance(report_path, (str, Path)) else [Path(p) for p in report_path]
     if not paths:
         raise EarthgenError("card_from_report needs at least one report")
     first, *others = [_judged(p) for p in paths]
     card = {"rule": RULE, "validated": [], **first, "also_judged": others}
-    card["validated"] = [d for d, c in card_claims(card).items() if c.validated]
+    card["validated"] = [d for d, c in judge_card(card).items() if c.validated]
     return card
 
 
