@@ -55,7 +55,19 @@ def test_dataset_problems_are_one_line_errors(tmp_path, chips16):
     proc = earthgen("train", "--config", str(TINY), "--set", f"data.root={tmp_path / 'nothing'}",
                     "--set", f"run.out_dir={out}", check=False)
     assert proc.returncode == 2 and "nothing" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = earthgen("train", "--config", str(TINY), "--set", f"data.root={chips16}", "--set",
+                    "data.pairs=[rgb+pan]", "--set", f"run.out_dir={out}", check=False)
+    assert proc.returncode == 2 and "data.pairs names 'rgb+pan'" in proc.stderr and proc.stderr.count("\n") == 1
+    assert "pairs present: " in proc.stderr and "rgb+nir" in proc.stderr
     assert not out.exists()
+
+
+def test_data_pairs_restricts_the_pairs_trained_on(tmp_path, chips16):
+    run = tmp_path / "run"
+    earthgen("train", "--config", str(TINY), "--set", f"data.root={chips16}", "--set", "data.pairs=[nir+rgb]",
+             "--set", "optim.steps=6", "--set", f"run={{out_dir: {run}, save_every: 6, progress: false}}")
+    info = ck.read_info(run / "checkpoints" / "step_000006")
+    assert info.pairs_seen == {"nir+rgb": 6 * 4}  # every batch from the one pair named (either order)
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

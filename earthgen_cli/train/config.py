@@ -33,6 +33,7 @@ class DataConfig:
     root: str = ""  # a built dataset directory (earthgen build-dataset); paths are relative to the CWD
     split: str = "train"
     modalities: tuple[str, ...] = ()  # () = every modality of the dataset
+    pairs: tuple[str, ...] = ()  # "rgb+nir", ...: the modality pairs batches are drawn from; () = every pair present
     crop: int = 0  # random square crop side in px; 0 = the whole chip
     augment: bool = True  # random flips and 90-degree rotations (the same for every slot)
     pseudo_pan: float = 0.0  # P(a batch with rgb but no pan gets a pan slot from RGB luminance)
