@@ -27,7 +27,12 @@ def command(
 
     Example: earthgen export runs/x/checkpoints/step_002500 --half --report eval/report.json -o my-model/
     """
+    from earthgen_cli.io.publish import CHECKPOINT, check_output_dir, staged_dir
     from earthgen_cli.train.export import export_model
 
-    path = export_model(checkpoint, output, half=half, report=report, overwrite=overwrite)
-    typer.echo(str(path))
+    # io.publish's rule, before loading anything: -o never holds CKPT or a report, --overwrite
+    # replaces only a model folder, and one that appears meanwhile is never replaced without it
+    check_output_dir(output, overwrite, CHECKPOINT, [checkpoint, *report])
+    with staged_dir(output, overwrite, CHECKPOINT) as staging:
+        export_model(checkpoint, staging, half=half, report=report, overwrite=True)
+    typer.echo(str(output))

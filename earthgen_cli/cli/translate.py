@@ -46,18 +46,21 @@ def command(
     from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TileOptions, resolve_tiling, translate_scene
     from earthgen_cli.errors import EarthgenError
     from earthgen_cli.inference.translator import load_translator
-    from earthgen_cli.io.raster import check_output, parse_bands
+    from earthgen_cli.io.publish import check_output, same_path
+    from earthgen_cli.io.raster import parse_bands
 
-    if preview is not None:
-        if "-" in (source, output):
-            raise EarthgenError("--preview needs IN and OUT to be files, not stdin/stdout")
-        check_output(preview, overwrite)
     extra = []
     for item in cond:
         mod, sep, path = item.partition("=")
         if not sep or not mod or not path:
             raise EarthgenError(f"--cond {item!r}: expected MOD=PATH, e.g. --cond nir=scene_nir.tif")
         extra.append(SourceSpec(path, mod.strip()))
+    if preview is not None:
+        if "-" in (source, output):
+            raise EarthgenError("--preview needs IN and OUT to be files, not stdin/stdout")
+        if any(same_path(preview, o) for o in (output, confidence) if o is not None):
+            raise EarthgenError(f"--preview {preview}: is also an output of this command; give the PNG its own name")
+        check_output(preview, overwrite, [source, *(s.path for s in extra)])
     translator = load_translator(model, device=device, steps=steps, sampler=sampler, guidance=guidance,
                                   estimate=estimate)
     tile, overlap = resolve_tiling(tile, overlap, getattr(translator, "native_tile", None), 512)
@@ -77,7 +80,7 @@ def command(
     if preview is not None:
         from earthgen_cli.io.preview import write_preview
 
-        write_preview([source, output], preview, bands=[selected, None])
+        write_preview([source, output], preview, bands=[selected, None], overwrite=overwrite)
     if json_out:
         if output == "-":
             typer.echo(summary.to_json(), err=True)

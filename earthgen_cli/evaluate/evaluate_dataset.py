@@ -24,6 +24,7 @@ from earthgen_cli.evaluate.runner import (
     write_outputs,
 )
 from earthgen_cli.inference.engine import resolve_tiling
+from earthgen_cli.io.publish import REPORT, check_output_dir, staged_dir
 
 
 def parse_estimates(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -176,11 +177,11 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
                      say: Callable[[str], None] = lambda _: None) -> Report:
     """Score `model` (once per estimate, each beside its shuffled-source control), the controls and
     the baselines on the `split` chips of dataset `data` (any split name; flagged chips left out
-    unless `include_flagged`); write report.json, report.md and grid.png into `out_dir`."""
+    unless `include_flagged`); write report.json, report.md and grid.png into `out_dir` (published
+    whole; --overwrite replaces only a report folder, io.publish)."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise EarthgenError(f"{out_dir}: exists and is not empty; use --overwrite to replace the report")
+    check_output_dir(out_dir, overwrite, REPORT, [data, model, *cas, *unet])
     estimates = parse_estimates(estimate)
     pairs = DatasetPairs(data, include_flagged=include_flagged)
     models, checkpoint = _load_model(model, device, steps, estimates)
@@ -241,4 +242,6 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     counts.update({joint_key(*p): pairs.count(split, Direction(*p)) for p in joint_pairs})
     data_id = {**directory_identity(Path(data), ("dataset.json", "chips.csv")), "split": split,
                "chips": pairs.split_size(split), "pairs": counts}
-    return write_outputs(out_dir, output, config, data_id, checkpoint)
+    with staged_dir(out_dir, overwrite, REPORT) as staging:
+        report = write_outputs(staging, output, config, data_id, checkpoint)
+    return report

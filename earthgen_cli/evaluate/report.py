@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +24,7 @@ from earthgen_cli import __version__
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.evaluate.claims import ORACLE, RULE, Claim, judge_results, model_rows
 from earthgen_cli.evaluate.metrics import METRIC_INFO
+from earthgen_cli.io.publish import staged_file
 
 REPORT_FORMAT = 2
 REAL_PAIRS = "real pairs"  # the CAS reference row: the real target scored with its real source
@@ -118,14 +117,8 @@ def report_to_json(report: Report) -> dict[str, Any]:
 
 def _write_atomic(path: Path, text: str) -> None:
     # written beside the target and renamed, so a crash never leaves half a report
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with staged_file(path, overwrite=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json(report: Report, path: Path) -> Path:

@@ -30,9 +30,10 @@ from rasterio.windows import Window
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.tiling import TileGrid
 from earthgen_cli.inference.translator import TileBatch, Translator
+from earthgen_cli.io.publish import STDIO, check_output, same_path
 from earthgen_cli.io.raster import (
-    STDIO, GeoTiffWriter, OutputSpec, SourceRaster, check_output, gdal_env, open_raster,
-    provenance_tags, raster_info, resolve_modality,
+    GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, open_raster, provenance_tags, raster_info,
+    resolve_modality,
 )
 from earthgen_cli.modalities import cast_to_dtype, dtype_info, get_modality
 
@@ -372,7 +373,7 @@ def _output_spec(primary: SourceRaster, target: str, translator: Translator,
     ))
     return OutputSpec(path=out.path, count=out_bands, dtype=out_dtype, nodata=nodata,
                       descriptions=descriptions, tags=tags, band_tags=band_tags, cog=out.cog,
-                      blocksize=BLOCKSIZE)
+                      blocksize=BLOCKSIZE, overwrite=out.overwrite)
 
 
 def _confidence_spec(primary: SourceRaster, out: OutputOptions, translator: Translator,
@@ -381,7 +382,8 @@ def _confidence_spec(primary: SourceRaster, out: OutputOptions, translator: Tran
         modality="confidence", confidence_of=target,
         **{k.lower().removeprefix("earthgen_"): v for k, v in translator.describe().items()}, seed=seed)
     return OutputSpec(path=out.path, count=1, dtype="float32", nodata=math.nan,
-                      descriptions=("confidence",), tags=tags, cog=out.cog, blocksize=BLOCKSIZE)
+                      descriptions=("confidence",), tags=tags, cog=out.cog, blocksize=BLOCKSIZE,
+                      overwrite=out.overwrite)
 
 
 def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Translator,
@@ -393,13 +395,14 @@ def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Tran
     `confidence`: also write the model's per-pixel confidence (0..1, float32) on the same grid."""
     target = get_modality(target).name
     tiles.validate(translator.tile_multiple)
-    check_output(out.path, out.overwrite)
+    inputs = [s.path for s in sources]
+    check_output(out.path, out.overwrite, inputs)
     if confidence is not None:
         if not hasattr(translator, "translate_with_confidence"):
             raise EarthgenError(f"--confidence needs a model with a confidence head, not {translator.name}")
-        if confidence.path in (out.path, STDIO):
+        if confidence.path in (out.path, STDIO) or same_path(confidence.path, out.path):
             raise EarthgenError(f"{confidence.path}: --confidence needs its own file, not the output or stdout")
-        check_output(confidence.path, confidence.overwrite)
+        check_output(confidence.path, confidence.overwrite, inputs)
     t0 = time.perf_counter()
     with gdal_env(), _open_sources(sources, out.allow_no_crs) as opened:
         primary = opened[0]

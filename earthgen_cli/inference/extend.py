@@ -22,7 +22,8 @@ from earthgen_cli.inference.inpaint import FillSummary, fill_scene, open_input, 
 from earthgen_cli.inference.joint import SceneOptions
 from earthgen_cli.inference.multidiffusion import SceneModel
 from earthgen_cli.io.grid import OutputGrid
-from earthgen_cli.io.raster import check_output, gdal_env, open_raster
+from earthgen_cli.io.publish import check_output
+from earthgen_cli.io.raster import gdal_env, open_raster
 
 SIDES = ("north", "south", "east", "west")
 MAX_EXTEND_FACTOR = 16  # --by larger than this many times the scene is almost surely a typo
@@ -55,7 +56,7 @@ def extend_scene(sm: SceneModel, source: str, by: int, sides: Sequence[str], out
     t0 = time.perf_counter()
     if by < 1:
         raise EarthgenError(f"--by must be a positive number of pixels, got {by}")
-    check_output(output, overwrite)
+    check_output(output, overwrite, [source, *(p for _, p in conditions)])
     with gdal_env(), contextlib.ExitStack() as stack:
         src = stack.enter_context(open_raster(source))
         if by > MAX_EXTEND_FACTOR * max(src.width, src.height):
@@ -78,7 +79,8 @@ def extend_scene(sm: SceneModel, source: str, by: int, sides: Sequence[str], out
                 valid[dr : dr + ph, dc : dc + pw] = v
             return data, valid
 
-        spec = output_spec(src, sr, output, sm, scene, opts, conditions, f"extend {by} px {'+'.join(sides)}")
+        spec = output_spec(src, sr, output, sm, scene, opts, conditions, f"extend {by} px {'+'.join(sides)}",
+                           overwrite)
         with tempfile.TemporaryDirectory(prefix="earthgen-canvas-") as scratch:
             pixels = fill_scene(sm, grid, sr.modality, read_known, conditions, scene, opts, MemmapCanvas(scratch), quiet)
 

@@ -26,8 +26,9 @@ from earthgen_cli.inference.joint import WRITE_ROWS, SceneOptions, encode_condit
 from earthgen_cli.inference.multidiffusion import (Known, SceneModel, decode_canvas, encode_canvas, modality_salt,
                                                    noise_canvas, sample_scene)
 from earthgen_cli.io.grid import OutputGrid
-from earthgen_cli.io.raster import (GeoTiffWriter, OutputSpec, SourceRaster, check_output, gdal_env, open_raster,
-                                    provenance_tags, raster_info, resolve_modality)
+from earthgen_cli.io.publish import check_output
+from earthgen_cli.io.raster import (GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, open_raster, provenance_tags,
+                                    raster_info, resolve_modality)
 from earthgen_cli.modalities import cast_to_dtype
 
 
@@ -91,13 +92,13 @@ def write_composite(like, grid: OutputGrid, spec: OutputSpec, pixels: np.ndarray
 
 
 def output_spec(src, sr: SourceRaster, path: str, sm: SceneModel, scene: SceneOptions, opts: SamplingOptions,
-                conditions: Sequence[tuple[str, str]], command: str) -> OutputSpec:
+                conditions: Sequence[tuple[str, str]], command: str, overwrite: bool = False) -> OutputSpec:
     tags = {k: v for k, v in src.tags().items() if not k.startswith("EARTHGEN_")}
     tags.update(provenance_tags(modality=sr.modality, model=sm.path, steps=opts.steps, seed=scene.seed,
                                 sampler=opts.sampler.value, guidance=opts.guidance, operation=command,
                                 prompt=scene.prompt,
                                 direction="+".join([sr.modality, *(m for m, _ in conditions)]) + f":{sr.modality}"))
-    return OutputSpec(path, sr.count, sr.dtype, src.nodata, tuple(src.descriptions), tags)
+    return OutputSpec(path, sr.count, sr.dtype, src.nodata, tuple(src.descriptions), tags, overwrite=overwrite)
 
 
 def _mask_reader(mask_path: str, src, stack: contextlib.ExitStack) -> Callable[[int, int, int, int], np.ndarray]:
@@ -124,7 +125,7 @@ def inpaint_scene(sm: SceneModel, source: str, mask: str, output: str, condition
                   scene: SceneOptions, opts: SamplingOptions, declared: str | None = None,
                   overwrite: bool = False, quiet: bool = True) -> FillSummary:
     t0 = time.perf_counter()
-    check_output(output, overwrite)
+    check_output(output, overwrite, [source, None if mask == "nodata" else mask, *(p for _, p in conditions)])
     with gdal_env(), contextlib.ExitStack() as stack:
         src = stack.enter_context(open_raster(source))
         sr = open_input(src, source, declared, sm)
@@ -145,7 +146,7 @@ def inpaint_scene(sm: SceneModel, source: str, mask: str, output: str, condition
             data, valid = sr.read(Window(c, r, w, h))
             return data, valid & ~masked_at(r, c, h, w)
 
-        spec = output_spec(src, sr, output, sm, scene, opts, conditions, "inpaint")
+        spec = output_spec(src, sr, output, sm, scene, opts, conditions, "inpaint", overwrite)
         with tempfile.TemporaryDirectory(prefix="earthgen-canvas-") as scratch:
             pixels = fill_scene(sm, grid, sr.modality, read_known, conditions, scene, opts, MemmapCanvas(scratch), quiet)
 

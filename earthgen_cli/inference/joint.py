@@ -28,8 +28,8 @@ from earthgen_cli.inference.generate import SamplingOptions
 from earthgen_cli.inference.multidiffusion import (SceneModel, decode_canvas, encode_canvas, modality_salt,
                                                    noise_canvas, sample_scene)
 from earthgen_cli.io.grid import OutputGrid
-from earthgen_cli.io.raster import (GeoTiffWriter, OutputSpec, SourceRaster, check_output, gdal_env,
-                                    open_raster, provenance_tags)
+from earthgen_cli.io.publish import check_not_input, check_output, staged_file
+from earthgen_cli.io.raster import GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, open_raster, provenance_tags
 from earthgen_cli.modalities import cast_to_dtype, get_modality
 
 WRITE_ROWS = 256
@@ -185,7 +185,8 @@ def write_pixels(grid: OutputGrid, path: str, modality: str, pixels: np.ndarray,
     dtype = dtype or get_modality(modality).dtype
     check_output(path, overwrite)
     bands = pixels.shape[0]
-    spec = OutputSpec(path, bands, dtype, nodata, tuple(get_modality(modality).bands[:bands]), dict(tags))
+    spec = OutputSpec(path, bands, dtype, nodata, tuple(get_modality(modality).bands[:bands]), dict(tags),
+                      overwrite=overwrite)
     with GeoTiffWriter(grid, spec) as dst:
         for r in range(0, grid.height, WRITE_ROWS):
             n = min(WRITE_ROWS, grid.height - r)
@@ -198,7 +199,7 @@ def write_condition(grid: OutputGrid, path: str, cond: ConditionSource, tags: Ma
     check_output(path, overwrite)
     first = np.asarray(cond.write_rows(0, min(WRITE_ROWS, grid.height)))
     spec = OutputSpec(path, first.shape[0], cond.dtype, cond.nodata,
-                      tuple(get_modality(cond.modality).bands[: first.shape[0]]), dict(tags))
+                      tuple(get_modality(cond.modality).bands[: first.shape[0]]), dict(tags), overwrite=overwrite)
     with GeoTiffWriter(grid, spec) as dst:
         for r in range(0, grid.height, WRITE_ROWS):
             n = min(WRITE_ROWS, grid.height - r)
@@ -226,6 +227,7 @@ def _prepare_dir(req: JointRequest) -> tuple[Path, list[Path]]:
     if req.count > 1:
         files.append(out / "dataset.yaml")
     for f in files:
+        check_not_input(f, [*(p for _, p in req.conditions), req.osm_pbf])
         if f.exists() and not req.overwrite:
             raise EarthgenError(f"{f}: exists; pass --overwrite to replace it")
     return out, samples
@@ -279,7 +281,8 @@ def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts:
                     write_pixels(grid, path, m, pixels, tags, req.overwrite)
                 files.append(path)
         if req.count > 1:
-            (out / "dataset.yaml").write_text(dataset_config(out, req.pair))
+            with staged_file(out / "dataset.yaml", req.overwrite) as tmp:
+                tmp.write_text(dataset_config(out, req.pair))
             files.append(str(out / "dataset.yaml"))
     return JointSummary(str(out), files, generate, cond_mods, grid.width, grid.height, grid.crs.to_string(),
                         grid.gsd, list(grid.bounds), req.count, round(time.perf_counter() - t0, 3))

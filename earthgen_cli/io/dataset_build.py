@@ -5,7 +5,9 @@ reference grid, lay out chips, assign spatially disjoint splits, number the surv
 rows). Extract (dask, one task per scene): read windows, filter, write chunks, sample train
 statistics, caption chips from OSM where asked. Finish: normalisation from the train split, pair
 matrix, tables (captions in chips.csv), dataset.json. Everything goes into a hidden folder beside
-the output that is renamed into place only when complete; on any failure it is removed.
+the output that is renamed into place only when complete; on any failure it is removed. The output
+folder never holds the config or a source scene, and --overwrite replaces only a dataset folder
+(io.publish).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,6 +28,7 @@ from earthgen_cli.io.alignment import reference_grid
 from earthgen_cli.io.captions import csv_captions, scene_name
 from earthgen_cli.io.chip_grid import ChipFilter, chip_bounds, chip_windows
 from earthgen_cli.io.dataset_config import CaptionFrom, DatasetConfig
+from earthgen_cli.io.publish import DATASET, check_not_input, check_output_dir, staged_dir
 from earthgen_cli.io.scene_chips import BandSums, SceneResult, SceneTask, extract_scene
 from earthgen_cli.io.scene_inputs import SceneInput, SceneProblem, find_scenes
 from earthgen_cli.io.splits import (HOLDOUT, SPLITS, ChipPlace, SplitBy, SplitPlan, block_split,
@@ -227,16 +228,8 @@ def _normalisation(sums: dict[str, BandSums], bands: dict[str, int],
     return out
 
 
-def _install(partial: Path, out: Path, overwrite: bool) -> None:
-    if out.exists():
-        if not overwrite:
-            raise EarthgenError(f"{out}: exists; pass --overwrite to replace it")
-        trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(out, trash)
-        os.replace(partial, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(partial, out)
+def _scene_files(scene: SceneInput) -> list[str]:
+    return [m.path for m in scene.modalities] + ([scene.osm.path] if scene.osm is not None else [])
 
 
 def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
@@ -244,14 +237,14 @@ def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
     import time
 
     out = Path(out)
-    if out.exists() and not opts.overwrite:
-        raise EarthgenError(f"{out}: exists; pass --overwrite to replace it")
+    check_output_dir(out, opts.overwrite, DATASET, [config.path, config.root, config.manifest])
     if not out.parent.is_dir():
         raise EarthgenError(f"{out.parent}: output folder's parent does not exist")
     scene_text = csv_captions(config)  # before any raster is opened: a bad table fails fast
     scenes, problems = find_scenes(config, opts.skip_bad)
     if not scenes:
         raise EarthgenError(f"{config.path}: no usable scene")
+    check_not_input(out, [p for s in scenes for p in _scene_files(s)], folder=True)
     bands = _band_counts(scenes)
     osm_captions = {s.name for s in config.sources
                     if s.captions is not None and s.captions.origin is CaptionFrom.osm}
@@ -259,9 +252,7 @@ def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
     tasks, records, rows, dropped = _plan(scenes, opts, problems, osm_captions, holdout)
     log(f"{len(tasks)} scene(s), {rows} candidate chip(s)")
 
-    partial = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    partial.mkdir()
-    try:
+    with staged_dir(out, opts.overwrite, DATASET) as partial:
         _create_arrays(partial / store.ARRAYS_DIR, rows, opts.chip, bands)
         t0 = time.perf_counter()
         results = _run_tasks(tasks, partial / store.ARRAYS_DIR, opts)
@@ -278,10 +269,6 @@ def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
         tmp_meta = partial / (store.META_FILE + ".tmp")
         tmp_meta.write_text(json.dumps(meta, indent=1))
         os.replace(tmp_meta, partial / store.META_FILE)
-        _install(partial, out, opts.overwrite)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     skipped = tuple(problems) + tuple(SceneProblem(r.scene_id, r.error) for r in results if r.error)
     return BuildReport(out, len(chips), len(tasks) - sum(1 for r in results if r.error), skipped,
                        seconds)

@@ -299,16 +299,16 @@ def render_osm_file(src: str, like: str, out: str, overwrite: bool = False,
     EARTHGEN_MODALITY=osm; returns the number of features drawn. Atomic (io.raster's writer)."""
     from rasterio.windows import Window
 
-    from earthgen_cli.io.raster import (GeoTiffWriter, OutputSpec, check_output, open_raster,
-                                        provenance_tags)
+    from earthgen_cli.io.publish import check_output
+    from earthgen_cli.io.raster import GeoTiffWriter, OutputSpec, open_raster, provenance_tags
 
-    check_output(out, overwrite)
+    check_output(out, overwrite, [src, like])
     with open_raster(like) as ref:
         grid = grid_of(ref)
         layer = OsmLayer.load(src, None, grid)
         spec = OutputSpec(out, 3, "uint8", None, ("red", "green", "blue"), provenance_tags(
             modality="osm", osm_style=STYLE_VERSION, osm_source=os.path.basename(src),
-            osm_features=layer.feature_count), blocksize=256)
+            osm_features=layer.feature_count), blocksize=256, overwrite=overwrite)
         with GeoTiffWriter(ref, spec) as dst:
             for row in range(0, grid.height, band_rows):
                 h = min(band_rows, grid.height - row)

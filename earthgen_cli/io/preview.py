@@ -7,8 +7,6 @@ dB and 8-bit maps all look like something.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -16,6 +14,7 @@ import numpy as np
 from rasterio.enums import Resampling
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.io.publish import staged_file
 from earthgen_cli.io.raster import open_raster
 
 GAP = 8  # pixels between panels
@@ -44,9 +43,9 @@ def _panel(path: str, size: int, select: Sequence[int] | None = None) -> np.ndar
 
 
 def write_preview(paths: Sequence[str], out: str, size: int = 512,
-                  bands: Sequence[Sequence[int] | None] | None = None) -> None:
+                  bands: Sequence[Sequence[int] | None] | None = None, overwrite: bool = False) -> None:
     """Panels of `paths` (each optionally restricted to `bands[i]`) left to right into the PNG
-    `out`, written atomically."""
+    `out`, written atomically (io.publish's rule: an existing `out` is replaced only with `overwrite`)."""
     from PIL import Image
 
     panels = [_panel(p, size, bands[i] if bands else None) for i, p in enumerate(paths)]
@@ -60,12 +59,6 @@ def write_preview(paths: Sequence[str], out: str, size: int = 512,
     target = Path(out)
     if not target.resolve().parent.is_dir():
         raise EarthgenError(f"{out}: folder {target.resolve().parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".earthgen-", suffix=".png", dir=target.resolve().parent)
-    os.close(fd)
-    try:
+    with staged_file(target, overwrite, suffix=".png") as tmp:
         Image.fromarray(canvas).save(tmp, format="PNG")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 

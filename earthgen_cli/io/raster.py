@@ -28,18 +28,14 @@ from rasterio.windows import Window
 
 from earthgen_cli import __version__
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.io.publish import STDIO, is_virtual, publish_file
 from earthgen_cli.modalities import get_modality, guess_modality
 
-STDIO = "-"
 TAG_PREFIX = "EARTHGEN_"
 # GDAL's block cache is part of our memory footprint: keep it bounded so that peak memory does not
 # grow with the scene (the default is 5% of RAM). The engine reads whole block rows itself and
 # writes whole blocks, so it needs little.
 GDAL_ENV = {"GDAL_CACHEMAX": 8}
-
-
-def _is_remote_or_virtual(path: str) -> bool:
-    return path.startswith("/vsi") or "://" in path or path.startswith(("<", "GTIFF_DIR:"))
 
 
 def gdal_env() -> rasterio.Env:
@@ -60,7 +56,7 @@ def open_raster(path: str, *, allow_no_crs: bool = False) -> Iterator[rasterio.D
         if not data:
             raise EarthgenError("<stdin>: empty input, expected a raster")
         memfile = MemoryFile(data)
-    elif not _is_remote_or_virtual(path):
+    elif not is_virtual(path):
         p = Path(path)
         if not p.exists():
             raise EarthgenError(f"{path}: no such file")
@@ -267,22 +263,6 @@ class SourceRaster:
         return work, valid
 
 
-def check_output(path: str, overwrite: bool) -> None:
-    """Refuse before any work: an existing output without --overwrite, or an unwritable folder."""
-    if path == STDIO or _is_remote_or_virtual(path):
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise EarthgenError(f"{path}: is a directory, expected an output file name")
-    if p.exists() and not overwrite:
-        raise EarthgenError(f"{path}: exists; pass --overwrite to replace it")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise EarthgenError(f"{path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise EarthgenError(f"{path}: folder {parent} is not writable")
-
-
 def provenance_tags(**items: Any) -> dict[str, str]:
     tags = {TAG_PREFIX + "VERSION": __version__}
     tags.update({TAG_PREFIX + k.upper(): str(v) for k, v in items.items() if v is not None})
@@ -301,6 +281,7 @@ class OutputSpec:
     cog: bool = False
     blocksize: int = 512
     compress: str = "DEFLATE"
+    overwrite: bool = False  # replace an existing target at commit (io.publish's rule otherwise)
 
 
 class GeoTiffWriter:
@@ -375,7 +356,7 @@ class GeoTiffWriter:
                 sys.stdout.buffer.flush()
                 self._remove(final_tmp)
             else:
-                os.replace(final_tmp, self.spec.path)
+                publish_file(final_tmp, self.spec.path, self.spec.overwrite)
         except BaseException:
             self._remove(self.tmp_path)
             self._remove(final_tmp)

