@@ -10,3 +10,12 @@ class EarthgenError(Exception):
     """A user mistake or bad input: reported as one line, exit status 2."""
 
     exit_code = 2
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Python next runs so that cleanup unwinds as for Ctrl-C (a
+    KeyboardInterrupt). The CLI exits with 128 + the signal number, as a shell reports it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

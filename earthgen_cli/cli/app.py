@@ -6,9 +6,11 @@ Command modules import only typer and the standard library at module level so th
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import typer
 
@@ -32,17 +34,50 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP (what timeout, systemd, Slurm and Kubernetes send) raise `Terminated`, a
+    KeyboardInterrupt, so that every `finally` and `with` removes its temporary files as on Ctrl-C.
+    Only the first signal raises: a second one while cleaning up does not cut the cleanup short. A
+    SIGHUP that is ignored (nohup) stays ignored. Nothing to do outside the main thread."""
+    from earthgen_cli.errors import Terminated
+
+    fired = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not fired:
+            fired.append(signum)
+            raise Terminated(signum)
+
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None or (sig != signal.SIGTERM and signal.getsignal(sig) == signal.SIG_IGN):
+            continue
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread
+            break
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def user_errors(fn: F) -> F:
     """Turn the library's user-facing errors into one stderr line and a non-zero exit."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from earthgen_cli.errors import EarthgenError
+        from earthgen_cli.errors import EarthgenError, Terminated
 
         try:
-            return fn(*args, **kwargs)
+            with terminate_as_interrupt():
+                return fn(*args, **kwargs)
         except EarthgenError as exc:
             fail(str(exc), exc.exit_code)
+        except Terminated as exc:
+            fail(f"terminated by {signal.Signals(exc.signum).name}", 128 + exc.signum)
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except MemoryError:

@@ -10,7 +10,7 @@ vertical stripes (about STRIPE_WIDTH pixels wide, on output block boundaries), e
 top to bottom. An accumulator one tile high and one stripe wide collects weighted tile
 outputs; after each tile row the rows no later tile can touch are cast, masked and written, and
 the rest carries over to the next tile row. Partial sums shared with the next stripe pass through
-a scratch file, so each tile is computed exactly once.
+a scratch file beside the output (`io.scratch.run_folder`), so each tile is computed exactly once.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, Sequence
@@ -31,6 +30,7 @@ from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.tiling import TileGrid
 from earthgen_cli.inference.translator import TileBatch, Translator
 from earthgen_cli.io.publish import STDIO, check_output, same_path
+from earthgen_cli.io.scratch import run_folder
 from earthgen_cli.io.raster import (
     GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, open_raster, provenance_tags, raster_info,
     resolve_modality,
@@ -425,7 +425,7 @@ def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Tran
                 outputs.append(_Output(stack.enter_context(GeoTiffWriter(src, cspec)), 1, "float32",
                                        (math.nan, math.nan)))
             bar = stack.enter_context(_progress(total, quiet))
-            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="earthgen-carry-"))
+            scratch = stack.enter_context(run_folder(out.path, "carry"))
             done = _run_stripes(opened, target, translator, grid, tiles, outputs, gsd, bar, pad_to, scratch)
     seconds = time.perf_counter() - t0
     return TranslateSummary(

@@ -8,7 +8,6 @@ inpainted with the whole input as the known region.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 from typing import Sequence
 
@@ -23,6 +22,7 @@ from earthgen_cli.inference.joint import SceneOptions
 from earthgen_cli.inference.multidiffusion import SceneModel
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import check_output
+from earthgen_cli.io.scratch import run_folder
 from earthgen_cli.io.raster import gdal_env, open_raster
 
 SIDES = ("north", "south", "east", "west")
@@ -81,7 +81,7 @@ def extend_scene(sm: SceneModel, source: str, by: int, sides: Sequence[str], out
 
         spec = output_spec(src, sr, output, sm, scene, opts, conditions, f"extend {by} px {'+'.join(sides)}",
                            overwrite)
-        with tempfile.TemporaryDirectory(prefix="earthgen-canvas-") as scratch:
+        with run_folder(output, "canvas") as scratch:
             pixels = fill_scene(sm, grid, sr.modality, read_known, conditions, scene, opts, MemmapCanvas(scratch), quiet)
 
             def place(r, rows, block):

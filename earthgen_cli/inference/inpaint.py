@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
@@ -27,6 +26,7 @@ from earthgen_cli.inference.multidiffusion import (Known, SceneModel, decode_can
                                                    noise_canvas, sample_scene)
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import check_output
+from earthgen_cli.io.scratch import run_folder
 from earthgen_cli.io.raster import (GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, open_raster, provenance_tags,
                                     raster_info, resolve_modality)
 from earthgen_cli.modalities import cast_to_dtype
@@ -147,7 +147,7 @@ def inpaint_scene(sm: SceneModel, source: str, mask: str, output: str, condition
             return data, valid & ~masked_at(r, c, h, w)
 
         spec = output_spec(src, sr, output, sm, scene, opts, conditions, "inpaint", overwrite)
-        with tempfile.TemporaryDirectory(prefix="earthgen-canvas-") as scratch:
+        with run_folder(output, "canvas") as scratch:
             pixels = fill_scene(sm, grid, sr.modality, read_known, conditions, scene, opts, MemmapCanvas(scratch), quiet)
 
             def place(r, n, block):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from earthgen_cli.inference.multidiffusion import (SceneModel, decode_canvas, en
                                                    noise_canvas, sample_scene)
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import check_not_input, check_output, staged_file
+from earthgen_cli.io.scratch import run_folder
 from earthgen_cli.io.raster import GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, open_raster, provenance_tags
 from earthgen_cli.modalities import cast_to_dtype, get_modality
 
@@ -255,7 +255,7 @@ def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts:
 
     total = req.count * opts.steps * len(layout.tiles())
     with gdal_env(), open_conditions(sm, grid, req.conditions, req.osm_pbf) as conds, \
-            tempfile.TemporaryDirectory(prefix="earthgen-canvas-") as scratch, \
+            run_folder(out, "canvas") as scratch, \
             tqdm(total=total, unit="tile", disable=quiet, leave=False) as bar:
         canvas = MemmapCanvas(scratch)
         cond_lat = encode_conditions(sm, layout, conds, canvas)

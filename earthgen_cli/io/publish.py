@@ -11,7 +11,7 @@ Three rules keep a user's data safe (issue 12, "Data loss"):
   name), a folder by `os.rename` (which fails on a non-empty folder). The loser gets a one-line
   error and its temporary copy is removed.
 Everything is written beside the target first (`staged_file`, `staged_dir`) and only renamed into
-place when complete.
+place when complete. New outputs get the mode the umask gives; a replaced file keeps its mode.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ import errno
 import json
 import os
 import shutil
-import tempfile
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.io.scratch import current_umask, owner_prefix, temp_dir, temp_file
 
 STDIO = "-"
 
@@ -165,6 +166,8 @@ def publish_file(tmp: str | Path, target: str | Path, overwrite: bool) -> None:
     replaces an existing target: `os.link` fails on it. On error the caller removes `tmp`."""
     try:
         if overwrite:
+            with contextlib.suppress(FileNotFoundError):  # a replaced file keeps its mode
+                os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
             os.replace(tmp, target)
             return
         try:
@@ -190,16 +193,11 @@ def publish_file(tmp: str | Path, target: str | Path, overwrite: bool) -> None:
 @contextlib.contextmanager
 def staged_file(target: str | Path, overwrite: bool, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside `target` to write; published onto `target` when the block ends
-    normally, removed otherwise."""
+    normally, removed otherwise (see `scratch` for what a killed run leaves and who removes it)."""
     target = Path(target)
-    folder = target.resolve().parent
+    tmp = temp_file(target.resolve().parent, suffix, label=target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".earthgen-", suffix=suffix, dir=folder)
-    except OSError as exc:
-        raise EarthgenError(f"{target}: cannot write in {folder} ({exc.strerror})") from None
-    os.close(fd)
-    try:
-        yield Path(tmp)
+        yield tmp
         publish_file(tmp, target, overwrite)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -221,7 +219,7 @@ def publish_dir(staging: str | Path, target: str | Path, overwrite: bool, marker
     if not overwrite:
         raise _appeared(target)
     _check_replaceable(target, marker)
-    trash = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    trash = target.parent / f"{owner_prefix()}{uuid.uuid4().hex[:8]}.old"
     os.replace(target, trash)
     try:
         os.rename(staging, target)
@@ -240,9 +238,10 @@ def staged_dir(target: str | Path, overwrite: bool, marker: Marker) -> Iterator[
     parent = target.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=parent))
     except OSError as exc:
         raise EarthgenError(f"{target}: cannot write in {parent} ({exc.strerror})") from None
+    staging = temp_dir(parent, suffix=f".{target.name}.partial", label=target)
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's 0700 is not what the user asked for
     try:
         yield staging
         publish_dir(staging, target, overwrite, marker)

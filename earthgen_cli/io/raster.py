@@ -12,7 +12,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -29,6 +28,7 @@ from rasterio.windows import Window
 from earthgen_cli import __version__
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.io.publish import STDIO, is_virtual, publish_file
+from earthgen_cli.io.scratch import scratch_folder_for, temp_file
 from earthgen_cli.modalities import get_modality, guess_modality
 
 TAG_PREFIX = "EARTHGEN_"
@@ -296,12 +296,7 @@ class GeoTiffWriter:
     def __init__(self, like: rasterio.DatasetReader, spec: OutputSpec) -> None:
         self.spec = spec
         self._stdout = spec.path == STDIO
-        target_dir = Path(tempfile.gettempdir()) if self._stdout else Path(spec.path).resolve().parent
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".earthgen-", suffix=".tmp.tif", dir=target_dir)
-        except OSError as exc:
-            raise EarthgenError(f"{spec.path}: cannot write in {target_dir} ({exc.strerror})") from None
-        os.close(fd)
+        tmp = str(temp_file(scratch_folder_for(spec.path), ".tmp.tif", label=spec.path))
         self.tmp_path = tmp
         profile = {
             "driver": "GTiff",
@@ -318,6 +313,11 @@ class GeoTiffWriter:
             "compress": spec.compress,
             "interleave": "pixel" if spec.count <= 4 else "band",
             "BIGTIFF": "IF_SAFER",
+            # Blocks never written are left out rather than filled in on close: an aborted run's
+            # close is then instant (GDAL would otherwise write every missing block of a huge scene
+            # before the file is deleted). A finished output has every block written, except those
+            # entirely nodata, which GDAL reads back as nodata.
+            "SPARSE_OK": True,
         }
         try:
             try:

