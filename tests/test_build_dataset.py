@@ -55,9 +55,9 @@ def test_sample_config_builds_with_disjoint_splits(shared_data, tmp_path):
         "bigearthnet_v1", "bigearthnet_v2", "sen1floods11", "aerial_osm_banepa",
         "aerial_osm_kampala", "aerial_kampala_b", "terramind", "s2_virginia")} - {"eurosat"}
     # (eurosat's 64 px scenes are smaller than the 96 px chip)
-    # out-of-region sources only in holdout; manifest content flags reach chips.csv
-    assert {c.source for c in ds.chips if c.split == "holdout"} == {"terramind", "s2_virginia"}
-    assert {c.split for c in ds.chips if c.source in ("terramind", "s2_virginia")} == {"holdout"}
+    # out-of-region and Level-1C sources only in holdout; manifest content flags reach chips.csv
+    assert {c.source for c in ds.chips if c.split == "holdout"} == {"terramind", "s2_virginia", "sen1floods11"}
+    assert {c.split for c in ds.chips if c.source in ("terramind", "s2_virginia", "sen1floods11")} == {"holdout"}
     flagged = {c.scene for c in ds.chips if c.flags}
     assert "terramind/609U_541L_3_0" in flagged and "landsat8/landsat8_sattestdata" in flagged
     assert sum(meta["flagged"].values()) == sum(1 for c in ds.chips if c.flags) > 0
