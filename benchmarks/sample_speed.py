@@ -64,7 +64,7 @@ def main() -> None:
                    "threads": torch.get_num_threads(), "seconds_per_tile": {}}
         for steps in (int(s) for s in args.steps.split(",")):
             tr = ModelTranslator.load(path, device="cpu", steps=steps, guidance=args.guidance,
-                                      precision=args.precision, micro_batch=n)
+                                      precision=args.precision, batch_size=n)
             tr.translate(TileBatch({"sar": batch.sources["sar"][:, :, :32, :32]}, batch.valid[:, :32, :32],
                                    batch.origins, 10.0), "rgb")  # warm-up
             t0 = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real sample data (skipped when absent) and small real GeoTIFFs."""
+"""Shared fixtures: the real sample data (skipped when absent), small real GeoTIFFs, and a count of
+the tiles in each forward pass of the network."""
 
 from __future__ import annotations
 
@@ -53,3 +54,19 @@ def geotiff(tmp_path):
         return write_geotiff(tmp_path / name, data, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def forward_batches(monkeypatch):
+    """The batch of every forward pass of the network (tiles per model call)."""
+    from earthgen_cli.models.earthgen import EarthGenModel
+
+    seen: list[int] = []
+    forward = EarthGenModel.forward
+
+    def counting(self, latents, *args, **kwargs):
+        seen.append(int(latents[0].shape[0]))
+        return forward(self, latents, *args, **kwargs)
+
+    monkeypatch.setattr(EarthGenModel, "forward", counting)
+    return seen

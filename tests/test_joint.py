@@ -95,6 +95,12 @@ def test_same_seed_same_output(ckpt, tmp_path):
     assert not np.array_equal(outs["a"], outs["c"])
 
 
+def test_batch_size_is_the_models_batch(ckpt, tmp_path, forward_batches):
+    r = joint(ckpt, tmp_path / "o", "--batch-size", "16")  # 16 tiles, 4 steps
+    assert r.exit_code == 0, r.stderr
+    assert forward_batches == [16] * 4
+
+
 def test_condition_raster_is_warped_and_used(ckpt, shared_data, tmp_path):
     sar = shared_data / BEN_MM / "s1_vvvh_db.tif"  # EPSG:32633, 10 m; the output grid is 20 m
     box = "404600,5341400,405400,5342200"

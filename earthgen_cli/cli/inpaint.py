@@ -23,7 +23,7 @@ def command(
     prompt: Optional[str] = opt.Prompt,
     tile: Optional[int] = opt.GenTile,
     overlap: Optional[int] = opt.Overlap,
-    batch_size: int = opt.BatchSize,
+    batch_size: Optional[int] = opt.BatchSize,
     device: str = opt.Device,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,

@@ -28,7 +28,7 @@ def command(
                                              help="Also write the model's per-pixel confidence (0..1) raster."),
     tile: Optional[int] = opt.Tile,
     overlap: Optional[int] = opt.Overlap,
-    batch_size: int = opt.BatchSize,
+    batch_size: Optional[int] = opt.BatchSize,
     seed: int = opt.Seed,
     device: str = opt.Device,
     overwrite: bool = opt.Overwrite,
@@ -62,7 +62,7 @@ def command(
             raise EarthgenError(f"--preview {preview}: is also an output of this command; give the PNG its own name")
         check_output(preview, overwrite, [source, *(s.path for s in extra)])
     translator = load_translator(model, device=device, steps=steps, sampler=sampler, guidance=guidance,
-                                  estimate=estimate)
+                                  estimate=estimate, batch_size=batch_size)
     tile, overlap = resolve_tiling(tile, overlap, getattr(translator, "native_tile", None), 512)
     selected = parse_bands(bands, source)
     conf_out = None

@@ -26,6 +26,8 @@ from earthgen_cli.evaluate.runner import (
 from earthgen_cli.inference.engine import resolve_tiling
 from earthgen_cli.io.publish import REPORT, check_output_dir, staged_dir
 
+UNET_BATCH = 8  # --unet-steps: chips per L1 step, fixed so that --batch-size never changes a baseline
+
 
 def parse_estimates(text: str | Sequence[str]) -> tuple[str, ...]:
     """'sample,mean' -> ("sample", "mean"), each a known Estimate, no repeats."""
@@ -40,9 +42,9 @@ def parse_estimates(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _load_model(spec: str | None, device: str, steps: int, estimates: Sequence[str]):
+def _load_model(spec: str | None, device: str, steps: int, estimates: Sequence[str], batch_size: int | None):
     """(translators, identity): one translator for an analytic spec, else one per estimate
-    ({"sample": t, "mean": u}) sharing the checkpoint's weights."""
+    ({"sample": t, "mean": u}) sharing the checkpoint's weights, `batch_size` tiles per forward."""
     if spec is None:
         return None, {}
     from earthgen_cli.inference.translator import ANALYTIC_TRANSLATORS, load_translator
@@ -56,11 +58,11 @@ def _load_model(spec: str | None, device: str, steps: int, estimates: Sequence[s
         raise EarthgenError(f"{spec}: no such model; use default, identity, luminance or a checkpoint directory")
     from earthgen_cli.inference.model_translator import ModelTranslator
 
-    first = ModelTranslator.load(path, device=device, steps=steps, estimate=estimates[0])
+    first = ModelTranslator.load(path, device=device, steps=steps, estimate=estimates[0], batch_size=batch_size)
     models = {estimates[0]: first}
     for estimate in estimates[1:]:
         models[estimate] = ModelTranslator(first.model, first.info, path, device=str(first.device), steps=steps,
-                                           estimate=estimate)
+                                           estimate=estimate, batch_size=first.batch_size)
     return models, directory_identity(path)
 
 
@@ -98,7 +100,7 @@ def _train_unets(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
         if pairs.count(options.train_split, d) == 0:
             continue
         say(f"training pairwise-unet for {d.key} ({steps} steps)")
-        models[d.key], _ = fit_unet(pairs, options.train_split, d, steps, options.batch_size, options.seed)
+        models[d.key], _ = fit_unet(pairs, options.train_split, d, steps, UNET_BATCH, options.seed)
     return models
 
 
@@ -172,7 +174,7 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
                      cas: Sequence[Path] = (), cas_steps: int = 0, unet: Sequence[Path] = (), unet_steps: int = 0,
                      joint: Sequence[str] = (), steps: int = 8, seed: int = 0,
                      tile: int | None = None, overlap: int | None = None,
-                     max_chips: int | None = None, batch_size: int = 8, fid: bool = True,
+                     max_chips: int | None = None, batch_size: int | None = None, fid: bool = True,
                      device: str = "auto", overwrite: bool = False,
                      say: Callable[[str], None] = lambda _: None) -> Report:
     """Score `model` (once per estimate, each beside its shuffled-source control), the controls and
@@ -184,9 +186,12 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     check_output_dir(out_dir, overwrite, REPORT, [data, model, *cas, *unet])
     estimates = parse_estimates(estimate)
     pairs = DatasetPairs(data, include_flagged=include_flagged)
-    models, checkpoint = _load_model(model, device, steps, estimates)
+    models, checkpoint = _load_model(model, device, steps, estimates, batch_size)
     # the one translator for what needs a single one: direction checks, codec, joint, tiling
     translator = next(iter(models.values())) if isinstance(models, dict) else models
+    # chips per step = the checkpoint's forward batch (its device's default without --batch-size)
+    if batch_size is None:
+        batch_size = getattr(translator, "batch_size", None) or 8
     left_out: list[str] = []
     if directions.strip() == "none":
         if not joint:

@@ -75,7 +75,7 @@ def check_tile_multiple(tile: int, multiple: int) -> None:
 class TileOptions:
     tile: int = 512
     overlap: int = 64
-    batch_size: int = 4
+    batch_size: int | None = None  # tiles read per translator call; None: the translator's own batch, else 4
     seed: int = 0
 
     def validate(self, multiple: int) -> None:
@@ -84,7 +84,7 @@ class TileOptions:
         check_tile_multiple(self.tile, multiple)
         if not 0 <= 2 * self.overlap < self.tile:
             raise EarthgenError(f"--overlap must be >= 0 and less than half of --tile ({self.tile}), got {self.overlap}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise EarthgenError(f"--batch-size must be at least 1, got {self.batch_size}")
 
 
@@ -275,8 +275,10 @@ def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Trans
             s.set_columns(cols[stripe.tile_cols[0]], min(grid.width, cols[stripe.tile_cols[-1]] + tw), th)
         order = [(r, c) for r in range(len(rows)) for c in stripe.tile_cols]
         cur_row = 0
-        for b0 in range(0, len(order), opts.batch_size):
-            chunk = order[b0 : b0 + opts.batch_size]
+        # a model translator's forward batch (--batch-size), so each call is one forward pass
+        group = opts.batch_size or getattr(translator, "batch_size", None) or 4
+        for b0 in range(0, len(order), group):
+            chunk = order[b0 : b0 + group]
             arrays = {s.modality: None for s in sources}
             valids = []
             for j, (r, c) in enumerate(chunk):

@@ -43,16 +43,18 @@ class SceneOptions(TileOptions):
     prompt: str | None = None  # text condition (checkpoints trained with text only)
 
 
-def load_scene_model(model: str | None, device: str, tile: int | None, overlap: int | None, batch_size: int,
-                     seed: int, prompt: str | None = None):
+def load_scene_model(model: str | None, device: str, tile: int | None, overlap: int | None,
+                     batch_size: int | None, seed: int, prompt: str | None = None):
     """The checkpoint (None: the default model) and the scene options, with --tile/--overlap
-    defaulting to the crop size it was trained on (else 256): what joint, inpaint and extend share."""
+    defaulting to the crop size it was trained on (else 256) and --batch-size to the device's
+    default: what joint, inpaint and extend share."""
     from earthgen_cli.inference.engine import resolve_tiling
+    from earthgen_cli.inference.model_translator import resolve_batch_size
     from earthgen_cli.inference.multidiffusion import SceneModel
 
     sm = SceneModel.load(model, device)
     tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
-    return sm, SceneOptions(tile, overlap, batch_size, seed, prompt)
+    return sm, SceneOptions(tile, overlap, resolve_batch_size(batch_size, sm.device), seed, prompt)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The unified model behind the Translator protocol: raw source tiles in, raw target tiles out.
 
 Normalisation comes from the checkpoint (dataset-level scaling copied at training time), noise from
-`NoiseField` keyed by tile origin and seed, so the same seed gives the same tile whatever the batch
-size or tile order. Loads a checkpoint from config.json + ema.safetensors only.
+`NoiseField` keyed by tile origin and seed, so the same seed gives the same tile whatever the tile
+order or grouping; every forward pass holds `batch_size` tiles, so for one batch size that holds
+bit for bit, and another batch size changes only float rounding. Loads a checkpoint from
+config.json + ema.safetensors only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from earthgen_cli.modalities import get_modality
 
 # NoiseField salts: the target's initial noise, the guidance replacement of each source, SDE steps.
 SALT_TARGET, SALT_UNCOND, SALT_STEP = 0, 100, 1000
+# Tiles per forward pass when --batch-size is not given: small on a CPU (a batch costs its full
+# compute even when the last group is padded), larger on a GPU, which is idle below ~16 tiles.
+DEFAULT_BATCH = {"cpu": 4, "cuda": 16}
 
 
 def pick_device(device: str) -> torch.device:
@@ -36,12 +41,22 @@ def pick_device(device: str) -> torch.device:
     return dev
 
 
+def resolve_batch_size(batch_size: int | None, device: torch.device) -> int:
+    """--batch-size as given, else the device's default (DEFAULT_BATCH); refuses < 1."""
+    if batch_size is None:
+        return DEFAULT_BATCH.get(device.type, DEFAULT_BATCH["cpu"])
+    if batch_size < 1:
+        raise EarthgenError(f"--batch-size must be at least 1, got {batch_size}")
+    return batch_size
+
+
 class ModelTranslator:
     name = "earthgen"
 
     def __init__(self, model, info, path: str | Path, device: str = "auto", steps: int = 8,
                  sampler: str | Sampler = Sampler.euler, guidance: float = 1.0, shift: float | None = None,
-                 precision: str = "auto", micro_batch: int = 4, estimate: str | Estimate = Estimate.sample) -> None:
+                 precision: str = "auto", batch_size: int | None = None,
+                 estimate: str | Estimate = Estimate.sample) -> None:
         self.path = str(path)
         self.info = info
         self.cfg = info.model
@@ -54,21 +69,20 @@ class ModelTranslator:
             raise EarthgenError(f"{self.path}: bad sampling option ({exc})") from None
         if precision not in ("auto", "fp32", "bf16"):
             raise EarthgenError(f"precision must be auto, fp32 or bf16, not {precision!r}")
-        # fp32 on CPU by default: bit-reproducible across batch sizes; bf16 autocast on CUDA.
+        # fp32 on CPU by default; bf16 autocast on CUDA.
         bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
         self.autocast = torch.bfloat16 if bf16 else None
         self.tile_multiple = self.cfg.tile_multiple
-        if micro_batch < 1:
-            raise EarthgenError(f"micro_batch must be >= 1, got {micro_batch}")
-        # Every forward pass sees exactly `micro_batch` tiles (the last group padded): BLAS kernels
+        # Every forward pass sees exactly `batch_size` tiles (the last group padded): BLAS kernels
         # pick their blocking from the matrix shapes, so a fixed shape is what makes a tile's result
-        # bit-identical whatever --batch-size the engine uses.
-        self.micro_batch = micro_batch
+        # bit-identical for one --batch-size, however the caller groups its tiles. Another batch
+        # size changes only float rounding (README, "--batch-size").
+        self.batch_size = resolve_batch_size(batch_size, self.device)
         self.warn_unvalidated = False  # the default model: say so once when a direction is not validated
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", **options) -> "ModelTranslator":
-        """options: steps, sampler, guidance, shift, precision, estimate (see __init__)."""
+        """options: steps, sampler, guidance, shift, precision, batch_size, estimate (see __init__)."""
         from earthgen_cli.train.checkpoint import load_model
 
         model, info = load_model(Path(path), ema=True)
@@ -123,7 +137,7 @@ class ModelTranslator:
         """Target (B, C, H, W) in raw units, and confidence (B, 1, H, W) in (0, 1] (1 / (1 + sigma),
         sigma the predicted latent error std of the last step) or None without a confidence head."""
         self.check(list(batch.sources), target)
-        n, mb = batch.size, self.micro_batch
+        n, mb = batch.size, self.batch_size
         outs, confs = [], []
         for lo in range(0, n, mb):
             idx = [min(i, n - 1) for i in range(lo, lo + mb)]  # pad by repeating the last tile

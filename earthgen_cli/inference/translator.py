@@ -120,8 +120,10 @@ def load_translator(spec: str | None, device: str = "auto", **options: Any) -> T
     """`identity`, `luminance`, `default` (the model shipped in the package) or a checkpoint
     directory (the unified model).
 
-    `options` (steps, sampler, guidance, ...) are sampling settings of a checkpoint model; None
-    values are left at the model's defaults. The analytic translators take none."""
+    `batch_size`: tiles per forward pass of a checkpoint model (None: its device's default); the
+    analytic translators take whatever the engine reads. `options` (steps, sampler, guidance, ...)
+    are sampling settings of a checkpoint model; None values are left at the model's defaults. The
+    analytic translators take none."""
     options = {k: v for k, v in options.items() if v is not None}
     if spec is None:
         raise EarthgenError("no --model given and no default model is installed")
@@ -141,7 +143,7 @@ def load_translator(spec: str | None, device: str = "auto", **options: Any) -> T
         )
     from earthgen_cli.inference.model_translator import ModelTranslator  # noqa: PLC0415
 
-    translator = ModelTranslator.load(path, device=device, **options)
+    translator = ModelTranslator.load(path, device=device, batch_size=batch_size, **options)
     if spec == DEFAULT:
         translator.warn_unvalidated = True
     return translator
