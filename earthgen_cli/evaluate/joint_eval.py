@@ -25,7 +25,7 @@ from earthgen_cli.evaluate.cas import DualEncoder, cas_score
 from earthgen_cli.evaluate.fid import InceptionFeatures, fid_kid
 from earthgen_cli.evaluate.metrics import to_unit
 from earthgen_cli.evaluate.report import REAL_PAIRS, SHUFFLED_PAIRS, MethodScores
-from earthgen_cli.evaluate.runner import UNIFIED, Direction, PairSource
+from earthgen_cli.evaluate.runner import UNIFIED, Direction, PairSource, chip_bar
 from earthgen_cli.modalities import get_modality
 
 class PairGenerator(Protocol):
@@ -60,9 +60,10 @@ def center_crop(x: torch.Tensor, side: int | None) -> torch.Tensor:
 def evaluate_joint(pairs: PairSource, pair: tuple[str, str], generator: PairGenerator, split: str,
                    batch_size: int, max_chips: int | None, seed: int, inception: InceptionFeatures | None,
                    encoder: DualEncoder | None, progress: Callable[[str], None] | None = None,
-                   tile: int | None = None) -> list[MethodScores]:
+                   tile: int | None = None, bars: bool = False) -> list[MethodScores]:
     """`tile`: generate chips of this side (the model's native tile) and score them against the
-    central window of that size of each real chip; None: whole chips."""
+    central window of that size of each real chip; None: whole chips. `bars`: a progress bar on
+    stderr."""
     a, b = pair
     d = Direction(a, b)
     if pairs.count(split, d) == 0:
@@ -73,22 +74,25 @@ def evaluate_joint(pairs: PairSource, pair: tuple[str, str], generator: PairGene
     real: dict[str, list[torch.Tensor]] = {a: [], b: []}
     fake: dict[str, list[torch.Tensor]] = {a: [], b: []}
     seen = 0
-    for batch in pairs.batches(split, d, batch_size, max_chips):
-        source, target = center_crop(batch.source, tile), center_crop(batch.target, tile)
-        h, w = source.shape[-2:]
-        real[a].append(to_unit(sa.from_model(source), sa))
-        real[b].append(to_unit(sb.from_model(target), sb))
-        keys = [g if math.isfinite(g) else None for g in batch.gsd]
-        out = {a: [None] * len(keys), b: [None] * len(keys)}
-        for gsd in dict.fromkeys(keys):
-            idx = [k for k, g in enumerate(keys) if g == gsd]
-            made = generator.generate_pair((a, b), [(4096 * (seen + k), 0) for k in idx], h, w, gsd, seed)
-            for m in (a, b):
-                for j, k in enumerate(idx):
-                    out[m][k] = made[m][j]
-        for m, scale in ((a, sa), (b, sb)):
-            fake[m].append(to_unit(torch.from_numpy(np.stack(out[m])), scale))
-        seen += len(keys)
+    n = pairs.count(split, d)
+    with chip_bar(min(n, max_chips or n), joint_key(a, b), bars) as bar:
+        for batch in pairs.batches(split, d, batch_size, max_chips):
+            source, target = center_crop(batch.source, tile), center_crop(batch.target, tile)
+            h, w = source.shape[-2:]
+            real[a].append(to_unit(sa.from_model(source), sa))
+            real[b].append(to_unit(sb.from_model(target), sb))
+            keys = [g if math.isfinite(g) else None for g in batch.gsd]
+            out = {a: [None] * len(keys), b: [None] * len(keys)}
+            for gsd in dict.fromkeys(keys):
+                idx = [k for k, g in enumerate(keys) if g == gsd]
+                made = generator.generate_pair((a, b), [(4096 * (seen + k), 0) for k in idx], h, w, gsd, seed)
+                for m in (a, b):
+                    for j, k in enumerate(idx):
+                        out[m][k] = made[m][j]
+            for m, scale in ((a, sa), (b, sb)):
+                fake[m].append(to_unit(torch.from_numpy(np.stack(out[m])), scale))
+            seen += len(keys)
+            bar.update(len(keys))
     real_t = {m: torch.cat(v) for m, v in real.items()}
     fake_t = {m: torch.cat(v) for m, v in fake.items()}
     metrics: dict[str, float] = {}

@@ -12,7 +12,6 @@ numbers, never from a stored verdict).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from earthgen_cli import __version__
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.evaluate.claims import ORACLE, RULE, Claim, judge_results, model_rows
 from earthgen_cli.evaluate.metrics import METRIC_INFO
+from earthgen_cli.io.identity import directory_identity
 from earthgen_cli.io.publish import staged_file
 
 REPORT_FORMAT = 2
@@ -63,22 +63,6 @@ class Report:
         """The claim rule's verdict per translation direction (data["held_out"] gives chips and
         held-out scenes)."""
         return judge_results(self.results, self.data.get("held_out", {}))
-
-
-def directory_identity(path: Path, patterns: Sequence[str] = ("*.json", "*.safetensors")) -> dict[str, Any]:
-    """Path plus one SHA-256 over the named files (relative name and content, sorted): two runs
-    with the same identity read the same config, statistics and weights."""
-    path = Path(path)
-    if not path.exists():
-        raise EarthgenError(f"{path}: no such file or directory")
-    files = [path] if path.is_file() else sorted({p for pat in patterns for p in path.rglob(pat) if p.is_file()})
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode() + b"\0")
-        with open(file, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return {"path": str(path.resolve()), "sha256": digest.hexdigest(), "files": len(files)}
 
 
 def _json_number(value: float) -> float | str | None:
@@ -145,6 +129,21 @@ def read_report(path: Path) -> Report:
     )
     return Report(results, obj["config"], obj["data"], obj["checkpoint"],
                   obj["earthgen_version"], obj["created"], tuple(obj.get("warnings", ())))
+
+
+def check_report_checkpoint(path: Path, checkpoint: Path) -> None:
+    """Refuse a report made for another model: it must record the sha256 of `checkpoint` (the
+    identity evaluate records for the checkpoint it scored, io.identity)."""
+    scored = read_report(path).checkpoint
+    recorded = scored.get("sha256")
+    if recorded is None:
+        raise EarthgenError(f"{path}: scored no checkpoint ({scored.get('name') or 'baselines only'}); "
+                            f"evaluate {checkpoint} with --model and pass that report")
+    actual = directory_identity(Path(checkpoint))["sha256"]
+    if recorded != actual:
+        raise EarthgenError(f"{path}: made for another checkpoint ({scored.get('path')}, sha256 {recorded[:12]}...), "
+                            f"not {checkpoint} (sha256 {actual[:12]}...); evaluate this checkpoint and pass "
+                            f"that report")
 
 
 def direction_label(direction: str) -> str:

@@ -18,7 +18,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional, Protocol
+from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -89,12 +89,28 @@ class PairBatch:
                          pick(self.index), pick(self.scene))
 
 
-def chip_indices(total: int, limit: int | None) -> list[int]:
-    """`limit` chips spread evenly over a split of `total` (all of them without a limit): chips are
-    stored scene by scene, so the first N would often be one scene only."""
+def chip_indices(total: int, limit: int | None, scenes: Sequence[str] | None = None) -> list[int]:
+    """`limit` chips of a split of `total` (all of them without a limit). Without `scenes`: spread
+    evenly over the chips. With `scenes` (the scene of each chip): shared out between the scenes
+    as evenly as their chips allow (one each round), then spread evenly inside each scene, so the
+    chips scored come from as many scenes as possible: the claim rule counts scenes, and a split
+    stored scene by scene would give the first N chips from one scene only."""
     if limit is None or limit >= total:
         return list(range(total))
-    return sorted({round(k * (total - 1) / max(1, limit - 1)) for k in range(limit)}) if limit > 1 else [0]
+    if scenes is None:
+        return sorted({round(k * (total - 1) / max(1, limit - 1)) for k in range(limit)}) if limit > 1 else [0]
+    members: dict[str, list[int]] = {}
+    for i, scene in enumerate(scenes[:total]):
+        members.setdefault(scene, []).append(i)
+    quota = dict.fromkeys(members, 0)
+    left = limit
+    while left > 0:
+        for scene, chips in members.items():
+            if left > 0 and quota[scene] < len(chips):
+                quota[scene] += 1
+                left -= 1
+    return sorted(chips[i] for scene, chips in members.items() for i in chip_indices(len(chips), quota[scene])
+                  if quota[scene] > 0)
 
 
 class PairSource(Protocol):
@@ -108,7 +124,7 @@ class PairSource(Protocol):
 
     def batches(self, split: str, direction: Direction, batch_size: int, limit: int | None = None,
                 indices: list[int] | None = None) -> Iterator[PairBatch]:
-        """`limit` chips spread over the split (chip_indices), or exactly the chips at `indices`."""
+        """`limit` chips spread over the split's scenes (chip_indices), or exactly the chips at `indices`."""
 
     def scenes(self, split: str, direction: Direction | None = None) -> list[str]:
         """The scene of each chip (of the direction; of the whole split with None)."""
@@ -162,7 +178,8 @@ class TensorPairs:
 
     def batches(self, split: str, direction: Direction, batch_size: int, limit: int | None = None,
                 indices: list[int] | None = None) -> Iterator[PairBatch]:
-        chosen = chip_indices(self.count(split, direction), limit) if indices is None else list(indices)
+        total = self.count(split, direction)
+        chosen = chip_indices(total, limit, self.scenes(split)[:total]) if indices is None else list(indices)
         src, tgt = self.images[split][direction.source], self.images[split][direction.target]
         both = self._valid(split, direction.source) & self._valid(split, direction.target)
         for lo in range(0, len(chosen), batch_size):
@@ -179,7 +196,7 @@ class EvaluateOptions:
     baselines: tuple[str, ...] = BASELINES
     regression_degree: int = 2
     batch_size: int = 8
-    max_chips: Optional[int] = None  # per direction, spread evenly over the split (chip_indices)
+    max_chips: Optional[int] = None  # per direction, spread over the split's scenes (chip_indices)
     fid: bool = True
     grid_chips: int = 3
     seed: int = 0
@@ -249,6 +266,13 @@ def translator_method(translator: Translator, direction: Direction, scaling: Map
     return predict
 
 
+def chip_bar(total: int, label: str, show: bool):
+    """A progress bar on stderr counting the chips of one direction, with rate and ETA."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="chip", disable=not show, leave=False, dynamic_ncols=True)
+
+
 def _training_batches(pairs: PairSource, split: str, d: Direction, batch_size: int):
     for b in pairs.batches(split, d, batch_size):
         yield b.source, b.target, b.valid
@@ -281,8 +305,8 @@ def _methods(pairs: PairSource, d: Direction, options: EvaluateOptions,
              unified: Mapping[str, Translator], unet_models: Mapping[str, PairwiseUNet],
              codec_roundtrip: CodecRoundtrip | None, notes: dict[str, list[str]]) -> dict[str, Predict]:
     methods: dict[str, Predict] = {}
-    chosen = chip_indices(pairs.count(options.split, d), options.max_chips)
     all_scenes = pairs.scenes(options.split, d)
+    chosen = chip_indices(pairs.count(options.split, d), options.max_chips, all_scenes)
     order = scene_derangement([all_scenes[i] for i in chosen])
     donors = None if order is None else {chosen[k]: chosen[j] for k, j in enumerate(order)}
     for row, translator in unified.items():
@@ -358,7 +382,7 @@ class _DirectionScores:
 
 def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
                      methods: Mapping[str, Predict], encoder: DualEncoder | None,
-                     inception: InceptionFeatures | None) -> _DirectionScores:
+                     inception: InceptionFeatures | None, bar) -> _DirectionScores:
     acc = {name: _Accumulator() for name in methods}
     real_features: list[torch.Tensor] = []
     real_cas: list[torch.Tensor] = []  # the encoder's own score on real pairs: CAS's reference
@@ -375,6 +399,7 @@ def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
         first = seen  # chip index for the noise key counts skipped chips too: stable across runs
         seen += batch.source.shape[0]
         if not full.any():
+            bar.update(batch.source.shape[0])
             continue
         batch = batch.select(full.tolist())
         scenes.update(batch.scene)
@@ -401,6 +426,7 @@ def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
         for k in range(min(options.grid_chips - len(grid_rows), src_unit.shape[0])):
             grid_rows.append((src_unit[k].numpy(), *(preds[n][k].numpy() for n in methods),
                               tgt_unit[k].numpy()))
+        bar.update(len(full))
     if seen > 0 and seen == skipped:
         raise EarthgenError(f"{pairs.name}: no chip of split {options.split} is free of nodata for {d.key}")
     real = torch.cat(real_features) if real_features else None
@@ -425,9 +451,10 @@ def evaluate(pairs: PairSource, options: EvaluateOptions,
              codec_roundtrip: CodecRoundtrip | None = None,
              cas_encoders: Mapping[frozenset, DualEncoder] | None = None,
              inception: InceptionFeatures | None = None,
-             progress: Callable[[str], None] | None = None) -> EvaluationOutput:
+             progress: Callable[[str], None] | None = None, bars: bool = False) -> EvaluationOutput:
     """Score every direction; `inception` is required when options.fid is set. `unified` is one
-    translator (row `unified`) or one per estimate ({"sample": t, "mean": u})."""
+    translator (row `unified`) or one per estimate ({"sample": t, "mean": u}). `bars`: a
+    progress bar per direction on stderr (chips, rate, ETA)."""
     started = time.perf_counter()
     check_directions(pairs, options)
     models = unified_rows(unified)
@@ -451,7 +478,9 @@ def evaluate(pairs: PairSource, options: EvaluateOptions,
         encoder = (cas_encoders or {}).get(frozenset((d.source, d.target)))
         if encoder is None:
             notes.setdefault("CAS left out for {}: no CAS encoder for the pair", []).append(d.key)
-        scored = _score_direction(pairs, d, options, methods, encoder, inception if options.fid else None)
+        n = pairs.count(options.split, d)
+        with chip_bar(min(n, options.max_chips or n), d.key, bars) as bar:
+            scored = _score_direction(pairs, d, options, methods, encoder, inception if options.fid else None, bar)
         results += scored.results
         skipped[d.key] = scored.skipped
         if scored.skipped:
