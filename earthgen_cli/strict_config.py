@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 from typing import Any, Mapping
@@ -50,6 +51,8 @@ def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
             choices = ", ".join(str(m.value) for m in tp)
             raise EarthgenError(f"{where}: {key} is {value!r}; expected one of {choices}") from None
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):  # nan passes every `x <= 0` check: refuse it here, once
+            raise EarthgenError(f"{where}: {key} must be a finite number, got {value!r}")
         return float(value)
     if tp is Any or (isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
         return value

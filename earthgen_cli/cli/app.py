@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
+import os
 import signal
 import sys
+import traceback
 from typing import Any, Callable, Iterator, TypeVar
 
 import typer
@@ -64,6 +67,43 @@ def terminate_as_interrupt() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def debugging() -> bool:
+    """`--debug` or EARTHGEN_DEBUG=1: show tracebacks and GDAL's own messages."""
+    return os.environ.get("EARTHGEN_DEBUG", "") not in ("", "0")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for an error the library did not phrase itself, naming the file when known."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        files = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
+        return f"{files}: {exc.strerror or exc}"
+    module = type(exc).__module__.split(".")[0]
+    if module == "rasterio":
+        from earthgen_cli.io.raster import gdal_reason
+
+        return f"{gdal_reason(exc)} (GDAL)"
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if module in ("zarr", "numcodecs", "pyproj", "shapely", "yaml") or isinstance(exc, OSError):
+        return f"{text} ({module if module != 'builtins' else type(exc).__name__})"
+    return (f"unexpected {type(exc).__name__}: {text} (EARTHGEN_DEBUG=1 or earthgen --debug shows the "
+            "traceback; please report it)")
+
+
+def check_finite(fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Every float option is a finite number (`--guidance nan` would write an all-zero output
+    marked valid); the error names the option as the user typed it."""
+    import math
+
+    from earthgen_cli.errors import EarthgenError
+
+    params = inspect.signature(fn).parameters
+    for name, value in kwargs.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            decls = getattr(params[name].default, "param_decls", None) or ()
+            flag = next((d for d in decls if d.startswith("--")), "--" + name.strip("_").replace("_", "-"))
+            raise EarthgenError(f"{flag} {value}: must be a finite number")
+
+
 def user_errors(fn: F) -> F:
     """Turn the library's user-facing errors into one stderr line and a non-zero exit."""
 
@@ -73,8 +113,11 @@ def user_errors(fn: F) -> F:
 
         try:
             with terminate_as_interrupt():
+                check_finite(fn, kwargs)
                 return fn(*args, **kwargs)
         except EarthgenError as exc:
+            if debugging():
+                traceback.print_exc()
             fail(str(exc), exc.exit_code)
         except Terminated as exc:
             fail(f"terminated by {signal.Signals(exc.signum).name}", 128 + exc.signum)
@@ -82,6 +125,10 @@ def user_errors(fn: F) -> F:
             fail("interrupted", 130)
         except MemoryError:
             fail("out of memory; try a smaller --tile or --batch-size", 1)
+        except Exception as exc:  # the file system, GDAL, zarr, or a bug: one line unless debugging
+            if debugging():
+                raise
+            fail(describe_failure(exc), 1)
 
     return wrapper  # type: ignore[return-value]
 
@@ -96,8 +143,28 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and GDAL's messages (also "
+                               "EARTHGEN_DEBUG=1); may also follow the command's options."),
 ) -> None:
     """Multi-modal remote-sensing generation over georeferenced GeoTIFF scenes."""
+    if debug:
+        os.environ["EARTHGEN_DEBUG"] = "1"
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """GDAL/PROJ messages (rasterio and pyproj log them) and rasterio's NotGeoreferencedWarning
+    must not reach stderr before earthgen's own one-line error; shown with --debug."""
+    import logging
+    import warnings
+
+    if debugging():
+        return
+    for name in ("rasterio", "pyproj", "fiona", "numcodecs", "zarr"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.CRITICAL)
+        logger.propagate = False
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform")  # NotGeoreferencedWarning
 
 
 def _register() -> None:
@@ -135,6 +202,9 @@ def _pin_malloc_thresholds() -> None:
 
 def main() -> None:
     _pin_malloc_thresholds()
+    if "--debug" in sys.argv[2:]:  # after the command, where users type it: same as before it
+        sys.argv.remove("--debug")
+        os.environ["EARTHGEN_DEBUG"] = "1"
     try:
         app()
     except BrokenPipeError:  # `earthgen ... | head` closed the pipe: not an error of ours

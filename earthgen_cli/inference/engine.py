@@ -130,7 +130,8 @@ def output_nodata(sources: Sequence[SourceRaster], out_dtype: str) -> tuple[floa
     """
     src_nd = sources[0].nodata
     info = dtype_info(out_dtype)
-    can_be_invalid = any(s.nodata is not None or np.issubdtype(np.dtype(s.dtype), np.floating) for s in sources)
+    can_be_invalid = any(s.nodata is not None or s.has_mask_band or np.issubdtype(np.dtype(s.dtype), np.floating)
+                         for s in sources)
     if not info.is_integer:
         declared = float(src_nd) if src_nd is not None else None
         return declared, (declared if declared is not None else math.nan) if can_be_invalid else None
@@ -160,11 +161,27 @@ def accumulator_dtype(out_dtype: str) -> type:
     """float32 suffices for outputs of at most 16-bit integers: each blended value is within
     ~0.02 of the exact weighted sum (4 contributions, 2**-24 relative error each, values below
     2**16), so rounding to the nearest integer gives the exact result; identity stays bit-exact.
-    Float and wider integer outputs accumulate in float64, where float32 values times the 2**-24
-    dyadic weights, and their partial sums, are exact."""
+    Float and wider integer outputs accumulate in float64: float32 values times the 2**-24 dyadic
+    weights, and their partial sums, are exact there; 32-bit integers are within 2**-20 of the
+    exact sum, so rounding restores them; float64 values are split in two (`exact_parts`)."""
     info = dtype_info(out_dtype)
     small_int = info.is_integer and info.hi - info.lo <= 65535
     return np.float32 if small_int else np.float64
+
+
+_HIGH_BITS = np.uint64(0xFFFF_FFFF_F800_0000)  # sign, exponent and the top 25 of 52 mantissa bits
+
+
+def exact_parts(values: np.ndarray, parts: int) -> tuple[np.ndarray, ...]:
+    """`values` as `parts` addends whose products with a blend weight (24 significant bits) are
+    exact in float64: itself (parts=1), or for float64 outputs (parts=2) its top 26 significant
+    bits and the rest (at most 27), so that blending identical float64 contributions gives them
+    back bit for bit (values of magnitude above 2**-960: below, the products lose bits)."""
+    if parts == 1:
+        return (values,)
+    v = np.asarray(values, dtype=np.float64)
+    high = (v.view(np.uint64) & _HIGH_BITS).view(np.float64)
+    return high, v - high
 
 
 class _StripeBand:
@@ -172,18 +189,20 @@ class _StripeBand:
 
     Partial sums of the columns the next stripe also covers go to a scratch file (sequentially,
     one record per row band) and are added back when the next stripe flushes the same rows, so
-    memory does not depend on the scene's width or height.
+    memory does not depend on the scene's width or height. The validity mask is per band
+    (`mask_bands` = bands) or one for all bands (`mask_bands` = 1).
     """
 
     def __init__(self, bands: int, tile_h: int, stripe, y0: int, carry_in, carry_out,
                  writer: GeoTiffWriter, out_dtype: str, nodata: tuple[float | None, float | None],
-                 height: int, block: int) -> None:
+                 height: int, block: int, mask_bands: int = 1) -> None:
         self.stripe = stripe
         self.tile_h = tile_h
         self.y0 = y0
-        self.acc = np.zeros((bands, tile_h, stripe.width), dtype=accumulator_dtype(out_dtype))
-        self.valid = np.zeros((tile_h, stripe.width), dtype=bool)
-        self._weighted: np.ndarray | None = None  # reused (C, th, tw) float64 product buffer
+        self.parts = 2 if np.dtype(out_dtype) == np.float64 else 1
+        self.acc = np.zeros((self.parts, bands, tile_h, stripe.width), dtype=accumulator_dtype(out_dtype))
+        self.valid = np.zeros((mask_bands, tile_h, stripe.width), dtype=bool)
+        self._weighted: np.ndarray | None = None  # reused (C, th, tw) product buffer
         self.height = height
         self.stage = np.empty((bands, block, stripe.x_write - stripe.x0), dtype=out_dtype)
         self.stage_y0 = 0
@@ -206,36 +225,43 @@ class _StripeBand:
                 self.stage_y0 += self.stage.shape[1]
 
     def add(self, tile_out: np.ndarray, weight: np.ndarray, valid: np.ndarray, y: int, x: int) -> None:
+        """`valid`: (mask_bands, h, w)."""
         ys = slice(y - self.y0, y - self.y0 + tile_out.shape[1])
         xs = slice(x - self.stripe.x0, x - self.stripe.x0 + tile_out.shape[2])
         if self._weighted is None or self._weighted.shape != tile_out.shape:
             self._weighted = np.empty(tile_out.shape, dtype=self.acc.dtype)
-        np.multiply(tile_out, weight, out=self._weighted, casting="unsafe")
-        self.acc[:, ys, xs] += self._weighted
-        self.valid[ys, xs] = valid
+        for p, part in enumerate(exact_parts(tile_out, self.parts)):
+            np.multiply(part, weight, out=self._weighted, casting="unsafe")
+            self.acc[p, :, ys, xs] += self._weighted
+        self.valid[:, ys, xs] = valid
 
     def flush(self, y_end: int) -> None:
         """Rows [y0, y_end) are final: add the previous stripe's carry, write, hand on ours."""
         n, st = y_end - self.y0, self.stripe
-        acc, valid = self.acc[:, :n], self.valid[:n]
+        acc, valid = self.acc[:, :, :n], self.valid[:, :n]
         if self.carry_in is not None:
             cw = self.carry_in.width
-            acc[:, :, :cw] += np.fromfile(self.carry_in.fh, dtype=acc.dtype, count=acc.shape[0] * n * cw).reshape(-1, n, cw)
-            valid[:, :cw] |= np.fromfile(self.carry_in.fh, dtype=bool, count=n * cw).reshape(n, cw)
+            head = acc[..., :cw]
+            head += np.fromfile(self.carry_in.fh, dtype=acc.dtype, count=head.size).reshape(head.shape)
+            valid[..., :cw] |= np.fromfile(self.carry_in.fh, dtype=bool, count=valid[..., :cw].size
+                                           ).reshape(valid[..., :cw].shape)
         w = st.x_write - st.x0
         if self.carry_out is not None:
-            np.ascontiguousarray(acc[:, :, w:]).tofile(self.carry_out.fh)
-            np.ascontiguousarray(valid[:, w:]).tofile(self.carry_out.fh)
-        # These rows are done with: round in place rather than allocate float temporaries.
-        out = cast_to_dtype(acc[:, :, :w], self.out_dtype, self.nodata, overwrite_input=True)
+            np.ascontiguousarray(acc[..., w:]).tofile(self.carry_out.fh)
+            np.ascontiguousarray(valid[..., w:]).tofile(self.carry_out.fh)
+        # These rows are done with: sum the parts and round in place (no float temporaries).
+        total = acc[0, :, :, :w]
+        for p in range(1, self.parts):
+            total += acc[p, :, :, :w]
+        out = cast_to_dtype(total, self.out_dtype, self.nodata, overwrite_input=True)
         if self.fill is not None:
-            out[:, ~valid[:, :w]] = self.fill
+            out[np.broadcast_to(~valid[:, :, :w], out.shape)] = self.fill
         self._stage_rows(out, self.y0)
         # Rows below y_end carry over to the band of the next tile row.
-        self.acc[:, : self.tile_h - n] = self.acc[:, n:].copy()
-        self.acc[:, self.tile_h - n :] = 0
-        self.valid[: self.tile_h - n] = self.valid[n:].copy()
-        self.valid[self.tile_h - n :] = False
+        self.acc[:, :, : self.tile_h - n] = self.acc[:, :, n:].copy()
+        self.acc[:, :, self.tile_h - n :] = 0
+        self.valid[:, : self.tile_h - n] = self.valid[:, n:].copy()
+        self.valid[:, self.tile_h - n :] = False
         self.y0 = y_end
 
 
@@ -253,6 +279,7 @@ class _Output:
     bands: int
     dtype: str
     nodata: tuple[float | None, float | None]  # declared nodata, value written at invalid pixels
+    band_masks: bool = False  # band b is invalid where the primary source's band b is (identity)
 
 
 def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Translator,
@@ -270,7 +297,8 @@ def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Trans
             carry_out = [_Carry(open(os.path.join(scratch_dir, f"carry{k}_{i}.bin"), "w+b"), stripe.carry_width)
                          for i in range(len(outputs))]
         bands = [_StripeBand(o.bands, th, stripe, rows[0], carry_in[i], carry_out[i], o.writer, o.dtype,
-                             o.nodata, grid.height, BLOCKSIZE) for i, o in enumerate(outputs)]
+                             o.nodata, grid.height, BLOCKSIZE, o.bands if o.band_masks else 1)
+                 for i, o in enumerate(outputs)]
         for s in sources:
             s.set_columns(cols[stripe.tile_cols[0]], min(grid.width, cols[stripe.tile_cols[-1]] + tw), th)
         order = [(r, c) for r in range(len(rows)) for c in stripe.tile_cols]
@@ -280,18 +308,22 @@ def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Trans
         for b0 in range(0, len(order), group):
             chunk = order[b0 : b0 + group]
             arrays = {s.modality: None for s in sources}
-            valids = []
+            valids, band_valids = [], []
             for j, (r, c) in enumerate(chunk):
                 # the part inside the scene; an edge tile is padded past it to the model's grid
                 win = Window(cols[c], rows[r], min(tw, grid.width - cols[c]), min(th, grid.height - rows[r]))
-                valid = np.ones((int(win.height), int(win.width)), dtype=bool)
-                for s in sources:
-                    data, v = s.read(win)
+                others = np.ones((int(win.height), int(win.width)), dtype=bool)
+                for k, s in enumerate(sources):
+                    data, bv = s.read_bands(win)
                     if arrays[s.modality] is None:  # filled in place: no list + stack copy
                         arrays[s.modality] = np.empty((len(chunk), data.shape[0], *pad_to), data.dtype)
                     arrays[s.modality][j] = _padded(data, *pad_to)
-                    valid &= v
-                valids.append(valid)
+                    if k == 0:
+                        primary = bv
+                    else:
+                        others &= bv.all(axis=0)
+                band_valids.append(primary & others[None])
+                valids.append(primary.all(axis=0) & others)  # a model needs every band of every source
             batch = TileBatch(
                 sources=arrays,
                 valid=np.stack([_padded(v, *pad_to) for v in valids]),
@@ -315,8 +347,9 @@ def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Trans
                     cur_row += 1
                 h, w = valids[j].shape  # the padding past the scene edge is cropped away
                 weight = row_w[r][:h, None] * col_w[c][None, :w]
-                for band, res in zip(bands, results):
-                    band.add(res[j, :, :h, :w], weight, valids[j], rows[r], cols[c])
+                for band, res, o in zip(bands, results, outputs):
+                    mask = band_valids[j] if o.band_masks else valids[j][None]
+                    band.add(res[j, :, :h, :w], weight, mask, rows[r], cols[c])
             tiles_done += len(chunk)
             bar.update(len(chunk))
         while cur_row < len(rows):
@@ -421,7 +454,10 @@ def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Tran
                             {"seed": tiles.seed, **(provenance or {})})
         total = len(grid.row_starts) * len(grid.col_starts)
         with contextlib.ExitStack() as stack:
-            outputs = [_Output(stack.enter_context(GeoTiffWriter(src, spec)), out_bands, out_dtype, (nodata, fill))]
+            band_masks = (getattr(translator, "bandwise", False) and primary.modality == target
+                          and out_bands == primary.count)
+            outputs = [_Output(stack.enter_context(GeoTiffWriter(src, spec)), out_bands, out_dtype, (nodata, fill),
+                               band_masks)]
             if confidence is not None:
                 cspec = _confidence_spec(primary, confidence, translator, target, tiles.seed)
                 outputs.append(_Output(stack.enter_context(GeoTiffWriter(src, cspec)), 1, "float32",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -224,6 +225,9 @@ def _prepare_dir(req: JointRequest) -> tuple[Path, list[Path]]:
         raise EarthgenError(f"-o {req.out_dir}: exists and is not a folder")
     if not out.parent.is_dir():
         raise EarthgenError(f"-o {req.out_dir}: folder {out.parent} does not exist")
+    writable = out if out.is_dir() else out.parent  # checked before hours of sampling, not after
+    if not os.access(writable, os.W_OK | os.X_OK):
+        raise EarthgenError(f"-o {req.out_dir}: folder {writable} is not writable")
     samples = [out] if req.count == 1 else [out / "samples" / f"{k:03d}" for k in range(req.count)]
     files = [s / f"{m}.tif" for s in samples for m in req.pair]
     if req.count > 1:

@@ -20,7 +20,8 @@ from earthgen_cli.modalities import get_modality
 
 @dataclass(frozen=True)
 class TileBatch:
-    sources: Mapping[str, np.ndarray]  # modality -> (B, C, H, W) float32, raw units, nodata filled
+    sources: Mapping[str, np.ndarray]  # modality -> (B, C, H, W) float32 (float64 for 32-bit integer and
+    # float64 rasters), raw units, invalid values set to 0
     valid: np.ndarray  # (B, H, W) bool: True where every source band is valid
     origins: tuple[tuple[int, int], ...]  # (row, col) of each tile's top-left on the scene grid
     gsd: float | None = None  # metres per pixel of the scene grid, None when unknown
@@ -55,6 +56,7 @@ class IdentityTranslator:
 
     name = "identity"
     tile_multiple = 1
+    bandwise = True  # output band b is source band b: nodata stays per band
 
     def check(self, sources: Sequence[str], target: str) -> None:
         if list(sources) != [target]:

@@ -138,12 +138,16 @@ def _read_geojson(path: str) -> tuple[list[OsmFeature], str]:
         crs = name.replace("urn:ogc:def:crs:", "").replace("::", ":")
         crs = "EPSG:4326" if crs in ("OGC:1.3:CRS84", "OGC:CRS84") else crs
     feats = []
-    for f in features:
-        if not f.get("geometry"):
+    for i, f in enumerate(features):
+        if not isinstance(f, dict) or not f.get("geometry"):
             continue
         tags = {k: str(v) for k, v in (f.get("properties") or {}).items()
                 if v not in (None, "") and isinstance(v, (str, int, float))}
-        geom = shape(f["geometry"])
+        try:
+            geom = shape(f["geometry"])
+        except Exception as exc:  # shapely raises ValueError, TypeError, GEOSException, ...
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise EarthgenError(f"{path}: feature {i} has an invalid geometry ({first})") from None
         if geom.geom_type in ("Polygon", "MultiPolygon"):
             layer = classify_area(tags)
             if layer:
@@ -157,6 +161,8 @@ def _read_geojson(path: str) -> tuple[list[OsmFeature], str]:
 
 def read_osm(path: str, file_format: str | None = None) -> tuple[list[OsmFeature], str]:
     """Features classified into style layers, and the CRS of their coordinates."""
+    if Path(path).is_dir():
+        raise EarthgenError(f"{path}: is a folder, expected an OSM file (.osm.pbf or GeoJSON)")
     if not Path(path).is_file():
         raise EarthgenError(f"{path}: OSM file not found")
     fmt = file_format or ("pbf" if str(path).endswith(".pbf") else "geojson")

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError
 import rasterio.shutil
 from rasterio.io import MemoryFile
@@ -192,7 +192,16 @@ class SourceRaster:
         if bad:
             raise EarthgenError(f"{label}: band {bad[0]} requested but the raster has {src.count} band(s)")
         self.dtype = src.dtypes[self.bands[0] - 1]
+        if any(np.issubdtype(np.dtype(src.dtypes[b - 1]), np.complexfloating) for b in self.bands):
+            raise EarthgenError(f"{label}: complex bands ({self.dtype}) are not supported; write the "
+                                "amplitude or intensity as a real band first")
         self.nodata = src.nodata
+        # GDAL's mask per band: its nodata value (which may differ per band), or a mask band of the
+        # file (per dataset, alpha) that read_masks gives.
+        self._band_nodata = [src.nodatavals[b - 1] for b in self.bands]
+        self.has_mask_band = any(
+            flags & {MaskFlags.per_dataset, MaskFlags.alpha}
+            for flags in (set(src.mask_flag_enums[b - 1]) for b in self.bands))
         self.reader: rasterio.DatasetReader | WarpedVRT = src
 
     @property
@@ -239,28 +248,73 @@ class SourceRaster:
             start = self._buf_y0 + self._buf_rows
             stop = min(self.src.height, (start // self._chunk_rows + 1) * self._chunk_rows)
             window = Window(x0, start, x1 - x0, stop - start)
-            self.reader.read(self.bands, window=window, out=self._buf[:, self._buf_rows : self._buf_rows + stop - start])
+            self._read(window, out=self._buf[:, self._buf_rows : self._buf_rows + stop - start])
             self._buf_rows += stop - start
         return self._buf[:, y0 - self._buf_y0 : y1 - self._buf_y0]
 
+    def _read(self, window: Window, out: np.ndarray | None = None, masks: bool = False) -> np.ndarray:
+        """GDAL's read (or mask read) of the selected bands; a corrupt or truncated file is a
+        one-line error naming it, with GDAL's own reason."""
+        try:
+            if masks:
+                return self.reader.read_masks(self.bands, window=window)
+            return self.reader.read(self.bands, window=window, out=out)
+        except RasterioError as exc:
+            raise EarthgenError(f"{self.label}: cannot read pixels ({gdal_reason(exc)})") from None
+
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """(C, h, w) float32 raw values with invalid pixels set to 0, and the (h, w) validity mask."""
+        """(C, h, w) raw values with invalid pixels set to 0, and the (h, w) mask of pixels valid
+        in every band."""
+        work, band_valid = self.read_bands(window)
+        valid = band_valid.all(axis=0)
+        if not valid.all():
+            work = np.where(valid, work, 0).astype(work.dtype, copy=False)
+        return work, valid
+
+    def read_bands(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """(C, h, w) raw values with invalid values set to 0, and the (C, h, w) validity per band.
+
+        Values are float32 where that holds every value of the band's dtype exactly (up to 16-bit
+        integers, float16/32), float64 otherwise (32-bit integers, float64). A value is invalid
+        where it equals its band's nodata, is not finite, or the file's mask band says so: a real
+        value that equals nodata in one band leaves the other bands of that pixel valid."""
         cols = getattr(self, "_cols", None)
         col0, row0 = int(window.col_off), int(window.row_off)
         if cols is not None and cols[0] <= col0 and col0 + int(window.width) <= cols[1]:
             rows = self._rows(row0, row0 + int(window.height))
             data = rows[:, :, col0 - cols[0] : col0 - cols[0] + int(window.width)]
         else:
-            data = self.reader.read(self.bands, window=window)
-        valid = np.ones(data.shape[1:], dtype=bool)
-        if self.nodata is not None and not (isinstance(self.nodata, float) and math.isnan(self.nodata)):
-            valid &= ~np.any(data == np.asarray(self.nodata).astype(data.dtype), axis=0)
-        work = data.astype(np.float64 if data.dtype == np.float64 else np.float32, copy=False)
+            data = self._read(window)
+        valid = np.ones(data.shape, dtype=bool)
+        for i, nd in enumerate(self._band_nodata):
+            if nd is not None and not math.isnan(nd):
+                valid[i] &= data[i] != np.asarray(nd).astype(data.dtype)
+        if self.has_mask_band:
+            valid &= self._read(window, masks=True) > 0
+        work = data.astype(work_dtype(data.dtype), copy=False)  # may be a view of the row buffer
         if np.issubdtype(data.dtype, np.floating):
-            valid &= np.all(np.isfinite(data), axis=0)
+            valid &= np.isfinite(data)
         if not valid.all():
-            work = np.where(valid[None], work, 0).astype(work.dtype, copy=False)
+            work = np.where(valid, work, 0).astype(work.dtype, copy=False)
         return work, valid
+
+
+def gdal_reason(exc: BaseException) -> str:
+    """GDAL's own first line for a rasterio error ("Read failed. See previous exception" points to
+    the exception it was raised from)."""
+    cause = exc.__cause__ or exc.__context__
+    if "previous exception" in str(exc) and cause is not None:
+        exc = cause
+    args = getattr(exc, "args", ())
+    text = str(args[2] if type(exc).__name__.startswith("CPLE_") and len(args) == 3 else exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
+
+
+def work_dtype(dtype: np.dtype | str) -> type:
+    """The float type that holds every value of `dtype` exactly: float32 up to 16-bit integers
+    and float32 itself, float64 beyond (2**24 < 2**31: int32 in float32 would lose digits)."""
+    dt = np.dtype(dtype)
+    return np.float32 if dt.itemsize <= 2 or dt == np.float32 else np.float64
 
 
 def provenance_tags(**items: Any) -> dict[str, str]:

@@ -1,0 +1,131 @@
+"""One-line errors everywhere (issue 12): the CLI boundary turns file-system, GDAL and other
+library errors into one stderr line naming the file; --debug / EARTHGEN_DEBUG=1 shows the
+traceback; GDAL messages and NotGeoreferencedWarning do not reach stderr before earthgen's line.
+Every case: non-zero exit, one line, no traceback, nothing left behind, the input untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import write_geotiff
+from scene_fixtures import run_cli
+from test_outputs import snapshot
+from test_translate import assert_one_line_error
+
+
+@pytest.fixture
+def truncated(tmp_path):
+    full = write_geotiff(tmp_path / "full.tif",
+                         np.random.default_rng(0).integers(0, 60000, (3, 128, 128)).astype(np.uint16))
+    data = full.read_bytes()
+    full.unlink()
+    (tmp_path / "trunc.tif").write_bytes(data[: len(data) // 2])
+    return tmp_path / "trunc.tif"
+
+
+def translate(src, out, *extra):
+    return ["translate", src, "--from", "rgb", "--to", "rgb", "--model", "identity", "-q", "-o", out, *extra]
+
+
+def test_corrupt_tiles_of_a_truncated_geotiff(truncated, tmp_path):
+    before = snapshot(tmp_path)
+    r = run_cli(translate(truncated, tmp_path / "o.tif"))
+    assert r.exit_code == 2
+    assert_one_line_error(r, str(truncated), "cannot read pixels", "TIFFReadEncodedTile")
+    assert snapshot(tmp_path) == before
+
+
+def run_earthgen(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "earthgen_cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def test_debug_shows_the_traceback(truncated, tmp_path, monkeypatch):
+    monkeypatch.setenv("EARTHGEN_DEBUG", "1")
+    r = run_cli(translate(truncated, tmp_path / "o.tif"))
+    assert r.exit_code == 2 and "Traceback" in r.stderr
+    monkeypatch.delenv("EARTHGEN_DEBUG")
+    r = run_earthgen(*translate(truncated, tmp_path / "o.tif"), "--debug")
+    assert r.returncode == 2 and "Traceback" in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("earthgen: error: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trunc.tif"]
+
+
+def test_gdal_messages_and_not_georeferenced_warning_stay_off_stderr(tmp_path):
+    src = write_geotiff(tmp_path / "plain.tif", np.ones((3, 32, 32), np.uint16), crs=None, transform=None)
+    r = run_earthgen(*translate(src, tmp_path / "o.tif", "--allow-no-crs"))
+    assert r.returncode == 0 and r.stderr == ""
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00" + b"\x00" * 60)  # a TIFF header and nothing GDAL can use
+    r = run_earthgen(*translate(bad, tmp_path / "p.tif"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(f"earthgen: error: {bad}: ")
+
+
+def test_os_error_at_the_boundary_names_the_file(tmp_path, monkeypatch):
+    from earthgen_cli.inference import engine
+
+    src = write_geotiff(tmp_path / "in.tif", np.ones((3, 16, 16), np.uint16))
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "o.tif"))
+
+    monkeypatch.setattr(engine, "_run_stripes", denied)
+    r = run_cli(translate(src, tmp_path / "o.tif"))
+    assert r.exit_code == 1
+    assert_one_line_error(r, f"{tmp_path / 'o.tif'}: Permission denied")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_unexpected_error_is_one_line_with_the_debug_hint(tmp_path, monkeypatch):
+    from earthgen_cli.inference import engine
+
+    src = write_geotiff(tmp_path / "in.tif", np.ones((3, 16, 16), np.uint16))
+    monkeypatch.setattr(engine, "_run_stripes", lambda *a, **k: {}["boom"])
+    r = run_cli(translate(src, tmp_path / "o.tif"))
+    assert r.exit_code == 1
+    assert_one_line_error(r, "unexpected KeyError", "EARTHGEN_DEBUG=1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_geojson_with_an_invalid_geometry(tmp_path):
+    like = write_geotiff(tmp_path / "like.tif", np.ones((3, 16, 16), np.uint8))
+    src = tmp_path / "roads.geojson"
+    src.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"building": "yes"},
+         "geometry": {"type": "Polygon", "coordinates": [[[500000, 4649700], [500100]]]}}]}))
+    before = snapshot(tmp_path)
+    assert_one_line_error(run_cli(["render-osm", src, "--like", like, "-o", tmp_path / "o.tif"]),
+                          str(src), "feature 0 has an invalid geometry")
+    assert snapshot(tmp_path) == before
+
+
+def test_render_osm_of_a_folder_says_it_is_a_folder(tmp_path):
+    like = write_geotiff(tmp_path / "like.tif", np.ones((3, 16, 16), np.uint8))
+    (tmp_path / "osm").mkdir()
+    assert_one_line_error(run_cli(["render-osm", tmp_path / "osm", "--like", like, "-o", tmp_path / "o.tif"]),
+                          str(tmp_path / "osm"), "is a folder")
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_non_finite_config_values_are_refused(value):
+    """optim.lr=nan passed every `lr <= 0` check: strict configs refuse non-finite floats."""
+    from dataclasses import dataclass
+
+    import yaml
+
+    from earthgen_cli.errors import EarthgenError
+    from earthgen_cli.strict_config import from_mapping
+
+    @dataclass(frozen=True)
+    class Optim:
+        lr: float = 1e-3
+
+    with pytest.raises(EarthgenError, match="optim.lr must be a finite number"):
+        from_mapping(Optim, {"lr": yaml.safe_load(value)}, "cfg.yaml", prefix="optim.")
