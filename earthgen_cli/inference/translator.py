@@ -118,7 +118,8 @@ ANALYTIC_TRANSLATORS: dict[str, type] = {
 }
 
 
-def load_translator(spec: str | None, device: str = "auto", **options: Any) -> Translator:
+def load_translator(spec: str | None, device: str = "auto", batch_size: int | None = None,
+                    **options: Any) -> Translator:
     """`identity`, `luminance`, `default` (the model shipped in the package) or a checkpoint
     directory (the unified model).
 
