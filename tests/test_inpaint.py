@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 
+from earthgen_cli.io.identity import directory_identity
 from conftest import write_geotiff
 from generate_fixtures import assert_same_up_to_rounding, random_checkpoint, shared_smooth_checkpoint
 from scene_fixtures import BEN_MM, copy_raster, run_cli
@@ -48,6 +49,7 @@ def test_unmasked_pixels_unchanged_masked_regenerated(ckpt, scene, tmp_path):
     assert (b[:, m] != a[:, m]).mean() > 0.9
     with rasterio.open(tmp_path / "o.tif") as src:
         assert src.tags()["EARTHGEN_OPERATION"] == "inpaint"
+        assert src.tags()["EARTHGEN_MODEL"].endswith("@" + directory_identity(ckpt)["sha256"])
 
 
 def test_same_seed_same_output_and_the_known_region_steers(ckpt, scene, tmp_path):

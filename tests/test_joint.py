@@ -7,6 +7,7 @@ import pytest
 import rasterio
 from rasterio.warp import transform_bounds
 
+from earthgen_cli.io.identity import directory_identity
 from conftest import write_geotiff
 from generate_fixtures import (assert_same_up_to_rounding, kl_checkpoint, random_checkpoint, seam_ratio,
                                shared_smooth_checkpoint)
@@ -71,6 +72,7 @@ def test_georeferencing_utm_of_the_bbox_centre(ckpt, tmp_path):
             for got, exp in zip(b, want):
                 assert abs(got - exp) < 5.0
             assert src.tags()["EARTHGEN_MODALITY"] == m and src.tags()["EARTHGEN_SEED"] == "0"
+            assert src.tags()["EARTHGEN_MODEL"] == f"ck@{directory_identity(ckpt)['sha256']}"  # name@hash, no path
             assert src.read().std() > 0
 
 

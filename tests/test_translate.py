@@ -89,6 +89,22 @@ def test_identity_is_bit_exact_with_georeferencing_and_nodata(sar_scene, tmp_pat
     assert_same_georeferencing(sar_scene, out)
 
 
+def test_the_inputs_provenance_is_kept_as_a_chain(geotiff, tmp_path):
+    src = geotiff("s1.tif", np.full((2, 20, 20), -12.0, np.float32),
+                  tags={"EARTHGEN_MODALITY": "sar", "EARTHGEN_SOURCE": "BigEarthNet S1A_X", "ACQUISITION": "2017"})
+    once, twice = tmp_path / "once.tif", tmp_path / "twice.tif"
+    for a, b in ((src, once), (once, twice)):
+        r = run("translate", "--model", "identity", a, "--to", "sar", "-o", b, "-q")
+        assert r.exit_code == 0, r.stderr
+    with rasterio.open(once) as a, rasterio.open(twice) as b:
+        first, second = a.tags(), b.tags()
+    assert first["EARTHGEN_INPUT_SOURCE"] == "BigEarthNet S1A_X" and first["EARTHGEN_MODEL"] == "identity"
+    assert "EARTHGEN_SOURCE" not in first and first["ACQUISITION"] == "2017"  # the output's own tags are its own
+    # one step further back each time: the first output's provenance, then the original input's
+    assert second["EARTHGEN_INPUT_MODEL"] == "identity" and second["EARTHGEN_INPUT_DIRECTION"] == "sar:sar"
+    assert second["EARTHGEN_INPUT_INPUT_SOURCE"] == "BigEarthNet S1A_X" and second["ACQUISITION"] == "2017"
+
+
 def test_identity_exact_across_stripes_with_integer_nodata(geotiff, tmp_path, monkeypatch, shared_data):
     # Small stripes exercise the bounded-memory path (tiles shared by two stripes) on a small scene.
     monkeypatch.setattr(engine, "STRIPE_WIDTH", 96)

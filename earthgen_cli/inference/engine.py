@@ -32,7 +32,7 @@ from earthgen_cli.inference.translator import TileBatch, Translator
 from earthgen_cli.io.publish import STDIO, check_output, same_path
 from earthgen_cli.io.scratch import run_folder
 from earthgen_cli.io.raster import (
-    GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, open_raster, provenance_tags, raster_info,
+    GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, inherited_tags, open_raster, provenance_tags, raster_info,
     resolve_modality,
 )
 from earthgen_cli.modalities import cast_to_dtype, dtype_info, get_modality
@@ -398,7 +398,7 @@ def _output_spec(primary: SourceRaster, target: str, translator: Translator,
     else:
         descriptions = tuple(get_modality(target).bands[:out_bands])
         band_tags = ()
-    tags = {k: v for k, v in src.tags().items() if not k.startswith("EARTHGEN_")}
+    tags = inherited_tags(src.tags())
     tags.update(provenance_tags(
         modality=target,
         source_modality="+".join(s.modality for s in sources),

@@ -27,8 +27,8 @@ from earthgen_cli.inference.multidiffusion import (Known, SceneModel, decode_can
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import check_output
 from earthgen_cli.io.scratch import run_folder
-from earthgen_cli.io.raster import (GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, open_raster, provenance_tags,
-                                    raster_info, resolve_modality)
+from earthgen_cli.io.raster import (GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, inherited_tags, open_raster,
+                                    provenance_tags, raster_info, resolve_modality)
 from earthgen_cli.modalities import cast_to_dtype
 
 
@@ -93,8 +93,8 @@ def write_composite(like, grid: OutputGrid, spec: OutputSpec, pixels: np.ndarray
 
 def output_spec(src, sr: SourceRaster, path: str, sm: SceneModel, scene: SceneOptions, opts: SamplingOptions,
                 conditions: Sequence[tuple[str, str]], command: str, overwrite: bool = False) -> OutputSpec:
-    tags = {k: v for k, v in src.tags().items() if not k.startswith("EARTHGEN_")}
-    tags.update(provenance_tags(modality=sr.modality, model=sm.path, steps=opts.steps, seed=scene.seed,
+    tags = inherited_tags(src.tags())
+    tags.update(provenance_tags(modality=sr.modality, model=sm.label, steps=opts.steps, seed=scene.seed,
                                 sampler=opts.sampler.value, guidance=opts.guidance, operation=command,
                                 prompt=scene.prompt,
                                 direction="+".join([sr.modality, *(m for m, _ in conditions)]) + f":{sr.modality}"))

@@ -266,7 +266,7 @@ def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts:
         canvas = MemmapCanvas(scratch)
         cond_lat = encode_conditions(sm, layout, conds, canvas)
         direction = f"{'+'.join(cond_mods)}:{'+'.join(generate)}" if cond_mods else f"joint:{'+'.join(generate)}"
-        base_tags = dict(model=sm.path, direction=direction, steps=opts.steps, sampler=opts.sampler.value,
+        base_tags = dict(model=sm.label, direction=direction, steps=opts.steps, sampler=opts.sampler.value,
                          guidance=opts.guidance, tile=scene.tile, overlap=scene.overlap, prompt=scene.prompt)
         for k, folder in enumerate(samples):
             seed = scene.seed + k

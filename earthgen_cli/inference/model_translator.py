@@ -50,6 +50,16 @@ def resolve_batch_size(batch_size: int | None, device: torch.device) -> int:
     return batch_size
 
 
+def checkpoint_label(path: str | Path) -> str:
+    """EARTHGEN_MODEL of a checkpoint: `default@<sha256>` for the model shipped in the package,
+    else `<folder name>@<sha256>`; never an install path (io.identity)."""
+    from earthgen_cli.inference.default_model import default_model_dir
+    from earthgen_cli.io.identity import model_label
+
+    default = Path(path).resolve() == default_model_dir().resolve()
+    return model_label(str(path), "default" if default else None)
+
+
 class ModelTranslator:
     name = "earthgen"
 
@@ -79,6 +89,7 @@ class ModelTranslator:
         # size changes only float rounding (README, "--batch-size").
         self.batch_size = resolve_batch_size(batch_size, self.device)
         self.warn_unvalidated = False  # the default model: say so once when a direction is not validated
+        self._label: str | None = None
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", **options) -> "ModelTranslator":
@@ -125,7 +136,9 @@ class ModelTranslator:
 
     def describe(self) -> dict[str, str]:
         o = self.opts
-        return {"EARTHGEN_MODEL": self.path, "EARTHGEN_PRESET": self.cfg.preset,
+        if self._label is None:
+            self._label = checkpoint_label(self.path)
+        return {"EARTHGEN_MODEL": self._label, "EARTHGEN_PRESET": self.cfg.preset,
                 "EARTHGEN_STEPS": str(o.steps), "EARTHGEN_SAMPLER": o.sampler.value,
                 "EARTHGEN_GUIDANCE": str(o.guidance), "EARTHGEN_ESTIMATE": o.estimate.value,
                 "EARTHGEN_CHECKPOINT_STEP": str(self.info.step)}

@@ -23,7 +23,8 @@ from earthgen_cli.errors import EarthgenError
 from earthgen_cli.flow.sampling import get_schedule, shift_for_tokens, step
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader, read_padded, zero
 from earthgen_cli.inference.generate import SamplingOptions, slot_velocity
-from earthgen_cli.inference.model_translator import SALT_STEP, SALT_TARGET, SALT_UNCOND, pick_device
+from earthgen_cli.inference.model_translator import (SALT_STEP, SALT_TARGET, SALT_UNCOND, checkpoint_label,
+                                                     pick_device)
 from earthgen_cli.inference.noise import NoiseField
 from earthgen_cli.modalities import MODALITY_NAMES, get_modality
 
@@ -65,6 +66,11 @@ class SceneModel:
     @property
     def cfg(self):
         return self.info.model
+
+    @property
+    def label(self) -> str:
+        """EARTHGEN_MODEL: `default@<sha256>` or `<folder name>@<sha256>` (model_translator)."""
+        return checkpoint_label(self.path)
 
     def text_vector(self, prompt: str | None) -> np.ndarray | None:
         """The prompt's embedding, or a one-line error when the checkpoint has no text condition."""

@@ -317,6 +317,15 @@ def work_dtype(dtype: np.dtype | str) -> type:
     return np.float32 if dt.itemsize <= 2 or dt == np.float32 else np.float64
 
 
+def inherited_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """An output's dataset tags from its input's: the input's own tags as they are, its EARTHGEN_*
+    provenance renamed EARTHGEN_INPUT_*. An input that earthgen made keeps its history as a chain
+    (EARTHGEN_INPUT_INPUT_* one step further back), and the output's own EARTHGEN_* tags are
+    never mistaken for the input's."""
+    n = len(TAG_PREFIX)
+    return {(f"{TAG_PREFIX}INPUT_{k[n:]}" if k.startswith(TAG_PREFIX) else k): v for k, v in tags.items()}
+
+
 def provenance_tags(**items: Any) -> dict[str, str]:
     tags = {TAG_PREFIX + "VERSION": __version__}
     tags.update({TAG_PREFIX + k.upper(): str(v) for k, v in items.items() if v is not None})
