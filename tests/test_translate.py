@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.transform import Affine
 from typer.testing import CliRunner
 
 from earthgen_cli.cli.app import app
@@ -319,6 +320,13 @@ def test_translator_failing_half_way_leaves_old_output_and_no_temp(sar_scene, tm
     assert_one_line_error(r, "NaN")
     assert out.read_bytes() == b"old result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.tif", "sar.tif"]
+
+
+def test_info_prints_the_transform_in_full(geotiff):
+    path = geotiff("p.tif", np.zeros((1, 16, 16), np.uint8), transform=Affine(0.3, 0, 512345.678, 0, -0.3, 1987088.206))
+    r = run("info", path)
+    assert r.exit_code == 0, r.stderr
+    assert "transform: 0.3, 0.0, 512345.678, 0.0, -0.3, 1987088.206" in r.stdout  # not 1.98709e+06
 
 
 def test_info_on_a_raster(sar_scene):

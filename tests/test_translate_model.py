@@ -84,3 +84,11 @@ def test_batch_size_is_the_models_batch(tmp_path, geotiff, ckpt, forward_batches
     tiles = json.loads(res.stdout)["tiles"]
     assert tiles == 16
     assert forward_batches == [per_call] * (2 * tiles // per_call)  # 2 steps, every call full
+
+
+def test_info_of_a_checkpoint_as_json(ckpt):
+    res = CliRunner().invoke(app, ["info", str(ckpt), "--json"])
+    assert res.exit_code == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["modalities"] == {"rgb": 3, "sar": 2} and info["step"] == 12 and info["tile_multiple"] == 2
+    assert info["model"] == f"step_000012@{directory_identity(ckpt)['sha256']}" and info["parameters"]["total"] > 0

@@ -26,12 +26,15 @@ def command(
         typer.echo(describe_default_model(as_json=json_out))
         return
     if path != "-" and Path(path).is_dir() and (Path(path) / "config.json").is_file():
+        if json_out:
+            import json
+
+            from earthgen_cli.inference.describe_model import checkpoint_summary
+
+            typer.echo(json.dumps(checkpoint_summary(path), indent=2))
+            return
         from earthgen_cli.train.checkpoint import describe_checkpoint
 
-        if json_out:
-            from earthgen_cli.errors import EarthgenError
-
-            raise EarthgenError(f"{path}: --json is not available for checkpoints yet; read its config.json")
         typer.echo(describe_checkpoint(path))
         return
     if path != "-" and Path(path).is_dir():

@@ -23,7 +23,8 @@ Checkpoint = typer.Option(None, "--model", "-m", help="Checkpoint directory of t
 Steps = typer.Option(8, "--steps", help="Sampling steps.")
 Guidance = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (1 = none).")
 SamplerName = typer.Option("euler", "--sampler", help="euler, heun or euler-maruyama.")
-Cond = typer.Option([], "--cond", help="MODALITY=PATH condition raster, warped to the output grid (repeatable).")
+Cond = typer.Option([], "--cond", metavar="MOD=PATH", help="Condition raster of modality MOD, warped to the output "
+                   "grid (repeatable).")
 GenTile = typer.Option(None, "--tile", help="Tile side in pixels; tiles are blended in latent space at every step "
                       "(default: the crop side the checkpoint was trained on, else 256).")
 Prompt = typer.Option(None, "--prompt", help="Text condition (checkpoints trained with text; needs the [text] extra).")

@@ -84,7 +84,9 @@ def describe_default_model(as_json: bool = False) -> str:
 
     path, card = require_default_model(), default_card()
     if as_json:
-        return json.dumps({"path": str(path), **card}, indent=2)
+        from earthgen_cli.inference.describe_model import checkpoint_summary
+
+        return json.dumps({**checkpoint_summary(path), **card}, indent=2)
     lines = [f"default model: {path}", describe_checkpoint(path)]
     claims = card_claims(card)
     if "directions" not in card:

@@ -23,7 +23,7 @@ def describe_raster(path: str, as_json: bool = False) -> str:
         f"size:      {info.width} x {info.height} px, {info.count} band(s), {info.dtype}",
         f"crs:       {info.crs or 'none'}",
         f"gsd:       {gsd}",
-        f"transform: {', '.join(f'{v:g}' for v in info.transform)}",
+        f"transform: {', '.join(repr(float(v)) for v in info.transform)}",  # every digit, as gdalinfo
         f"nodata:    {info.nodata}",
         f"blocks:    {info.block_shape[0]} x {info.block_shape[1]}",
         f"modality:  {info.likely_modality or 'ambiguous from band count (use --from)'}"
