@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import rasterio
 from rasterio.warp import transform_bounds
 
+from earthgen_cli.inference.default_model import validated_directions
 from earthgen_cli.io.identity import directory_identity
 from conftest import write_geotiff
-from generate_fixtures import (assert_same_up_to_rounding, kl_checkpoint, random_checkpoint, seam_ratio,
-                               shared_smooth_checkpoint)
+from generate_fixtures import (assert_same_up_to_rounding, checkpoint_info, kl_checkpoint, random_checkpoint,
+                               seam_ratio, shared_smooth_checkpoint)
 from scene_fixtures import BEN_MM, run_cli
 
 UTM_BOX = "500000,4650000,501040,4651040"  # 104 x 104 px at 10 m: 4 x 4 tiles of 32 with overlap 8
@@ -226,3 +229,24 @@ def test_condition_footprint_marks_the_area_beyond_the_source_invalid(shared_dat
     with rasterio.open(shared_data / BEN_MM / "s1_vvvh_db.tif") as src:
         inside = footprint(src, grid, "sar")(0, 0, grid.height, grid.width)
     assert inside.sum() == 120 * 120 and inside[60:180, 40:160].all()
+
+
+def test_a_tile_larger_than_the_training_crops_is_warned_about(tmp_path):
+    ck32 = random_checkpoint(tmp_path / "ck32", replace(checkpoint_info(), train_config={"data": {"crop": 32}}))
+    for tile, warned in (("64", True), ("32", False)):
+        r = run_cli(["joint", "--pair", "rgb", "--bbox", "500000,4650000,500640,4650640", "--bbox-crs", "EPSG:32633",
+                     "--gsd", "10", "-m", ck32, "-o", tmp_path / tile, "--tile", tile, "--steps", "1", "-q"])
+        assert r.exit_code == 0, r.stderr
+        assert ("--tile 64 is larger than the 32 px crops" in r.stderr) == warned, r.stderr
+
+
+def test_the_default_model_warns_for_what_its_card_does_not_validate(tmp_path):
+    box = ["--bbox", "500000,4649680,500320,4650000", "--bbox-crs", "EPSG:32633", "--gsd", "10", "--steps", "1", "-q"]
+    r = run_cli(["joint", "--pair", "rgb,sar", *box, "-o", tmp_path / "a"])  # no -m: the default model
+    assert r.exit_code == 0, r.stderr
+    assert "not validated for generating rgb+sar without a condition" in r.stderr
+    write_geotiff(tmp_path / "s1.tif", np.full((2, 32, 32), -12.0, np.float32))
+    r = run_cli(["joint", "--pair", "rgb", "--cond", f"sar={tmp_path / 's1.tif'}", *box, "-o", tmp_path / "b"])
+    assert r.exit_code == 0, r.stderr
+    if "sar:rgb" not in validated_directions():  # the card judges this direction: it says so when it fails
+        assert "the default model is not validated for sar->rgb" in r.stderr

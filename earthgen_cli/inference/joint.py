@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,6 +55,10 @@ def load_scene_model(model: str | None, device: str, tile: int | None, overlap: 
     from earthgen_cli.inference.multidiffusion import SceneModel
 
     sm = SceneModel.load(model, device)
+    if tile is not None and sm.native_tile and tile > sm.native_tile:
+        # its positions and token counts were learnt at that size: larger tiles drift and show seams
+        print(f"warning: --tile {tile} is larger than the {sm.native_tile} px crops the checkpoint was trained "
+              f"on; expect drift and seams (leave --tile out to use {sm.native_tile})", file=sys.stderr)
     tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
     return sm, SceneOptions(tile, overlap, resolve_batch_size(batch_size, sm.device), seed, prompt)
 

@@ -12,6 +12,7 @@ x_t = (1 - t) x0 + t eps, so the generated part is continuously steered by the k
 from __future__ import annotations
 
 import itertools
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -38,6 +39,7 @@ class SceneModel:
     path: str
     device: torch.device
     autocast: torch.dtype | None
+    is_default: bool = False  # the model shipped in the package: warn for directions its card does not validate
 
     @classmethod
     def load(cls, path: str | None, device: str = "auto", precision: str = "auto") -> "SceneModel":
@@ -45,7 +47,8 @@ class SceneModel:
 
         from earthgen_cli.inference.default_model import DEFAULT, require_default_model
 
-        if path is None or path == DEFAULT:
+        is_default = path is None or path == DEFAULT
+        if is_default:
             path = str(require_default_model())
         if not Path(path).exists():
             raise EarthgenError(f"--model {path}: no such checkpoint directory")
@@ -55,7 +58,7 @@ class SceneModel:
             raise EarthgenError(f"precision must be auto, fp32 or bf16, not {precision!r}")
         # fp32 on CPU (bit-reproducible), bf16 autocast on CUDA: as ModelTranslator decides it
         bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")
-        return cls(model.to(dev), info, str(path), dev, torch.bfloat16 if bf16 else None)
+        return cls(model.to(dev), info, str(path), dev, torch.bfloat16 if bf16 else None, is_default)
 
     @property
     def native_tile(self) -> int | None:
@@ -101,6 +104,20 @@ class SceneModel:
                 known = ", ".join(sorted(self.info.pairs_seen)) or "none"
                 raise EarthgenError(f"--model {self.path}: the checkpoint never saw the pair {a}+{b} "
                                     f"in training (pairs seen: {known})")
+        if self.is_default:
+            for warning in unvalidated_warnings(generate, conditions):
+                print(warning, file=sys.stderr)
+
+
+def unvalidated_warnings(generate: Sequence[str], conditions: Sequence[str]) -> list[str]:
+    """The default model's card judges translation directions (evaluate): a generated modality
+    with conditions is the direction conditions -> it; one without is not judged at all."""
+    from earthgen_cli.inference.default_model import unvalidated_warning
+
+    if not conditions:
+        return [f"warning: the default model is not validated for generating {'+'.join(generate)} without a "
+                f"condition (its card judges translation directions only; see docs/evaluation.md)"]
+    return [w for w in (unvalidated_warning(list(conditions), g) for g in generate) if w]
 
 
 def modality_salt(modality: str) -> int:
