@@ -17,7 +17,8 @@ from shapely import box
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.io.dataset_store import open_dataset
-from scene_fixtures import (BEN_MM, RGB_SAR_SOURCE, ben_scene, copy_raster, run_cli,
+from conftest import write_geotiff
+from scene_fixtures import (BEN_MM, RGB_SAR_SOURCE, ben_scene, copy_raster, read_real, run_cli,
                             write_config)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -406,3 +407,23 @@ def test_chips_table_without_flags_or_caption_columns_still_loads(shared_data, t
     assert "flags" not in table.read_text().splitlines()[0]
     ds = open_dataset(tmp_path / "out")
     assert ds.chips and all(c.flags == "" and c.caption == "" for c in ds.chips)
+
+
+def test_missing_parents_are_created_and_scenes_without_chips_are_named(shared_data, tmp_path):
+    ben_scene(shared_data, tmp_path / "scenes" / "a_good")
+    for name, edit in (("b_small", lambda d: d[:, :24, :24]), ("c_blank", lambda d: np.full_like(d, d.flat[0]))):
+        (tmp_path / "scenes" / name).mkdir()
+        for mod, file in (("rgb", "s2_rgb.tif"), ("sar", "s1_vvvh_db.tif")):
+            data, crs, transform, nodata = read_real(shared_data / BEN_MM / file)
+            write_geotiff(tmp_path / "scenes" / name / f"{mod}.tif", edit(data), crs=crs, transform=transform,
+                          nodata=nodata)
+    cfg = write_config(tmp_path / "ds.yaml", tmp_path, RGB_SAR_SOURCE)
+    out = tmp_path / "not" / "yet" / "ds"  # as `build-dataset out/sample_ds` in a fresh clone
+    res = _build(cfg, out, "--test-frac", "0", "--val-frac", "0")
+    assert res.exit_code == 0, res.stderr
+    assert "no chip from 2 of 3 scene(s):" in res.stdout
+    assert "  24x24 px on its grid, smaller than --chip 32: ben/b_small\n" in res.stdout
+    assert "  every chip dropped: 16 blank (std below --min-std 0.01): ben/c_blank\n" in res.stdout
+    meta = open_dataset(out).meta
+    assert [s["scene"] for s in meta["no_chips"]] == ["ben/b_small", "ben/c_blank"]
+    assert json.loads(run_cli(["info", out, "--json"]).stdout)["no_chips"] == meta["no_chips"]

@@ -152,3 +152,15 @@ def test_aerial_osm_buildings_land_on_the_roofs(shared_data):
             hits += tuple(img[:, int(row), int(col)]) == COLOURS["building"]
     assert inside > 50 and hits >= 0.97 * inside
     assert 0.05 < _colour_fraction(img, COLOURS["building"]) < 0.6
+
+
+def test_a_grid_without_features_gives_a_blank_map_and_a_warning(tmp_path):
+    like = write_geotiff(tmp_path / "ref.tif", np.zeros((1, 32, 32), np.uint8))  # UTM 33N, 10 m: Italy
+    far = {"type": "Polygon", "coordinates": [[[25.0, 60.0], [25.001, 60.0], [25.001, 60.001], [25.0, 60.0]]]}
+    src = _lonlat_geojson(tmp_path / "helsinki.geojson", [({"building": "yes"}, far)])
+    r = run_cli(["render-osm", src, "--like", like, "-o", tmp_path / "osm.tif"])
+    assert r.exit_code == 0, r.stderr
+    assert "0 OSM feature(s) rendered" in r.stdout
+    assert "warning: no feature of" in r.stderr and "is a blank map" in r.stderr
+    with rasterio.open(tmp_path / "osm.tif") as out:
+        assert (out.read() == np.array(GROUND, np.uint8)[:, None, None]).all()

@@ -22,3 +22,6 @@ def command(
 
     n = render_osm_file(str(source), str(like), str(output), overwrite=overwrite)
     typer.echo(f"{output}: {n} OSM feature(s) rendered ({STYLE_VERSION})")
+    if n == 0:  # written all the same (a real empty place renders blank), but rarely what was meant
+        typer.echo(f"warning: no feature of {source} falls on the grid of {like}: {output} is a blank map "
+                   f"(does the data cover that area?)", err=True)

@@ -238,8 +238,6 @@ def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
 
     out = Path(out)
     check_output_dir(out, opts.overwrite, DATASET, [config.path, config.root, config.manifest])
-    if not out.parent.is_dir():
-        raise EarthgenError(f"{out.parent}: output folder's parent does not exist")
     scene_text = csv_captions(config)  # before any raster is opened: a bad table fails fast
     scenes, problems = find_scenes(config, opts.skip_bad)
     if not scenes:
@@ -252,6 +250,7 @@ def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
     tasks, records, rows, dropped = _plan(scenes, opts, problems, osm_captions, holdout)
     log(f"{len(tasks)} scene(s), {rows} candidate chip(s)")
 
+    out.parent.mkdir(parents=True, exist_ok=True)  # as mkdir -p: `build-dataset out/ds` in a fresh clone
     with staged_dir(out, opts.overwrite, DATASET) as partial:
         _create_arrays(partial / store.ARRAYS_DIR, rows, opts.chip, bands)
         t0 = time.perf_counter()
@@ -320,6 +319,8 @@ def _finish(config, opts, scenes, tasks, records, results, problems, dropped, ba
     shifts = [o[0] for o in offsets if not math.isnan(o[0])]
     skipped = [{"scene": p.scene_id, "reason": p.message} for p in problems]
     skipped += [{"scene": r.scene_id, "reason": r.error} for r in results if r.error]
+    no_chips = [{"scene": t.scene.scene_id, "reason": _why_no_chip(t, r, opts)}
+                for t, r in zip(tasks, results) if not r.error and not r.kept]
     meta = {
         "format": store.FORMAT, "version": store.VERSION, "earthgen": __version__,
         "config": str(config.path), "chip": opts.chip, "stride": opts.stride or opts.chip,
@@ -354,6 +355,7 @@ def _finish(config, opts, scenes, tasks, records, results, problems, dropped, ba
         "warped_inputs": sum(1 for o in offsets if o[2]),
         "dropped": dropped,
         "skipped": skipped,
+        "no_chips": no_chips,
         "complete": True,
     }
     captioned = {s.name: (f"csv {s.captions.csv}" if s.captions.origin is CaptionFrom.csv else "osm")
@@ -361,6 +363,18 @@ def _finish(config, opts, scenes, tasks, records, results, problems, dropped, ba
     if captioned:
         meta["captions"] = {"chips": sum(1 for c in chips if c.caption), "sources": captioned}
     return meta, chips
+
+
+def _why_no_chip(task: SceneTask, result: SceneResult, opts: BuildOptions) -> str:
+    """Why a scene that was read without error gave no chip: its size, the splits, or the filters."""
+    w, h = task.ref.width, task.ref.height
+    if min(w, h) < opts.chip:
+        return f"{w}x{h} px on its grid, smaller than --chip {opts.chip}"
+    if not task.windows:
+        return "every chip place straddled a split boundary or overlapped another split (--split-by, --block-size)"
+    why = {"nodata": f"more than --max-nodata {opts.max_nodata:g} nodata",
+           "blank": f"blank (std below --min-std {opts.min_std:g})"}
+    return "every chip dropped: " + ", ".join(f"{n} {why.get(k, k)}" for k, n in sorted(result.dropped.items()))
 
 
 def _grid_shifts(results: list[SceneResult]) -> list[dict]:

@@ -172,6 +172,13 @@ def format_summary(ds: BuiltDataset) -> str:
                      + "; ".join(f"{k}: {v}" for k, v in captions["sources"].items()) + ")")
     for s in meta.get("skipped", []):
         lines.append(f"skipped {s['scene']}: {s['reason']}")
+    no_chips = meta.get("no_chips", [])
+    if no_chips:  # one line per reason: a --chip too large for a whole source is one line, not fifty
+        lines.append(f"no chip from {len(no_chips)} of {meta['scenes']} scene(s):")
+        by_reason: dict[str, list[str]] = {}
+        for s in no_chips:
+            by_reason.setdefault(s["reason"], []).append(s["scene"])
+        lines.extend(f"  {reason}: {', '.join(scenes)}" for reason, scenes in by_reason.items())
     lines.append("pair matrix (chips holding both modalities):")
     width = max([5] + [len(str(v)) + 1 for row in meta["pair_matrix"]["counts"] for v in row])
     lines.append(" " * 5 + "".join(f"{m:>{width}}" for m in mods))
@@ -186,7 +193,7 @@ def describe_dataset(path: str | Path, as_json: bool = False) -> str:
     if not as_json:
         return format_summary(ds)
     keys = ("chips", "scenes", "chip", "splits", "flagged", "gsd_range", "pair_matrix", "dropped",
-            "skipped", "max_grid_shift_px")
+            "skipped", "no_chips", "max_grid_shift_px")
     out = {k: ds.meta.get(k) for k in keys}
     out["modalities"] = {m: ds.meta["modalities"][m]["bands"] for m in ds.modalities}
     out["path"] = str(ds.path)
