@@ -110,7 +110,7 @@ def _check_bad(cfg, tmp_path, scene: str, words: str) -> None:
     assert len(errors) == 1 and "Traceback" not in res.output
     line = errors[0]
     assert f"scene ben/{scene}" in line and words in line, line
-    assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
+    assert not out.exists() and not list(tmp_path.glob(".*.out.partial"))
     res = _build(cfg, out, "--skip-bad")
     assert res.exit_code == 0, res.stderr
     assert f"skipped ben/{scene}:" in res.stdout
@@ -204,7 +204,7 @@ def test_killed_build_leaves_nothing_that_loads(shared_data, tmp_path):
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
-            partial = list(tmp_path.glob(".out.partial-*/chips.zarr/rgb/c"))
+            partial = list(tmp_path.glob(".*.out.partial/chips.zarr/rgb/c"))
             if partial:
                 break
             time.sleep(0.05)
@@ -216,7 +216,7 @@ def test_killed_build_leaves_nothing_that_loads(shared_data, tmp_path):
         proc.kill()
         proc.wait()
     assert not out.exists()
-    leftovers = list(tmp_path.glob(".out.partial-*"))
+    leftovers = list(tmp_path.glob(".*.out.partial"))
     assert leftovers and not (leftovers[0] / "dataset.json").exists()
     with pytest.raises(EarthgenError, match="not a complete earthgen dataset"):
         open_dataset(leftovers[0])
