@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import re
 import types
 import typing
 from typing import Any, Mapping
@@ -50,6 +51,8 @@ def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
         except ValueError:
             choices = ", ".join(str(m.value) for m in tp)
             raise EarthgenError(f"{where}: {key} is {value!r}; expected one of {choices}") from None
+    if tp is float and isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string; every user writes it so
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):  # nan passes every `x <= 0` check: refuse it here, once
             raise EarthgenError(f"{where}: {key} must be a finite number, got {value!r}")
@@ -57,6 +60,9 @@ def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
     if tp is Any or (isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
         return value
     raise EarthgenError(f"{where}: {key} must be {_type_name(tp)}, got {value!r}")
+
+
+_YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def from_mapping(cls: type, data: Mapping[str, Any], where: str, prefix: str = "") -> Any:

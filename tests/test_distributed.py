@@ -67,6 +67,10 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, chips16):
     for name in ("model.safetensors", "ema.safetensors"):
         assert _same_weights(final / name, ref_final / name), name
     assert ck.read_info(final).pairs_seen == ck.read_info(ref_final).pairs_seen
+    # log.jsonl holds every step once (the steps logged after the last checkpoint and lost are
+    # logged again by the resumed run), with the losses of the uninterrupted run
+    strip = lambda log: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in log]  # noqa: E731
+    assert strip(read_log(run)) == strip(read_log(ref))
     # Resuming a finished run, or starting over a run that has checkpoints, is refused.
     again = earthgen(*_args(chips16, run, steps, every), "--resume", check=False)
     assert again.returncode == 2 and "nothing to do" in again.stderr
@@ -87,3 +91,15 @@ def test_torchrun_shares_unet_directions_between_processes(tmp_path, chips16):
     log = read_log(out)
     assert sorted((r["item"], r["rank"]) for r in log) == [("rgb:nir", 0), ("rgb:sar", 0), ("sar:rgb", 1)]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["unet_rgb_nir", "unet_rgb_sar", "unet_sar_rgb"]
+
+
+def test_resume_before_the_first_checkpoint_starts_from_step_zero(tmp_path, chips16):
+    """The README's crash advice ("run it again with --resume") works after a crash that came
+    before any checkpoint: a one-line notice, then the whole run."""
+    run = tmp_path / "early"
+    (run / "checkpoints" / "step_000002.tmp").mkdir(parents=True)  # what a crash mid-save leaves
+    (run / "log.jsonl").write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "lo')
+    proc = earthgen(*_args(chips16, run, 2, 2), "--resume")
+    assert "no complete checkpoint yet; starting from step 0" in proc.stderr
+    assert ck.newest_checkpoint(run / "checkpoints").name == "step_000002"
+    assert [r["step"] for r in read_log(run) if "loss" in r] == [1, 2]

@@ -129,3 +129,74 @@ def test_non_finite_config_values_are_refused(value):
 
     with pytest.raises(EarthgenError, match="optim.lr must be a finite number"):
         from_mapping(Optim, {"lr": yaml.safe_load(value)}, "cfg.yaml", prefix="optim.")
+
+
+RAW_VRT = """<VRTDataset rasterXSize="4" rasterYSize="4">
+  <SRS>EPSG:32633</SRS><GeoTransform>500000, 10, 0, 4600000, 0, -10</GeoTransform>
+  <VRTRasterBand dataType="Byte" band="1" subClass="VRTRawRasterBand">
+    <SourceFilename relativetoVRT="1">secret.txt</SourceFilename>
+    <ImageOffset>0</ImageOffset><PixelOffset>1</PixelOffset><LineOffset>4</LineOffset>
+  </VRTRasterBand>
+</VRTDataset>"""
+
+
+def test_vrt_raw_band_and_python_pixel_functions_are_refused(tmp_path, monkeypatch):
+    """A VRTRawRasterBand copied any local file into the output (GDAL's own switch does not stop it
+    in the bundled GDAL 3.10): refused, also when nested in another VRT, unless the user opts in."""
+    (tmp_path / "secret.txt").write_text("top secret line\n")
+    raw = tmp_path / "raw.vrt"
+    raw.write_text(RAW_VRT)
+    outer = tmp_path / "outer.vrt"
+    outer.write_text(RAW_VRT.replace('subClass="VRTRawRasterBand"', "").replace(
+        "<SourceFilename relativetoVRT=\"1\">secret.txt", "<SimpleSource><SourceFilename relativeToVRT=\"1\">raw.vrt")
+        .replace("<ImageOffset>0</ImageOffset><PixelOffset>1</PixelOffset><LineOffset>4</LineOffset>",
+                 "<SourceBand>1</SourceBand></SimpleSource>"))
+    python = tmp_path / "py.vrt"
+    python.write_text(RAW_VRT.replace('subClass="VRTRawRasterBand"', 'subClass="VRTDerivedRasterBand"').replace(
+        "<ImageOffset>", "<PixelFunctionType>f</PixelFunctionType><PixelFunctionLanguage>Python"
+                         "</PixelFunctionLanguage><ImageOffset>"))
+    monkeypatch.delenv("EARTHGEN_ALLOW_VRT_RAW", raising=False)
+    before = snapshot(tmp_path)
+    for src, message in ((raw, "VRTRawRasterBand"), (outer, "VRTRawRasterBand"), (python, "Python pixel function")):
+        out = tmp_path / "o.tif"
+        r = run_cli(["translate", src, "--from", "pan", "--to", "pan", "--model", "identity", "-q", "-o", out])
+        assert r.exit_code == 2
+        assert_one_line_error(r, str(src), message)
+        assert snapshot(tmp_path) == before
+    monkeypatch.setenv("EARTHGEN_ALLOW_VRT_RAW", "1")
+    r = run_cli(["translate", raw, "--from", "pan", "--to", "pan", "--model", "identity", "-q", "-o", tmp_path / "o.tif"])
+    assert r.exit_code == 0, r.stderr
+
+
+def _huge_vrt(tmp_path, side: int, dtype: str = "Byte", bands: int = 3):
+    small = write_geotiff(tmp_path / "small.tif", np.ones((bands, 16, 16), np.uint8))
+    band = ("<VRTRasterBand dataType=\"{d}\" band=\"{b}\"><SimpleSource><SourceFilename relativeToVRT=\"1\">small.tif"
+            "</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>")
+    vrt = tmp_path / "huge.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="{side}" rasterYSize="{side}"><SRS>EPSG:32633</SRS>'
+                   f"<GeoTransform>500000, 10, 0, 4600000, 0, -10</GeoTransform>"
+                   + "".join(band.format(d=dtype, b=b + 1) for b in range(bands)) + "</VRTDataset>")
+    return vrt
+
+
+def test_huge_outputs_are_refused_before_any_work(tmp_path):
+    """A VRT declaring 10^6 x 10^6 pixels started and grew a multi-GB temp file: every scene command
+    refuses it up front (--max-pixels), and an output that cannot fit the free space of its folder."""
+    vrt = _huge_vrt(tmp_path, 1_000_000)
+    before = snapshot(tmp_path)
+    out = tmp_path / "o.tif"
+    for args in (["translate", vrt, "--from", "rgb", "--to", "pan", "--model", "luminance", "-q", "-o", out],
+                 ["render-osm", tmp_path / "x.geojson", "--like", vrt, "-o", out],
+                 ["inpaint", vrt, "--from", "rgb", "--mask", "nodata", "-q", "-o", out],
+                 ["extend", vrt, "--from", "rgb", "--by", "16", "-q", "-o", out]):
+        (tmp_path / "x.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+        assert_one_line_error(run_cli(args), str(out), "exceeds --max-pixels 4,000,000,000")
+        (tmp_path / "x.geojson").unlink()
+        assert snapshot(tmp_path) == before
+    # below the pixel limit but beyond any disk here: 3 x 1e11 float64 values
+    vrt = _huge_vrt(tmp_path, 316_228, "Float64")
+    before = snapshot(tmp_path)
+    r = run_cli(["translate", vrt, "--from", "rgb", "--to", "rgb", "--model", "identity", "-q", "-o", out,
+                 "--max-pixels", str(10**12)])
+    assert_one_line_error(r, str(out), "uncompressed) and", "GB free")
+    assert snapshot(tmp_path) == before

@@ -45,6 +45,10 @@ def test_config_files(tmp_path):
         load_train_config(tmp_path / "missing.yaml")
     cfg = load_train_config(TINY, ["optim.steps=7", "flow.modes=[0, 1, 0]", "model.target=x0"])
     assert cfg.optim.steps == 7 and cfg.flow.modes == (0.0, 1.0, 0.0) and cfg.model["target"] == "x0"
+    # YAML 1.1 reads 1e-4 (no dot) as a string; a float option takes it as the number it means
+    assert load_train_config(TINY, ["optim.lr=1e-4", "flow.time_uniform=.5E+0"]).optim.lr == 1e-4
+    with pytest.raises(EarthgenError, match="flow.time_uniform must be in"):
+        load_train_config(TINY, ["flow.time_uniform=1.5"])
 
 
 def test_dataset_problems_are_one_line_errors(tmp_path, chips16):
@@ -141,3 +145,26 @@ def test_codec_stage_then_flow_stage(tmp_path, chips16):
     proc = earthgen("train", *common, "--set", "stage=codec", "--set", "model.preset=tiny", "--set", "model.codec=null",
                     "--set", f"run.out_dir={tmp_path / 'x'}", check=False)
     assert proc.returncode == 2
+
+
+def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips16):
+    """Fine-tuning: flow.init_from loads the EMA weights and latent statistics of a flow checkpoint
+    (with lr 1e-12 they come through unchanged to 1e-9); another model or a missing folder is a one-line error."""
+    base = ["train", "--config", str(TINY), "--set", f"data.root={chips16}", "--set", "data.pairs=[nir+rgb]"]
+    src = tmp_path / "src"
+    earthgen(*base, "--set", "optim.steps=3", "--set", f"run={{out_dir: {src}, save_every: 3, progress: false}}")
+    src_ck = src / "checkpoints" / "step_000003"
+    run = tmp_path / "tuned"
+    earthgen(*base, "--set", "optim.steps=2", "--set", "optim.lr=1e-12", "--set", f"flow.init_from={src_ck}",
+             "--set", f"run={{out_dir: {run}, save_every: 2, progress: false}}")
+    tuned, tinfo = ck.load_model(run / "checkpoints" / "step_000002", ema=False)
+    source, sinfo = ck.load_model(src_ck, ema=True)
+    assert tinfo.latent_stats == sinfo.latent_stats
+    for k, v in source.state_dict().items():
+        assert torch.allclose(tuned.state_dict()[k], v, rtol=0, atol=1e-9), k
+    for sets, message in ((["model.hidden=48"], "has another model"), ([], "not a checkpoint directory")):
+        target = src_ck if sets else tmp_path / "nowhere"
+        proc = earthgen(*base, *sum((["--set", s] for s in sets), []), "--set", f"flow.init_from={target}",
+                        "--set", f"run.out_dir={tmp_path / 'bad'}", check=False)
+        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+        assert not (tmp_path / "bad" / "checkpoints").exists()

@@ -214,6 +214,32 @@ def test_stdin_to_stdout_pipeline(sar_scene, tmp_path):
     assert_same_georeferencing(sar_scene, out)
 
 
+def test_stdin_is_spooled_to_disk_with_a_cap(sar_scene, tmp_path):
+    """stdin goes to a temporary file (not memory), refused past EARTHGEN_STDIN_MAX_GB, and the
+    spool file is removed in both cases."""
+    import os
+    import subprocess
+    import sys
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    cmd = [sys.executable, "-m", "earthgen_cli", "translate", "-", "--model", "identity", "--from", "sar", "--to",
+           "sar", "-o", str(tmp_path / "o.tif"), "-q"]
+    size = os.path.getsize(sar_scene)
+    for cap_gb, ok in ((size / 2e9, False), (size * 2 / 1e9, True)):
+        env = {**os.environ, "TMPDIR": str(scratch), "EARTHGEN_STDIN_MAX_GB": str(cap_gb)}
+        with open(sar_scene, "rb") as fh:
+            proc = subprocess.run(cmd, stdin=fh, capture_output=True, text=True, timeout=120, env=env)
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+            assert_same_georeferencing(sar_scene, tmp_path / "o.tif")
+        else:
+            assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+            assert proc.stderr.startswith("earthgen: error: <stdin>: more than") and "EARTHGEN_STDIN_MAX_GB" in proc.stderr
+            assert not (tmp_path / "o.tif").exists()
+        assert list(scratch.iterdir()) == []
+
+
 # ---- bad input: one line naming the file, non-zero exit, no traceback, no partial output ----
 
 def test_missing_file(tmp_path):

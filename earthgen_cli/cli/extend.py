@@ -26,6 +26,7 @@ def command(
     overlap: Optional[int] = opt.Overlap,
     batch_size: Optional[int] = opt.BatchSize,
     device: str = opt.Device,
+    max_pixels: int = opt.MaxPixels,
     overwrite: bool = opt.Overwrite,
     quiet: bool = opt.Quiet,
     json_out: bool = opt.JsonOut,
@@ -41,7 +42,7 @@ def command(
     sides = parse_sides(side)
     conditions = parse_conditions(cond)
     opts = sampling_options(steps, sampler, guidance)
-    sm, scene = load_scene_model(model, device, tile, overlap, batch_size, seed, prompt)
+    sm, scene = load_scene_model(model, device, tile, overlap, batch_size, seed, prompt, max_pixels)
     summary = extend_scene(sm, source, by, sides, output, conditions, scene, opts, from_, overwrite, quiet)
     if json_out:
         typer.echo(summary.to_json())

@@ -15,6 +15,8 @@ Overlap = typer.Option(None, "--overlap", help="Overlap between neighbouring til
                        "(default: tile/4, at most 64).")
 BatchSize = typer.Option(None, "--batch-size", help="Tiles per model call (default: 4 on CPU, 16 on CUDA); one batch "
                          "size gives bit-identical results, another differs by float rounding.")
+MaxPixels = typer.Option(4_000_000_000, "--max-pixels", help="Refuse an output grid larger than this; an output "
+                         "that would not fit the free space of its folder (uncompressed) is refused too.")
 Seed = typer.Option(0, "--seed", help="Seed: noise is a function of (seed, position on the scene grid).")
 Device = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N.")
 # Generation (joint, inpaint, extend)

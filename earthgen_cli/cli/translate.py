@@ -30,6 +30,7 @@ def command(
     overlap: Optional[int] = opt.Overlap,
     batch_size: Optional[int] = opt.BatchSize,
     seed: int = opt.Seed,
+    max_pixels: int = opt.MaxPixels,
     device: str = opt.Device,
     overwrite: bool = opt.Overwrite,
     cog: bool = opt.Cog,
@@ -73,7 +74,7 @@ def command(
         to,
         translator,
         TileOptions(tile=tile, overlap=overlap, batch_size=batch_size, seed=seed),
-        OutputOptions(output, overwrite=overwrite, cog=cog, allow_no_crs=allow_no_crs),
+        OutputOptions(output, overwrite=overwrite, cog=cog, allow_no_crs=allow_no_crs, max_pixels=max_pixels),
         quiet=quiet,
         confidence=conf_out,
     )

@@ -72,14 +72,19 @@ def logit_normal(shape: tuple[int, ...], generator: torch.Generator, mean: float
 
 
 def sample_slot_times(batch: int, slots: int, probs: tuple[float, float, float], generator: torch.Generator,
-                      time_mean: float = 0.0) -> SlotTimes:
+                      time_mean: float = 0.0, time_uniform: float = 0.0) -> SlotTimes:
     """Per-slot times for a batch: a mode per sample drawn with `probs` (joint, conditional, dropped).
 
     With one slot every sample is joint (there is nothing to condition on). Drawn on the CPU from
     `generator` so that a resumed run reproduces them exactly. `time_mean` > 0 moves the logit-normal
-    towards noise, where few-step translation relies most on the prediction.
+    towards noise, where few-step translation relies most on the prediction; `time_uniform` > 0 draws
+    that fraction of the times uniformly in (0, 1) instead (SD3's heavy-tailed mixture), so a model
+    trained near t=1 still learns the low noise levels every multi-step sampler passes through.
     """
     t = logit_normal((batch, slots), generator, mean=time_mean)
+    if time_uniform > 0:  # no extra draws at 0: runs without it stay bit-identical
+        uniform = torch.rand((batch, slots), generator=generator)
+        t = torch.where(torch.rand((batch, slots), generator=generator) < time_uniform, uniform, t)
     if slots == 1:
         mode = torch.zeros(batch, dtype=torch.long)
     else:

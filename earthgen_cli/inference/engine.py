@@ -29,7 +29,7 @@ from rasterio.windows import Window
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.tiling import TileGrid
 from earthgen_cli.inference.translator import TileBatch, Translator
-from earthgen_cli.io.publish import STDIO, check_output, same_path
+from earthgen_cli.io.publish import SCENE_MAX_PIXELS, STDIO, check_output, check_output_room, same_path
 from earthgen_cli.io.scratch import run_folder
 from earthgen_cli.io.raster import (
     GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, inherited_tags, open_raster, provenance_tags, raster_info,
@@ -94,6 +94,7 @@ class OutputOptions:
     overwrite: bool = False
     cog: bool = False
     allow_no_crs: bool = False
+    max_pixels: int = SCENE_MAX_PIXELS
 
 
 @dataclass
@@ -446,6 +447,9 @@ def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Tran
         out_dtype = translator.output_dtype(target, {s.modality: s.dtype for s in opened})
         nodata, fill = output_nodata(opened, out_dtype)
         src = primary.src
+        check_output_room(out.path, src.width, src.height, out_bands, out_dtype, out.max_pixels)
+        if confidence is not None:
+            check_output_room(confidence.path, src.width, src.height, 1, "float32", out.max_pixels)
         grid = TileGrid(src.height, src.width, tiles.tile, tiles.overlap, align=translator.tile_multiple)
         pad_to = (grid.tile_h, grid.tile_w)  # multiples of the tile multiple
         gsd = raster_info(src, primary.label).gsd

@@ -29,7 +29,7 @@ from earthgen_cli.inference.generate import SamplingOptions
 from earthgen_cli.inference.multidiffusion import (SceneModel, decode_canvas, encode_canvas, modality_salt,
                                                    noise_canvas, sample_scene)
 from earthgen_cli.io.grid import OutputGrid
-from earthgen_cli.io.publish import check_not_input, check_output, staged_file
+from earthgen_cli.io.publish import SCENE_MAX_PIXELS, check_not_input, check_output, check_output_room, staged_file
 from earthgen_cli.io.scratch import run_folder
 from earthgen_cli.io.raster import GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, open_raster, provenance_tags
 from earthgen_cli.modalities import cast_to_dtype, get_modality
@@ -43,10 +43,17 @@ class SceneOptions(TileOptions):
 
     tile: int = 256
     prompt: str | None = None  # text condition (checkpoints trained with text only)
+    max_pixels: int = SCENE_MAX_PIXELS  # --max-pixels of inpaint and extend
+
+
+# Generation keeps about six float32 canvases per band of the scene in its scratch folder (noise,
+# two latent states, known latents, pixels): what check_output_room adds to the output's own size.
+CANVAS_BYTES_PER_BAND_PIXEL = 24
 
 
 def load_scene_model(model: str | None, device: str, tile: int | None, overlap: int | None,
-                     batch_size: int | None, seed: int, prompt: str | None = None):
+                     batch_size: int | None, seed: int, prompt: str | None = None,
+                     max_pixels: int = SCENE_MAX_PIXELS):
     """The checkpoint (None: the default model) and the scene options, with --tile/--overlap
     defaulting to the crop size it was trained on (else 256) and --batch-size to the device's
     default: what joint, inpaint and extend share."""
@@ -60,7 +67,7 @@ def load_scene_model(model: str | None, device: str, tile: int | None, overlap: 
         print(f"warning: --tile {tile} is larger than the {sm.native_tile} px crops the checkpoint was trained "
               f"on; expect drift and seams (leave --tile out to use {sm.native_tile})", file=sys.stderr)
     tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
-    return sm, SceneOptions(tile, overlap, resolve_batch_size(batch_size, sm.device), seed, prompt)
+    return sm, SceneOptions(tile, overlap, resolve_batch_size(batch_size, sm.device), seed, prompt, max_pixels)
 
 
 @dataclass(frozen=True)
@@ -261,6 +268,9 @@ def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts:
     cfg = sm.cfg
     layout = SceneLayout(grid.height, grid.width, cfg.codec.factor, cfg.tile_multiple, scene.tile, scene.overlap)
     out, samples = _prepare_dir(req)
+    bands = sum(cfg.bands[m] for m in req.pair)
+    check_output_room(req.out_dir, grid.width, grid.height, bands * req.count, "float32", grid.width * grid.height,
+                      CANVAS_BYTES_PER_BAND_PIXEL * bands * grid.width * grid.height)
     files: list[str] = []
     from tqdm import tqdm
 

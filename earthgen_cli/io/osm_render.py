@@ -300,17 +300,18 @@ class OsmLayer:
 
 
 def render_osm_file(src: str, like: str, out: str, overwrite: bool = False,
-                    band_rows: int = 512) -> int:
+                    band_rows: int = 512, max_pixels: int | None = None) -> int:
     """Render `src` onto the grid of the raster `like` and write a 3-band uint8 GeoTIFF tagged
     EARTHGEN_MODALITY=osm; returns the number of features drawn. Atomic (io.raster's writer)."""
     from rasterio.windows import Window
 
-    from earthgen_cli.io.publish import check_output
+    from earthgen_cli.io.publish import SCENE_MAX_PIXELS, check_output, check_output_room
     from earthgen_cli.io.raster import GeoTiffWriter, OutputSpec, open_raster, provenance_tags
 
     check_output(out, overwrite, [src, like])
     with open_raster(like) as ref:
         grid = grid_of(ref)
+        check_output_room(out, grid.width, grid.height, 3, "uint8", max_pixels or SCENE_MAX_PIXELS)
         layer = OsmLayer.load(src, None, grid)
         spec = OutputSpec(out, 3, "uint8", None, ("red", "green", "blue"), provenance_tags(
             modality="osm", osm_style=STYLE_VERSION, osm_source=os.path.basename(src),

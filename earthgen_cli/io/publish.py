@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import stat
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,33 @@ def check_output(path: str, overwrite: bool, inputs: Iterable[str | Path | None]
         raise EarthgenError(f"{path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise EarthgenError(f"{path}: folder {parent} is not writable")
+
+
+SCENE_MAX_PIXELS = 4_000_000_000  # translate, inpaint, extend, render-osm: ~63k x 63k, 3.3x a Sentinel-2 tile set
+
+
+def check_output_room(path: str, width: int, height: int, bands: int, dtype: str,
+                      max_pixels: int = SCENE_MAX_PIXELS, scratch_bytes: int = 0) -> None:
+    """Refuse up front an output grid above `max_pixels` (--max-pixels) or one whose uncompressed
+    size plus `scratch_bytes` (the command's temporary canvases) exceeds the free space of the
+    output's file system: a VRT declaring 10^6 x 10^6 pixels would otherwise start, grow a huge
+    temporary file and fail hours later. Compression can make the file smaller; the estimate is the
+    worst case (generated texture compresses poorly)."""
+    import numpy as np
+
+    pixels = int(width) * int(height)
+    if pixels > max_pixels:
+        raise EarthgenError(f"{path}: output grid {width} x {height} = {pixels:,} pixels exceeds --max-pixels "
+                            f"{max_pixels:,}")
+    need = pixels * bands * np.dtype(dtype).itemsize + scratch_bytes
+    folder = Path(path).parent if path != STDIO and not is_virtual(path) else Path(tempfile.gettempdir())
+    try:
+        free = shutil.disk_usage(folder if str(folder) else ".").free
+    except OSError:
+        return  # not a local file system we can measure
+    if need > free:
+        raise EarthgenError(f"{path}: the output needs up to {need / 1e9:,.1f} GB ({width} x {height} x {bands} "
+                            f"{dtype}, uncompressed) and {folder} has {free / 1e9:,.1f} GB free")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import rasterio
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError
 import rasterio.shutil
-from rasterio.io import MemoryFile
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
@@ -29,6 +28,7 @@ from earthgen_cli import __version__
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.io.publish import STDIO, is_virtual, publish_file
 from earthgen_cli.io.scratch import scratch_folder_for, temp_file
+from earthgen_cli.io.vrt import refuse_unsafe_vrt
 from earthgen_cli.modalities import get_modality, guess_modality
 
 TAG_PREFIX = "EARTHGEN_"
@@ -50,24 +50,27 @@ def open_raster(path: str, *, allow_no_crs: bool = False) -> Iterator[rasterio.D
     `allow_no_crs`) a raster without a coordinate reference system.
     """
     label = "<stdin>" if path == STDIO else path
-    memfile = None
+    spool = None
     if path == STDIO:
-        data = sys.stdin.buffer.read()
-        if not data:
-            raise EarthgenError("<stdin>: empty input, expected a raster")
-        memfile = MemoryFile(data)
-    elif not is_virtual(path):
-        p = Path(path)
-        if not p.exists():
-            raise EarthgenError(f"{path}: no such file")
-        if p.is_dir():
-            raise EarthgenError(f"{path}: is a directory, expected a raster file")
+        spool = _spool_stdin()
+        path = str(spool)
     try:
-        src = memfile.open() if memfile is not None else rasterio.open(path)
+        refuse_unsafe_vrt(path, label if spool is not None else None)
+        if spool is None and not is_virtual(path):
+            p = Path(path)
+            if not p.exists():
+                raise EarthgenError(f"{path}: no such file")
+            if p.is_dir():
+                raise EarthgenError(f"{path}: is a directory, expected a raster file")
+        src = rasterio.open(path)
+    except EarthgenError:
+        if spool is not None:
+            spool.unlink(missing_ok=True)
+        raise
     except RasterioError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if memfile is not None:
-            memfile.close()
+        if spool is not None:
+            spool.unlink(missing_ok=True)
         raise EarthgenError(f"{label}: not a raster GDAL can read ({first})") from None
     try:
         if src.count < 1 or src.width < 1 or src.height < 1:
@@ -80,8 +83,40 @@ def open_raster(path: str, *, allow_no_crs: bool = False) -> Iterator[rasterio.D
         yield src
     finally:
         src.close()
-        if memfile is not None:
-            memfile.close()
+        if spool is not None:
+            spool.unlink(missing_ok=True)
+
+
+STDIN_MAX_ENV = "EARTHGEN_STDIN_MAX_GB"
+
+
+def _spool_stdin() -> Path:
+    """stdin copied to a temporary file (a pipe cannot be seeked; GDAL reads by windows), capped at
+    EARTHGEN_STDIN_MAX_GB (default 16) and at the free space of the temporary folder."""
+    import tempfile
+
+    try:
+        cap = float(os.environ.get(STDIN_MAX_ENV, "16")) * 1e9
+    except ValueError:
+        raise EarthgenError(f"{STDIN_MAX_ENV}={os.environ[STDIN_MAX_ENV]!r}: expected a number of GB") from None
+    folder = Path(tempfile.gettempdir())
+    cap = min(cap, shutil.disk_usage(folder).free)
+    spool = temp_file(folder, ".stdin.tif")
+    total = 0
+    try:
+        with open(spool, "wb") as fh:
+            while chunk := sys.stdin.buffer.read(1 << 20):
+                total += len(chunk)
+                if total > cap:
+                    raise EarthgenError(f"<stdin>: more than {cap / 1e9:.1f} GB (the cap of {STDIN_MAX_ENV} or the "
+                                        f"free space of {folder}); write it to a file and pass its path")
+                fh.write(chunk)
+        if total == 0:
+            raise EarthgenError("<stdin>: empty input, expected a raster")
+    except BaseException:
+        spool.unlink(missing_ok=True)
+        raise
+    return spool
 
 
 def parse_bands(text: str | None, path: str = "") -> tuple[int, ...] | None:

@@ -105,6 +105,9 @@ def open_modality(scene: str, path: str, spec: ModalitySpec, need_crs: bool) -> 
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
+    from earthgen_cli.io.vrt import refuse_unsafe_vrt
+
+    refuse_unsafe_vrt(path, f"scene {scene}: {path}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)

@@ -141,7 +141,7 @@ def read_info(path: Path) -> CheckpointInfo:
     return info
 
 
-def _load_weights(module: torch.nn.Module, file: Path) -> None:
+def load_weights(module: torch.nn.Module, file: Path) -> None:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -176,15 +176,15 @@ def load_model(path: Path, ema: bool = True) -> tuple[EarthGenModel, CheckpointI
     """The model (EMA weights by default) on CPU in fp32, in eval mode, from JSON + safetensors only."""
     info = read_info(path)
     model = build_model(info)
-    _load_weights(model, Path(path) / ("ema.safetensors" if ema else "model.safetensors"))
+    load_weights(model, Path(path) / ("ema.safetensors" if ema else "model.safetensors"))
     return model.eval().requires_grad_(False), info
 
 
 def load_into(path: Path, model: EarthGenModel, ema_model: EarthGenModel) -> dict[str, Any]:
     """Resume: both weight files into existing modules, and the train state (weights_only)."""
     path = Path(path)
-    _load_weights(model, path / "model.safetensors")
-    _load_weights(ema_model, path / "ema.safetensors")
+    load_weights(model, path / "model.safetensors")
+    load_weights(ema_model, path / "ema.safetensors")
     state_file = path / "train_state.pt"
     if not state_file.is_file():
         raise EarthgenError(f"{path}: missing train_state.pt; cannot resume from it")

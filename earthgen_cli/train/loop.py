@@ -14,6 +14,8 @@ import copy
 import hashlib
 import json
 import math
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -63,6 +65,26 @@ def open_dataset(cfg: TrainConfig):
     if len(ds) == 0:
         raise EarthgenError(f"{cfg.data.root}: split {cfg.data.split!r} has no chips")
     return ChipSubset(ds, cfg.data.max_chips) if cfg.data.max_chips else ds
+
+
+def _init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dict[str, dict[str, list[float]]]:
+    """Start from another flow checkpoint's EMA weights (codecs and latent statistics included).
+    The architecture and the value scaling of every modality must match: the weights only mean
+    something on data normalised the way they were trained."""
+    info = ck.read_info(Path(path))
+    if info.stage != "flow":
+        raise EarthgenError(f"{where}: flow.init_from {path} is a {info.stage}-stage checkpoint, not a flow one")
+    if info.model != model.cfg:
+        raise EarthgenError(f"{where}: flow.init_from {path} has another model (preset, codec, modalities or "
+                            f"bands differ from this config)")
+    for m, s in scaling.items():
+        if info.scaling.get(m) != s:
+            raise EarthgenError(f"{where}: flow.init_from {path} normalises {m} differently from {where}'s "
+                                f"dataset (value scaling differs); fine-tune on a dataset built with its scaling")
+    ck.load_weights(model, Path(path) / "ema.safetensors")
+    for m, st in info.latent_stats.items():
+        model.codecs[m].set_latent_stats(st["shift"], st["scale"])
+    return dict(info.latent_stats)
 
 
 def _load_codecs(model: EarthGenModel, path: str, where: str) -> dict[str, dict[str, list[float]]]:
@@ -149,6 +171,9 @@ class Trainer:
         else:
             if mcfg.codec.kind is CodecKind.kl:
                 self.latent_stats = _load_codecs(self.model, cfg.flow.codec_from, config_path)
+            elif cfg.flow.codec_from:
+                raise EarthgenError(f"{config_path}: flow.codec_from is set but this model's codec is "
+                                    f"{mcfg.codec.kind.value} (nothing to load); remove flow.codec_from")
             else:
                 # Even space-to-depth latents get unit variance per channel: the normalised images
                 # sit in a narrow band of [-1, 1], far below the noise, and the flow learns slowly
@@ -156,6 +181,8 @@ class Trainer:
                 self.latent_stats = measure_latent_stats(self.model, self.fixed_batches(32), torch.device("cpu"))
                 for m, st in self.latent_stats.items():
                     self.model.codecs[m].set_latent_stats(st["shift"], st["scale"])
+            if cfg.flow.init_from:
+                self.latent_stats = _init_from(self.model, self.scaling, cfg.flow.init_from, config_path)
             self.model.codecs.requires_grad_(False)
             params = self.model.flow_parameters()
             objective = FlowObjective(self.model, cfg.flow)
@@ -256,7 +283,8 @@ class Trainer:
                 noise.append(torch.randn((b, lc, x.shape[-2] // f, x.shape[-1] // f), generator=g).to(dev))
             batch = batch.to(dev)
             return self.objective(batch.images, batch.valid, batch.mods, noise)
-        st = sample_slot_times(b, len(batch.mods), self.cfg.flow.modes, g, self.cfg.flow.time_mean)
+        st = sample_slot_times(b, len(batch.mods), self.cfg.flow.modes, g, self.cfg.flow.time_mean,
+                                self.cfg.flow.time_uniform)
         # Condition dropout drops GSD and text together (what guidance compares against); a missing
         # GSD (NaN) or caption (a NaN text row) is handled per condition by the model.
         drop = (torch.rand(b, generator=g) < self.cfg.flow.cond_drop) | (st.mode == SlotMode.dropped)
@@ -342,6 +370,24 @@ class Trainer:
         return path if path is not None else ck.newest_checkpoint(self.ckdir)
 
 
+def _truncate_log(log_file: Path, start: int) -> None:
+    """Drop the records of steps after `start` (written after the checkpoint resumed from, then lost):
+    a resumed run logs them again, and log.jsonl holds each step once."""
+    if not log_file.is_file():
+        return
+    keep = []
+    for line in log_file.read_text().splitlines():
+        try:
+            step = json.loads(line).get("step", 0)
+        except (json.JSONDecodeError, AttributeError):
+            continue  # a line cut short by the crash
+        if isinstance(step, int) and step <= start:
+            keep.append(line + "\n")
+    tmp = log_file.with_name(log_file.name + ".tmp")
+    tmp.write_text("".join(keep))
+    os.replace(tmp, log_file)
+
+
 def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
     """Run the configured stage; returns the last checkpoint directory (for the evaluation
     helper stages unet and cas: the run directory holding one model directory per item)."""
@@ -357,7 +403,12 @@ def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
     try:
         trainer = Trainer(cfg, config_path, env, device)
         start = 0
-        if resume:
+        if resume and ck.newest_checkpoint(trainer.ckdir) is None:
+            # The README's advice after a crash is "run it again with --resume": after a crash before
+            # the first checkpoint that must start the run, not fail.
+            if env.master:
+                print(f"earthgen: {trainer.ckdir}: no complete checkpoint yet; starting from step 0", file=sys.stderr)
+        elif resume:
             start = trainer.resume()
         elif ck.newest_checkpoint(trainer.ckdir) is not None:
             raise EarthgenError(f"{trainer.ckdir}: already holds checkpoints; pass --resume or another run.out_dir")
@@ -370,6 +421,8 @@ def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.yaml").write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
         log_file = out / "log.jsonl"
+        if env.master:
+            _truncate_log(log_file, start)
 
         def log(record: dict[str, Any]) -> None:
             line = json.dumps(record)
