@@ -13,12 +13,37 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("EARTHGEN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+# With EARTHGEN_REQUIRE_DATA=1 (.ci/run sets it when ../shared/data exists) a skip is a failure,
+# so a green run really ran the tests on real data; only these reasons may still skip (an optional
+# extra that is not installed, a sandbox where /proc is writable, a default model that validates
+# every rgb direction).
+REQUIRE_DATA = os.environ.get("EARTHGEN_REQUIRE_DATA", "") == "1"
+ALLOWED_SKIPS = ("could not import", "/proc is writable", "every rgb direction of the default model is validated")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """`../shared/data` (real co-registered scenes); tests that need it skip when it is absent."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real sample data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_DATA and report.skipped and not hasattr(report, "wasxfail"):
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if not any(a in reason for a in ALLOWED_SKIPS):
+            report.outcome = "failed"
+            report.longrepr = f"EARTHGEN_REQUIRE_DATA=1 but the test skipped: {reason}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    terminalreporter.write_line(f"earthgen: {skipped} test(s) skipped"
+                                f"{' (EARTHGEN_REQUIRE_DATA=1: only optional extras may skip)' if REQUIRE_DATA else ''}")
 
 
 def write_geotiff(path: Path, data: np.ndarray, *, crs: str | None = "EPSG:32633",
