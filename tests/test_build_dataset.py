@@ -267,6 +267,14 @@ def test_distributed_scheduler_gives_the_same_dataset(shared_data, tmp_path):
     a = zarr.open_group(tmp_path / "local" / "chips.zarr", mode="r")
     b = zarr.open_group(tmp_path / "dist" / "chips.zarr", mode="r")
     np.testing.assert_array_equal(a["sar"][:], b["sar"][:])
+    # two local worker processes: the same chips, the same arrays
+    res = run_cli(["build-dataset", tmp_path / "two", "--config", cfg, "--chip", "32", "--quiet", "--workers", "2",
+                   "--split-by", "scene"])
+    assert res.exit_code == 0, res.stderr
+    assert [(c.id, c.split) for c in local.chips] == [(c.id, c.split) for c in open_dataset(tmp_path / "two").chips]
+    c = zarr.open_group(tmp_path / "two" / "chips.zarr", mode="r")
+    for m in ("sar", "rgb"):
+        np.testing.assert_array_equal(a[m][:], c[m][:])
     res = _build(cfg, tmp_path / "nowhere", "--scheduler", "tcp://127.0.0.1:9")
     assert res.exit_code == 2 and "cannot reach the dask scheduler" in res.stderr
 

@@ -125,6 +125,8 @@ def user_errors(fn: F) -> F:
             fail("interrupted", 130)
         except MemoryError:
             fail("out of memory; try a smaller --tile or --batch-size", 1)
+        except typer.Exit:  # a command's own exit status (e.g. translate: some of several scenes failed)
+            raise
         except Exception as exc:  # the file system, GDAL, zarr, or a bug: one line unless debugging
             if debugging():
                 raise

@@ -38,7 +38,7 @@ def command(
     seed: int = typer.Option(0, "--seed", help="Seed of the split assignment and statistics sampling."),
     gsd: Optional[float] = typer.Option(None, "--gsd", help="Reference GSD in CRS units [default: finest input]."),
     crs: Optional[str] = typer.Option(None, "--crs", help="Reference CRS [default: the finest input's]."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Dask threads [default: CPU count]."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (local dask) [default: CPU count]; 1 runs in this process."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler",
                                             help="dask.distributed scheduler address (tcp://host:8786)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip bad scenes and list them instead of stopping."),

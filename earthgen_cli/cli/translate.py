@@ -10,9 +10,18 @@ NAME = "translate"
 
 
 def command(
-    source: str = typer.Argument(..., metavar="IN", help="Input raster (any path rasterio opens; - for stdin)."),
+    sources: List[str] = typer.Argument(None, metavar="IN...", help="Input raster(s) (any path rasterio opens; - for "
+                                        "stdin). Several inputs (or --from-list): -o is a folder, one output each."),
     to: str = typer.Option(..., "--to", help="Target modality: rgb, sar, nir, pan, ms, osm."),
-    output: str = typer.Option(..., "--output", "-o", help="Output GeoTIFF (- for stdout)."),
+    output: str = typer.Option(..., "--output", "-o", help="Output GeoTIFF (- for stdout); a folder for several inputs."),
+    from_list: Optional[str] = typer.Option(None, "--from-list", metavar="FILE",
+                                            help="Inputs, one path a line (adds to IN...)."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Several inputs: keep the outputs that exist "
+                                       "(complete: outputs are published atomically), translate the rest."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Several inputs: local worker processes, each "
+                                          "keeping its model loaded [default: 1]."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Several inputs: dask.distributed scheduler "
+                                            "address (tcp://host:8786), one task per scene."),
     from_: Optional[str] = typer.Option(None, "--from", help="Source modality (default: file tags, else band count)."),
     model: str = typer.Option("default", "--model", "-m",
                               help="default (the model shipped with earthgen), identity, luminance, or a checkpoint "
@@ -50,6 +59,18 @@ def command(
     from earthgen_cli.io.publish import check_output, same_path
     from earthgen_cli.io.raster import parse_bands
 
+    inputs = list(sources or [])
+    if from_list is not None:
+        from earthgen_cli.inference.many import read_list
+
+        inputs += read_list(from_list)
+    if not inputs:
+        raise EarthgenError("no input: give IN... or --from-list FILE")
+    if len(inputs) > 1 or from_list is not None:
+        return _translate_many(inputs, locals())
+    if skip_existing or workers is not None or scheduler is not None:
+        raise EarthgenError("--skip-existing, --workers and --scheduler apply to several inputs (IN... or --from-list)")
+    source = inputs[0]
     extra = []
     for item in cond:
         mod, sep, path = item.partition("=")
@@ -87,3 +108,37 @@ def command(
             typer.echo(summary.to_json(), err=True)
         else:
             typer.echo(summary.to_json())
+
+
+def _translate_many(inputs: list[str], a: dict) -> None:
+    """Several scenes: one output per input in the folder -o, per-scene failures reported, a summary."""
+    import sys
+
+    from earthgen_cli.errors import EarthgenError
+    from earthgen_cli.inference.many import ManyOptions, plan, run_many
+    from earthgen_cli.io.raster import parse_bands
+
+    for flag in ("cond", "confidence", "preview"):
+        if a[flag]:
+            raise EarthgenError(f"--{flag} applies to one input; translate several inputs without it")
+    if a["output"] == "-":
+        raise EarthgenError("several inputs: -o must be a folder, not stdout")
+    if a["workers"] is not None and a["workers"] < 1:
+        raise EarthgenError(f"--workers must be at least 1, got {a['workers']}")
+    jobs, skipped = plan(inputs, a["output"], a["skip_existing"], a["overwrite"])
+    opts = ManyOptions(
+        to=a["to"], model=a["model"], source_modality=a["from_"], bands=parse_bands(a["bands"], inputs[0]),
+        translator={k: v for k, v in dict(steps=a["steps"], sampler=a["sampler"], guidance=a["guidance"],
+                                           estimate=a["estimate"], batch_size=a["batch_size"]).items() if v is not None},
+        device=a["device"], tile=a["tile"], overlap=a["overlap"], seed=a["seed"], overwrite=a["overwrite"],
+        cog=a["cog"], allow_no_crs=a["allow_no_crs"], max_pixels=a["max_pixels"])
+    summary = run_many(jobs, skipped, a["output"], opts, a["workers"], a["scheduler"],
+                       lambda line: print(f"earthgen: error: {line}", file=sys.stderr), quiet=a["quiet"])
+    c = summary.counts()
+    if a["json_out"]:
+        typer.echo(summary.to_json())
+    else:
+        typer.echo(f"{a['output']}: {c['done']} translated, {c['skipped']} skipped (exist), {c['failed']} failed "
+                   f"in {summary.seconds:.1f} s on {summary.workers} worker(s)")
+    if summary.failed:
+        raise typer.Exit(1)
