@@ -25,7 +25,7 @@ from earthgen_cli.inference.translator import TileBatch
 from earthgen_cli.modalities import default_scaling
 from earthgen_cli.models.config import model_config
 from earthgen_cli.models.earthgen import EarthGenModel
-from earthgen_cli.train import checkpoint as ck
+from earthgen_cli import checkpoint as ck
 
 
 def make_checkpoint(preset: str, path: Path) -> Path:

@@ -233,3 +233,35 @@ def describe_checkpoint(path: str | Path) -> str:
         f"confidence head {'on' if cfg.confidence else 'off'}, adapters {'on' if cfg.adapter_hidden else 'off'}",
     ]
     return "\n".join(lines)
+
+
+def export_model(checkpoint: Path, out: Path, half: bool = False, card: Callable[[], dict] | None = None,
+                 overwrite: bool = False) -> Path:
+    """`earthgen export CKPT -o DIR`: an inference-only copy of a checkpoint.
+
+    Keeps config.json and the EMA weights (what inference loads), drops `model.safetensors` and
+    `train_state.pt`, and with `half` stores the floating-point parameters as float16 (they load
+    back into float32 modules; buffers such as latent statistics stay float32). `card` makes the
+    `card.json` to write beside them (`evaluate.card.card_from_report`); it is called once the
+    checkpoint has loaded. This is how `earthgen_cli/weights/default/` is made.
+    """
+    checkpoint, out = Path(checkpoint), Path(out)
+    if out.exists() and not overwrite:
+        raise EarthgenError(f"{out}: exists; use --overwrite to replace it")
+    if out.resolve() == checkpoint.resolve():
+        raise EarthgenError(f"{out}: is the checkpoint itself; export to another directory")
+    read_info(checkpoint)  # one-line errors for a broken config.json
+    model, _ = load_model(checkpoint, ema=True)
+    card_json = card() if card is not None else None
+    config = json.loads((checkpoint / "config.json").read_text())
+    state = model.state_dict()
+    if half:  # float16 parameters, float32 buffers (latent statistics)
+        params = {name for name, _ in model.named_parameters()}
+        state = {k: (v.half() if k in params and v.is_floating_point() else v) for k, v in state.items()}
+
+    def add_card(tmp: Path) -> None:
+        if card_json is not None:
+            (tmp / "card.json").write_text(json.dumps(card_json, indent=2) + "\n")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return write_model_dir(out, config, {"ema": state}, extra=add_card)

@@ -10,7 +10,7 @@ import torch
 from earthgen_cli.modalities import BandScaling, get_modality
 from earthgen_cli.models.config import model_config
 from earthgen_cli.models.earthgen import EarthGenModel
-from earthgen_cli.train import checkpoint as ck
+from earthgen_cli import checkpoint as ck
 
 SCALING = {"rgb": BandScaling((0.0,) * 3, (3000.0,) * 3), "sar": BandScaling((-25.0, -32.0), (5.0, -5.0)),
            "osm": BandScaling((0.0,) * 3, (255.0,) * 3), "nir": BandScaling((0.0,), (5000.0,))}

@@ -217,7 +217,7 @@ def test_train_with_captions_then_joint_prompt(captioned, tmp_path):
     from safetensors.torch import load_file
 
     from earthgen_cli.models.earthgen import EarthGenModel
-    from earthgen_cli.train import checkpoint as ck
+    from earthgen_cli import checkpoint as ck
 
     run = tmp_path / "run"
     r = run_cli(_train_args(captioned, run, "optim.batch_size=8"))

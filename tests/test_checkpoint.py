@@ -12,7 +12,7 @@ from earthgen_cli.errors import EarthgenError
 from earthgen_cli.modalities import BandScaling
 from earthgen_cli.models.config import model_config
 from earthgen_cli.models.earthgen import EarthGenModel
-from earthgen_cli.train import checkpoint as ck
+from earthgen_cli import checkpoint as ck
 
 
 def _info(**kw) -> ck.CheckpointInfo:

@@ -17,7 +17,7 @@ from earthgen_cli.cli.app import app
 from earthgen_cli.evaluate.report import MethodScores, Report, write_json
 from earthgen_cli.inference.default_model import card_claims, default_card, default_model_dir, validated_directions
 from earthgen_cli.io.identity import directory_identity
-from earthgen_cli.train.checkpoint import read_info
+from earthgen_cli.checkpoint import read_info
 from generate_fixtures import random_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_export_half_with_a_card(tmp_path):
     # the card's numbers are judged again where they are read, by the same rule
     assert {k for k, c in card_claims(card).items() if c.validated} == {"rgb:sar"}
     assert (out / "ema.safetensors").stat().st_size < 0.6 * (ckpt / "ema.safetensors").stat().st_size
-    from earthgen_cli.train.checkpoint import load_model
+    from earthgen_cli.checkpoint import load_model
 
     full, _ = load_model(ckpt)
     half, _ = load_model(out)

@@ -10,7 +10,7 @@ import time
 import pytest
 from safetensors.torch import load_file
 
-from earthgen_cli.train import checkpoint as ck
+from earthgen_cli import checkpoint as ck
 from train_fixtures import ROOT, TINY, chips16, earthgen, env, read_log  # noqa: F401  (fixture)
 
 

@@ -138,17 +138,17 @@ def test_export_into_the_run_folder_holding_the_checkpoint_is_refused(ckpt, tmp_
 
 
 def test_export_target_that_appears_meanwhile_is_left_as_it_is(ckpt, tmp_path, monkeypatch):
-    from earthgen_cli.train import export
+    from earthgen_cli import checkpoint
 
     out = tmp_path / "model"
-    real = export.export_model
+    real = checkpoint.export_model
 
     def racing(checkpoint, staging, **kw):
         out.mkdir()
         (out / "theirs.txt").write_text("theirs")
         return real(checkpoint, staging, **kw)
 
-    monkeypatch.setattr(export, "export_model", racing)
+    monkeypatch.setattr(checkpoint, "export_model", racing)
     assert_one_line_error(run_cli(["export", ckpt, "-o", out]), str(out), "appeared while this command ran")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"] and os.listdir(out) == ["theirs.txt"]
 

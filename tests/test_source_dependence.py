@@ -21,7 +21,7 @@ from earthgen_cli.evaluate.controls import scene_derangement
 from earthgen_cli.evaluate.metrics import corr
 from earthgen_cli.inference.model_translator import ModelTranslator
 from earthgen_cli.inference.translator import TileBatch
-from earthgen_cli.train import checkpoint as ck
+from earthgen_cli import checkpoint as ck
 from train_fixtures import TINY, earthgen  # noqa: F401
 
 

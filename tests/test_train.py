@@ -10,7 +10,7 @@ from earthgen_cli.data.chips import ChipDataset
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.model_translator import ModelTranslator
 from earthgen_cli.inference.translator import TileBatch
-from earthgen_cli.train import checkpoint as ck
+from earthgen_cli import checkpoint as ck
 from earthgen_cli.train.config import load_train_config
 from train_fixtures import TINY, chips16, earthgen, read_log  # noqa: F401  (fixture)
 

@@ -28,9 +28,10 @@ def command(
 
     Example: earthgen export runs/x/checkpoints/step_002500 --half --report eval/report.json -o my-model/
     """
+    from earthgen_cli.checkpoint import export_model
+    from earthgen_cli.evaluate.card import card_from_report
     from earthgen_cli.evaluate.report import check_report_checkpoint
     from earthgen_cli.io.publish import CHECKPOINT, check_output_dir, staged_dir
-    from earthgen_cli.train.export import export_model
 
     for path in report:  # a card states what evaluation measured for exactly these weights
         check_report_checkpoint(path, checkpoint)
@@ -38,5 +39,6 @@ def command(
     # replaces only a model folder, and one that appears meanwhile is never replaced without it
     check_output_dir(output, overwrite, CHECKPOINT, [checkpoint, *report])
     with staged_dir(output, overwrite, CHECKPOINT) as staging:
-        export_model(checkpoint, staging, half=half, report=report, overwrite=True)
+        card = (lambda: card_from_report(report)) if report else None
+        export_model(checkpoint, staging, half=half, card=card, overwrite=True)
     typer.echo(str(output))

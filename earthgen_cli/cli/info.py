@@ -33,7 +33,7 @@ def command(
 
             typer.echo(json.dumps(checkpoint_summary(path), indent=2))
             return
-        from earthgen_cli.train.checkpoint import describe_checkpoint
+        from earthgen_cli.checkpoint import describe_checkpoint
 
         typer.echo(describe_checkpoint(path))
         return

@@ -246,7 +246,7 @@ UNET_FORMAT = "earthgen-pairwise-unet"
 def save_unet(model: UNet, path: Path, source: str, target: str, extra: dict | None = None) -> Path:
     """config.json (format, direction, UNetConfig, the training data's scaling in `extra`) +
     model.safetensors, published atomically like every earthgen model directory."""
-    from earthgen_cli.train.checkpoint import write_model_dir
+    from earthgen_cli.checkpoint import write_model_dir
 
     meta = {"format": UNET_FORMAT, "source": source, "target": target,
             "config": dataclasses.asdict(model.config), **(extra or {})}
@@ -257,7 +257,7 @@ def load_unet(path: Path) -> PairwiseUNet:
     """A `earthgen train` stage-unet directory -> PairwiseUNet; one-line errors for bad input."""
     from safetensors.torch import load_file
 
-    from earthgen_cli.train.checkpoint import read_model_dir
+    from earthgen_cli.checkpoint import read_model_dir
 
     path = Path(path)
     meta = read_model_dir(path, UNET_FORMAT, "pairwise-unet")

@@ -1,18 +1,14 @@
-"""`earthgen export CKPT -o DIR`: an inference-only copy of a checkpoint.
+"""`card.json` of `earthgen export CKPT --report REPORT.json -o DIR` (the copy itself is
+`checkpoint.export_model`).
 
-Keeps config.json and the EMA weights (what inference loads), drops `model.safetensors` and
-`train_state.pt`, and with `--half` stores the floating-point parameters as float16 (they load
-back into float32 modules; buffers such as latent statistics stay float32). With `--report
-REPORT.json` (from `earthgen evaluate` on held-out chips) it writes `card.json`: per direction the
-numbers behind the claim rule (evaluate/claims.py) and its verdict, and the list of validated
-directions. The verdicts are always judged again from the report's numbers: a direction that fails
-the rule is never marked validated, whatever the report file says.
-This is how `earthgen_cli/weights/default/` is made.
+From evaluation reports (`earthgen evaluate` on held-out chips): per direction the numbers behind
+the claim rule (evaluate/claims.py) and its verdict, and the list of validated directions. The
+verdicts are always judged again from the report's numbers: a direction that fails the rule is
+never marked validated, whatever the report file says.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -47,29 +43,3 @@ def card_from_report(report_path: Path | Sequence[Path]) -> dict:
     card = {"rule": RULE, "validated": [], **first, "also_judged": others}
     card["validated"] = [d for d, c in judge_card(card).items() if c.validated]
     return card
-
-
-def export_model(checkpoint: Path, out: Path, half: bool = False, report: Path | Sequence[Path] | None = None,
-                 overwrite: bool = False) -> Path:
-    from earthgen_cli.train.checkpoint import load_model, read_info, write_model_dir
-
-    checkpoint, out = Path(checkpoint), Path(out)
-    if out.exists() and not overwrite:
-        raise EarthgenError(f"{out}: exists; use --overwrite to replace it")
-    if out.resolve() == checkpoint.resolve():
-        raise EarthgenError(f"{out}: is the checkpoint itself; export to another directory")
-    read_info(checkpoint)  # one-line errors for a broken config.json
-    model, _ = load_model(checkpoint, ema=True)
-    card = card_from_report(report) if report else None
-    config = json.loads((checkpoint / "config.json").read_text())
-    state = model.state_dict()
-    if half:  # float16 parameters, float32 buffers (latent statistics)
-        params = {name for name, _ in model.named_parameters()}
-        state = {k: (v.half() if k in params and v.is_floating_point() else v) for k, v in state.items()}
-
-    def add_card(tmp: Path) -> None:
-        if card is not None:
-            (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return write_model_dir(out, config, {"ema": state}, extra=add_card)

@@ -136,7 +136,7 @@ def train_cas(batches: Callable[[], Iterable[tuple[torch.Tensor, ...]]], config:
 
 def save_cas(model: DualEncoder, path: Path, extra: dict | None = None) -> Path:
     """Write config.json + model.safetensors under a temporary name, then rename."""
-    from earthgen_cli.train.checkpoint import write_model_dir
+    from earthgen_cli.checkpoint import write_model_dir
 
     meta = {"format": CAS_FORMAT, "config": asdict(model.config), **(extra or {})}
     return write_model_dir(Path(path), meta, {"model": model})
@@ -146,7 +146,7 @@ def load_cas(path: Path) -> DualEncoder:
     """A CAS encoder directory -> DualEncoder in eval mode; one-line errors for bad input."""
     from safetensors.torch import load_file
 
-    from earthgen_cli.train.checkpoint import read_model_dir
+    from earthgen_cli.checkpoint import read_model_dir
 
     path = Path(path)
     meta = read_model_dir(path, CAS_FORMAT, "CAS encoder")

@@ -80,7 +80,7 @@ def unvalidated_warning(sources: list[str], target: str) -> str | None:
 def describe_default_model(as_json: bool = False) -> str:
     """`earthgen info default`: the checkpoint description plus the claim rule's verdict per
     direction, with the held-out numbers behind it."""
-    from earthgen_cli.train.checkpoint import describe_checkpoint
+    from earthgen_cli.checkpoint import describe_checkpoint
 
     path, card = require_default_model(), default_card()
     if as_json:

@@ -1,6 +1,6 @@
 """`earthgen info CKPT --json`: a checkpoint described for scripts.
 
-The same facts as the text of `train.checkpoint.describe_checkpoint`, plus the identity outputs
+The same facts as the text of `checkpoint.describe_checkpoint`, plus the identity outputs
 and reports name it by (`model`: `name@<sha256>`, io.identity) and the tile it was trained at.
 Read from config.json alone: the parameters are counted on the meta device, no weights loaded.
 """
@@ -16,7 +16,7 @@ def checkpoint_summary(path: str | Path) -> dict[str, Any]:
 
     from earthgen_cli.inference.model_translator import checkpoint_label
     from earthgen_cli.models.earthgen import EarthGenModel, count_parameters
-    from earthgen_cli.train.checkpoint import native_tile, read_info
+    from earthgen_cli.checkpoint import native_tile, read_info
 
     info = read_info(Path(path))
     cfg = info.model

@@ -94,7 +94,7 @@ class ModelTranslator:
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", **options) -> "ModelTranslator":
         """options: steps, sampler, guidance, shift, precision, batch_size, estimate (see __init__)."""
-        from earthgen_cli.train.checkpoint import load_model
+        from earthgen_cli.checkpoint import load_model
 
         model, info = load_model(Path(path), ema=True)
         return cls(model, info, path, device=device, **options)
@@ -124,7 +124,7 @@ class ModelTranslator:
     def native_tile(self) -> int | None:
         """The crop side the model was trained on (a multiple of the tile multiple), if any:
         the tile size its positions and token counts were learned at."""
-        from earthgen_cli.train.checkpoint import native_tile
+        from earthgen_cli.checkpoint import native_tile
 
         return native_tile(self.info)
 

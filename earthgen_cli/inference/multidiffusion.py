@@ -35,7 +35,7 @@ class SceneModel:
     """A loaded checkpoint on its device, with the precision inference runs in."""
 
     model: torch.nn.Module
-    info: object  # train.checkpoint.CheckpointInfo
+    info: object  # checkpoint.CheckpointInfo
     path: str
     device: torch.device
     autocast: torch.dtype | None
@@ -43,7 +43,7 @@ class SceneModel:
 
     @classmethod
     def load(cls, path: str | None, device: str = "auto", precision: str = "auto") -> "SceneModel":
-        from earthgen_cli.train.checkpoint import load_model
+        from earthgen_cli.checkpoint import load_model
 
         from earthgen_cli.inference.default_model import DEFAULT, require_default_model
 
@@ -62,7 +62,7 @@ class SceneModel:
 
     @property
     def native_tile(self) -> int | None:
-        from earthgen_cli.train.checkpoint import native_tile
+        from earthgen_cli.checkpoint import native_tile
 
         return native_tile(self.info)
 

@@ -29,7 +29,7 @@ from earthgen_cli.modalities import default_scaling
 from earthgen_cli.models.config import CodecKind
 from earthgen_cli.models.earthgen import EarthGenModel
 from earthgen_cli.strict_config import to_mapping
-from earthgen_cli.train import checkpoint as ck
+from earthgen_cli import checkpoint as ck
 from earthgen_cli.train.batches import Batch, ChipSubset, collate, crop_and_augment, pseudo_pan
 from earthgen_cli.train.config import Precision, Stage, TrainConfig, build_model_config
 from earthgen_cli.train.distributed import (DistEnv, check_ranks_identical, init_distributed, mean_over_ranks,
