@@ -17,6 +17,7 @@ from conftest import write_geotiff
 from scene_fixtures import run_cli
 from test_outputs import snapshot
 from test_translate import assert_one_line_error
+from train_fixtures import TINY, chips16  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -199,4 +200,35 @@ def test_huge_outputs_are_refused_before_any_work(tmp_path):
     r = run_cli(["translate", vrt, "--from", "rgb", "--to", "rgb", "--model", "identity", "-q", "-o", out,
                  "--max-pixels", str(10**12)])
     assert_one_line_error(r, str(out), "uncompressed) and", "GB free")
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("garbage", "unreadable chips table (no column 'id')"),
+    ("row", "outside the arrays'"),
+    ("modality", "unknown modality 'xband'"),
+])
+def test_a_damaged_chip_table_is_one_line_error(chips16, tmp_path, damage, message):
+    """A hand-edited or damaged dataset: caught when it is opened (info, train, evaluate all open it
+    the same way), not as an IndexError or KeyError deep in training."""
+    import csv
+    import shutil
+
+    ds = tmp_path / "ds"
+    shutil.copytree(chips16, ds)
+    if damage == "garbage":
+        (ds / "chips.csv").write_text("a,b,c\n1,2\n")
+    elif damage == "row":
+        rows = list(csv.reader(open(ds / "chips.csv", newline="")))
+        rows[1][rows[0].index("row")] = "99999999"
+        with open(ds / "chips.csv", "w", newline="") as fh:
+            csv.writer(fh).writerows(rows)
+    else:
+        meta = json.loads((ds / "dataset.json").read_text())
+        meta["modalities"]["xband"] = meta["modalities"].pop("rgb")
+        (ds / "dataset.json").write_text(json.dumps(meta))
+    before = snapshot(tmp_path)
+    assert_one_line_error(run_cli(["info", ds]), str(ds), message)
+    r = run_earthgen("train", "--config", TINY, "--set", f"data.root={ds}", "--set", f"run.out_dir={tmp_path / 'run'}")
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert snapshot(tmp_path) == before

@@ -168,3 +168,13 @@ def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips1
                         "--set", f"run.out_dir={tmp_path / 'bad'}", check=False)
         assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
         assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("crop, message", [("7", "data.crop 7 is not a multiple of"),
+                                           ("64", "data.crop 64 is larger than the dataset's 16x16 chips")])
+def test_impossible_crops_are_one_line_errors(tmp_path, chips16, crop, message):
+    out = tmp_path / "run"
+    proc = earthgen("train", "--config", str(TINY), "--set", f"data.root={chips16}", "--set", f"data.crop={crop}",
+                    "--set", f"run.out_dir={out}", check=False)
+    assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (out / "checkpoints").exists()

@@ -40,8 +40,8 @@ def test_several_inputs_one_output_each_identical_to_single_runs(tmp_path):
     bad = tmp_path / "in" / "broken.tif"
     bad.write_text("not a raster\n")
     out = tmp_path / "out"
-    r = _cli("translate", *scenes, bad, "--from", "rgb", "--to", "pan", "--model", "luminance", "-q", "-o", out)
-    assert r.returncode == 1  # one scene failed; the others are done
+    r = run_cli(["translate", *scenes, bad, "--from", "rgb", "--to", "pan", "--model", "luminance", "-q", "-o", out])
+    assert r.exit_code == 1  # one scene failed; the others are done
     assert r.stderr.strip().splitlines() == [f"earthgen: error: {bad}: not a raster GDAL can read "
                                              f"('{bad}' not recognized as being in a supported file format.)"]
     assert "3 translated, 0 skipped (exist), 1 failed" in r.stdout
@@ -55,9 +55,9 @@ def test_several_inputs_one_output_each_identical_to_single_runs(tmp_path):
     (out / "s1.tif").unlink()
     listing = tmp_path / "list.txt"
     listing.write_text(f"# scenes\n{scenes[1]}\n\n{scenes[2]}\n")
-    r = _cli("translate", scenes[0], "--from-list", listing, "--from", "rgb", "--to", "pan", "--model", "luminance",
-             "-q", "-o", out, "--skip-existing", "--json")
-    assert r.returncode == 0, r.stderr
+    r = run_cli(["translate", scenes[0], "--from-list", listing, "--from", "rgb", "--to", "pan", "--model",
+                 "luminance", "-q", "-o", out, "--skip-existing", "--json"])
+    assert r.exit_code == 0, r.stderr
     summary = json.loads(r.stdout)
     assert (summary["done"], summary["skipped"], summary["failed"]) == (1, 2, 0)
     assert [s["status"] for s in summary["scenes"]] == ["skipped", "skipped", "done"]
@@ -86,7 +86,7 @@ def test_worker_processes_and_a_dask_cluster_give_the_single_run_outputs(shared_
         r = run_cli(["translate", *scenes, *common, "-o", tmp_path / "dask", "--scheduler", cluster.scheduler_address])
     assert r.exit_code == 0, r.stderr
     for s in scenes:
-        assert _cli("translate", s, *common, "-o", tmp_path / "one.tif", "--overwrite").returncode == 0
+        assert run_cli(["translate", s, *common, "-o", tmp_path / "one.tif", "--overwrite"]).exit_code == 0
         one = _read(tmp_path / "one.tif")
         for folder in ("procs", "dask"):
             got = _read(tmp_path / folder / s.name)

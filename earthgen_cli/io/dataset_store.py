@@ -116,12 +116,37 @@ def open_dataset(path: str | Path) -> BuiltDataset:
     try:
         with open(path / CHIPS_FILE, newline="") as fh:
             chips = tuple(ChipRecord.from_row(r) for r in csv.DictReader(fh))
-    except (OSError, KeyError, ValueError) as exc:
+    except KeyError as exc:
+        raise EarthgenError(f"{path / CHIPS_FILE}: unreadable chips table (no column {exc})") from None
+    except (OSError, ValueError) as exc:
         raise EarthgenError(f"{path / CHIPS_FILE}: unreadable chips table ({exc})") from None
     if len(chips) != meta.get("chips"):
         raise EarthgenError(f"{path / CHIPS_FILE}: {len(chips)} chips, dataset.json says "
                             f"{meta.get('chips')}")
+    _check_table(path, meta, chips)
     return BuiltDataset(path, meta, chips)
+
+
+def _check_table(path: Path, meta: dict, chips: tuple[ChipRecord, ...]) -> None:
+    """What a hand-edited or damaged dataset gets wrong, caught before any array is read: an unknown
+    modality, a chip naming a modality the dataset does not hold, a row outside the arrays."""
+    from earthgen_cli.modalities import MODALITY_NAMES
+
+    mods = meta.get("modalities")
+    if not isinstance(mods, dict):
+        raise EarthgenError(f"{path / META_FILE}: no modalities mapping")
+    unknown = sorted(set(mods) - set(MODALITY_NAMES))
+    if unknown:
+        raise EarthgenError(f"{path / META_FILE}: unknown modality {unknown[0]!r} (known: {', '.join(MODALITY_NAMES)})")
+    rows = meta.get("rows")
+    for c in chips:
+        if not isinstance(rows, int) or not 0 <= c.row < max(rows, 1):
+            raise EarthgenError(f"{path / CHIPS_FILE}: chip {c.id} has row {c.row}, outside the arrays' "
+                                f"{rows} rows (dataset.json)")
+        extra = set(c.modalities) - set(mods)
+        if extra:
+            raise EarthgenError(f"{path / CHIPS_FILE}: chip {c.id} lists modality {sorted(extra)[0]!r}, which "
+                                f"dataset.json does not hold")
 
 
 def pair_matrix(chips: list[ChipRecord] | tuple[ChipRecord, ...],
