@@ -7,6 +7,11 @@ weights learnt) and saved/loaded like any other. Usage:
     python benchmarks/sample_speed.py [--preset cpu-small] [--tile 256] [--steps 1,4,8,32]
                                       [--precision fp32|bf16] [--guidance 1.0] [--batch 1]
     python benchmarks/sample_speed.py --model default --tile 32 --batch 16   # a real checkpoint
+    python benchmarks/sample_speed.py --device cuda --precision bf16 --batch 16    # on a GPU
+
+Besides seconds per tile it reports tiles/s and the achieved FLOP/s (the translate call's FLOPs
+counted by torch.utils.flop_counter) against the device's matmul peak measured here (a 4096^2
+matmul in the same precision), so a number says how busy the device was.
 """
 
 from __future__ import annotations
@@ -38,6 +43,29 @@ def make_checkpoint(preset: str, path: Path) -> Path:
     return ck.save_checkpoint(path, info, model, model)
 
 
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 4096, reps: int = 5) -> float:
+    """FLOP/s of a square matmul on `device` in `dtype`: the practical peak a model can approach."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    torch.matmul(a, b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        torch.matmul(a, b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def count_flops(fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="cpu-small")
@@ -47,7 +75,12 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--model", default=None, help="a checkpoint directory, or default (the shipped model)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     args = ap.parse_args()
+    device = torch.device(args.device)
+    peak = matmul_peak(device, torch.bfloat16 if args.precision == "bf16" else torch.float32,
+                       n=2048 if device.type == "cpu" else 4096)
+    print(f"{device} matmul peak ({args.precision}): {peak / 1e9:.1f} GFLOP/s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is None:
             path = make_checkpoint(args.preset, Path(tmp) / "ckpt")
@@ -61,17 +94,24 @@ def main() -> None:
         batch = TileBatch({"sar": rng.uniform(-25, 0, (n, 2, t, t)).astype(np.float32)}, np.ones((n, t, t), bool),
                           tuple((0, t * i) for i in range(n)), gsd=10.0, seed=0)
         results = {"preset": args.preset, "tile": t, "precision": args.precision, "guidance": args.guidance,
-                   "threads": torch.get_num_threads(), "seconds_per_tile": {}}
+                   "threads": torch.get_num_threads(), "device": str(device), "matmul_peak_gflops": round(peak / 1e9, 1),
+                   "seconds_per_tile": {}, "tiles_per_s": {}, "achieved_gflops": {}, "fraction_of_peak": {}}
         for steps in (int(s) for s in args.steps.split(",")):
-            tr = ModelTranslator.load(path, device="cpu", steps=steps, guidance=args.guidance,
+            tr = ModelTranslator.load(path, device=args.device, steps=steps, guidance=args.guidance,
                                       precision=args.precision, batch_size=n)
             tr.translate(TileBatch({"sar": batch.sources["sar"][:, :, :32, :32]}, batch.valid[:, :32, :32],
                                    batch.origins, 10.0), "rgb")  # warm-up
             t0 = time.perf_counter()
-            tr.translate(batch, "rgb")
+            tr.translate(batch, "rgb")  # returns numpy: the device has finished
             sec = (time.perf_counter() - t0) / n
-            results["seconds_per_tile"][steps] = round(sec, 3)
-            print(f"steps {steps:3d}: {sec:.3f} s per {t}x{t} tile", flush=True)
+            flops = count_flops(lambda: tr.translate(batch, "rgb")) / n
+            achieved = flops / sec
+            results["seconds_per_tile"][steps] = round(sec, 4)
+            results["tiles_per_s"][steps] = round(1 / sec, 2)
+            results["achieved_gflops"][steps] = round(achieved / 1e9, 2)
+            results["fraction_of_peak"][steps] = round(achieved / peak, 3)
+            print(f"steps {steps:3d}: {sec:.3f} s per {t}x{t} tile, {1 / sec:.2f} tiles/s, "
+                  f"{achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of the matmul peak", flush=True)
         print(json.dumps(results, indent=2))
 
 
