@@ -51,7 +51,7 @@ def _final_only(model: str, tmp: Path, tile: int, overlap: int, tiles: int, step
     import numpy as np
 
     from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout
-    from earthgen_cli.inference.generate import SamplingOptions
+    from earthgen_cli.flow.generate import SamplingOptions
     from earthgen_cli.inference.multidiffusion import (SceneModel, decode_canvas, modality_salt, noise_canvas,
                                                        sample_scene)
 

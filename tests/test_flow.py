@@ -9,6 +9,7 @@ import torch
 
 from earthgen_cli.flow import losses, path, sampling
 from earthgen_cli.flow.sampling import Sampler
+from earthgen_cli.models.config import PredictionTarget
 
 
 def test_path_identities():
@@ -42,7 +43,7 @@ def test_euler_constant_field_is_exact():
 def test_x0_prediction_of_a_point_mass_reaches_it(sampler):
     # Data is a single point a: the exact x0-prediction is a, so every step lands on the path to a.
     a = torch.tensor([[0.3, -0.7]])
-    vel = lambda x, t: path.to_velocity(a.expand_as(x), x, torch.full((x.shape[0],), t), path.PredictionTarget.x0)
+    vel = lambda x, t: path.to_velocity(a.expand_as(x), x, torch.full((x.shape[0],), t), PredictionTarget.x0)
     out = sampling.sample(vel, torch.randn(5, 2), sampling.get_schedule(2), sampler)
     torch.testing.assert_close(out, a.expand(5, 2))
 

@@ -190,7 +190,7 @@ def test_existing_output_needs_overwrite(ckpt, tmp_path):
 
 def test_latent_canvas_lives_in_memory_mapped_files(ckpt, tmp_path):
     from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout
-    from earthgen_cli.inference.generate import SamplingOptions
+    from earthgen_cli.flow.generate import SamplingOptions
     from earthgen_cli.inference.multidiffusion import SceneModel, noise_canvas, sample_scene
 
     sm = SceneModel.load(str(ckpt), "cpu")

@@ -35,7 +35,7 @@ def test_checkpoint_without_text_refuses_prompt(tmp_path, shared_data):
 
 def test_text_vector_steers_whole_scene_sampling(text_ckpt, tmp_path):
     from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout
-    from earthgen_cli.inference.generate import SamplingOptions
+    from earthgen_cli.flow.generate import SamplingOptions
     from earthgen_cli.inference.multidiffusion import SceneModel, noise_canvas, sample_scene
 
     sm = SceneModel.load(str(text_ckpt), "cpu")

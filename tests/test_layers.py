@@ -120,7 +120,6 @@ def graph() -> tuple[dict[str, Path], dict[str, list[tuple[str, int, bool]]]]:
 # this list only shrinks; when it is empty, delete it.
 KNOWN = {
     ("earthgen_cli.inference.default_model", "earthgen_cli.evaluate.claims"),
-    ("earthgen_cli.models.config", "earthgen_cli.flow.path"),
     ("earthgen_cli.train.batches", "earthgen_cli.inference.translator"),
     ("earthgen_cli.train.captions", "earthgen_cli.inference.text"),
     ("earthgen_cli.train.config", "earthgen_cli.inference.text"),
@@ -129,7 +128,6 @@ KNOWN = {
     ("earthgen_cli.train.helpers", "earthgen_cli.evaluate.metrics"),
     ("earthgen_cli.train.helpers", "earthgen_cli.evaluate.runner"),
     ("earthgen_cli.train.helpers", "earthgen_cli.evaluate.dataset_pairs"),
-    ("earthgen_cli.train.samples", "earthgen_cli.inference.generate"),
 }
 KNOWN_PAIRS = {("earthgen_cli.inference.model_translator", "earthgen_cli.inference.translator")}
 

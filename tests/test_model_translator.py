@@ -105,7 +105,7 @@ def test_several_sources_condition_together(tmp_path):
 
 
 def test_joint_generation_steps_slots_together(ckpt):
-    from earthgen_cli.inference.generate import SamplingOptions, generate_latents
+    from earthgen_cli.flow.generate import SamplingOptions, generate_latents
 
     model, _ = ck.load_model(ckpt, ema=False)
     g = torch.Generator().manual_seed(0)

@@ -31,7 +31,7 @@ UNET_BATCH = 8  # --unet-steps: chips per L1 step, fixed so that --batch-size ne
 
 def parse_estimates(text: str | Sequence[str]) -> tuple[str, ...]:
     """'sample,mean' -> ("sample", "mean"), each a known Estimate, no repeats."""
-    from earthgen_cli.inference.generate import Estimate
+    from earthgen_cli.flow.generate import Estimate
 
     names = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
     known = [e.value for e in Estimate]

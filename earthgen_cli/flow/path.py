@@ -13,13 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
+from earthgen_cli.models.config import PredictionTarget
+
 # x0 <-> velocity conversions divide by t; below this the prediction is taken as it is.
 T_MIN = 1e-4
-
-
-class PredictionTarget(str, enum.Enum):
-    velocity = "velocity"
-    x0 = "x0"
 
 
 def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.canvas import MemmapCanvas
-from earthgen_cli.inference.generate import SamplingOptions
+from earthgen_cli.flow.generate import SamplingOptions
 from earthgen_cli.inference.inpaint import FillSummary, fill_scene, open_input, output_spec, write_composite
 from earthgen_cli.inference.joint import CANVAS_BYTES_PER_BAND_PIXEL, SceneOptions
 from earthgen_cli.inference.multidiffusion import SceneModel

@@ -20,7 +20,7 @@ from rasterio.windows import Window
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
-from earthgen_cli.inference.generate import SamplingOptions
+from earthgen_cli.flow.generate import SamplingOptions
 from earthgen_cli.inference.joint import (CANVAS_BYTES_PER_BAND_PIXEL, WRITE_ROWS, SceneOptions, encode_conditions,
                                          open_conditions)
 from earthgen_cli.inference.multidiffusion import (Known, SceneModel, decode_canvas, encode_canvas, modality_salt,

@@ -25,7 +25,7 @@ from rasterio.windows import Window
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.engine import TileOptions
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
-from earthgen_cli.inference.generate import SamplingOptions
+from earthgen_cli.flow.generate import SamplingOptions
 from earthgen_cli.inference.multidiffusion import (SceneModel, decode_canvas, encode_canvas, modality_salt,
                                                    noise_canvas, sample_scene)
 from earthgen_cli.io.grid import OutputGrid

@@ -17,7 +17,7 @@ import torch
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.flow.sampling import Sampler
-from earthgen_cli.inference.generate import Estimate, SamplingOptions, generate_latents, translate_latents
+from earthgen_cli.flow.generate import Estimate, SamplingOptions, generate_latents, translate_latents
 from earthgen_cli.inference.noise import NoiseField
 from earthgen_cli.inference.translator import TileBatch
 from earthgen_cli.modalities import get_modality

@@ -23,7 +23,7 @@ import torch
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.flow.sampling import get_schedule, shift_for_tokens, step
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader, read_padded, zero
-from earthgen_cli.inference.generate import SamplingOptions, slot_velocity
+from earthgen_cli.flow.generate import SamplingOptions, slot_velocity
 from earthgen_cli.inference.model_translator import (SALT_STEP, SALT_TARGET, SALT_UNCOND, checkpoint_label,
                                                      pick_device)
 from earthgen_cli.inference.noise import NoiseField

@@ -11,8 +11,14 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from earthgen_cli.flow.path import PredictionTarget
 from earthgen_cli.modalities import MODALITY_NAMES
+
+
+class PredictionTarget(str, enum.Enum):
+    """What the generator's head predicts (flow.path converts between them)."""
+
+    velocity = "velocity"
+    x0 = "x0"
 
 
 class CodecKind(str, enum.Enum):

@@ -34,7 +34,7 @@ from earthgen_cli.train.batches import Batch, ChipSubset, collate, crop_and_augm
 from earthgen_cli.train.config import Precision, Stage, TrainConfig, build_model_config
 from earthgen_cli.train.distributed import (DistEnv, check_ranks_identical, init_distributed, mean_over_ranks,
                                             per_rank, shutdown)
-from earthgen_cli.train.objective import CodecObjective, FlowObjective, latent_valid
+from earthgen_cli.flow.objective import CodecObjective, FlowObjective, latent_valid
 
 
 def step_generator(seed: int, step: int, micro: int, rank: int, salt: str = "") -> torch.Generator:

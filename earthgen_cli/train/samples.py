@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from earthgen_cli.inference.generate import SamplingOptions, translate_latents
+from earthgen_cli.flow.generate import SamplingOptions, translate_latents
 from earthgen_cli.models.earthgen import EarthGenModel
 from earthgen_cli.train.batches import Batch
 

@@ -5,17 +5,32 @@ which are used outside the network's own forward.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from earthgen_cli.flow import losses
-from earthgen_cli.flow.path import PredictionTarget, interpolate, to_x0, velocity_target
+from earthgen_cli.flow.path import interpolate, to_x0, velocity_target
 from earthgen_cli.models.codecs import KLCodec
+from earthgen_cli.models.config import PredictionTarget
 from earthgen_cli.models.earthgen import EarthGenModel
-from earthgen_cli.train.config import CodecTrainConfig, FlowConfig
+
+
+class FlowWeights(Protocol):
+    """The loss weights FlowObjective reads (train.config.FlowConfig)."""
+
+    lambda_sc: float
+    lambda_calib: float
+    beta_nll: float
+
+
+class CodecWeights(Protocol):
+    """The loss weights CodecObjective reads (train.config.CodecTrainConfig)."""
+
+    kl_weight: float
+    l1_weight: float
 
 
 def latent_valid(valid: torch.Tensor, factor: int) -> torch.Tensor:
@@ -25,7 +40,7 @@ def latent_valid(valid: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 class FlowObjective(nn.Module):
-    def __init__(self, model: EarthGenModel, cfg: FlowConfig) -> None:
+    def __init__(self, model: EarthGenModel, cfg: FlowWeights) -> None:
         super().__init__()
         self.model = model
         self.cfg = cfg
@@ -68,7 +83,7 @@ class CodecObjective(nn.Module):
     """KL autoencoder loss per modality slot: masked L1 + MSE reconstruction + a small KL term
     (Any2Any stage 1 without the LPIPS term, whose VGG backbone cannot be had offline)."""
 
-    def __init__(self, model: EarthGenModel, cfg: CodecTrainConfig) -> None:
+    def __init__(self, model: EarthGenModel, cfg: CodecWeights) -> None:
         super().__init__()
         self.model = model
         self.cfg = cfg
