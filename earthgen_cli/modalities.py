@@ -234,3 +234,13 @@ def cast_to_dtype(values: np.ndarray, dtype: str | np.dtype, nodata: float | Non
         step = 1.0 if nodata < info.hi else -1.0
         out[out == nodata] = nodata + step
     return out.astype(dtype)
+
+
+# ITU-R BT.601 luma weights, the classic pseudo-panchromatic band.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3, H, W) -> (..., 1, H, W) weighted sum in the input's units."""
+    r, g, b = (rgb[..., i : i + 1, :, :].astype(np.float64) for i in range(3))
+    return LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b

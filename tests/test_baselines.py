@@ -21,7 +21,7 @@ from earthgen_cli.evaluate.baselines import (
     unet_depth_for,
     unet_l1_step,
 )
-from earthgen_cli.inference.translator import luminance
+from earthgen_cli.modalities import luminance
 from earthgen_cli.modalities import BandScaling, default_scaling
 from earthgen_cli.models.unet import UNet, UNetConfig
 

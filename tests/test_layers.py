@@ -120,9 +120,6 @@ def graph() -> tuple[dict[str, Path], dict[str, list[tuple[str, int, bool]]]]:
 # this list only shrinks; when it is empty, delete it.
 KNOWN = {
     ("earthgen_cli.inference.default_model", "earthgen_cli.evaluate.claims"),
-    ("earthgen_cli.train.batches", "earthgen_cli.inference.translator"),
-    ("earthgen_cli.train.captions", "earthgen_cli.inference.text"),
-    ("earthgen_cli.train.config", "earthgen_cli.inference.text"),
     ("earthgen_cli.train.helpers", "earthgen_cli.evaluate.baselines"),
     ("earthgen_cli.train.helpers", "earthgen_cli.evaluate.cas"),
     ("earthgen_cli.train.helpers", "earthgen_cli.evaluate.metrics"),

@@ -23,7 +23,8 @@ from earthgen_cli.evaluate.runner import (
     translator_method,
     write_outputs,
 )
-from earthgen_cli.inference.translator import LuminanceTranslator, luminance
+from earthgen_cli.inference.translator import LuminanceTranslator
+from earthgen_cli.modalities import luminance
 from earthgen_cli.modalities import default_scaling
 from test_baselines import real_scenes
 

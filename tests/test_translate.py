@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from earthgen_cli.cli.app import app
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference import engine, translator as translators
-from earthgen_cli.inference.translator import luminance
+from earthgen_cli.modalities import luminance
 
 runner = CliRunner()
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.evaluate.epochs import cycle_batches
-from earthgen_cli.inference.translator import luminance
+from earthgen_cli.modalities import luminance
 from earthgen_cli.modalities import BandScaling
 from earthgen_cli.models.unet import UNet, UNetConfig
 
@@ -97,7 +97,7 @@ def oracle_mean(target: torch.Tensor, valid: torch.Tensor | None, scaling: BandS
 
 @dataclass(frozen=True)
 class Luminance:
-    """rgb -> pan through `inference.translator.luminance` on raw values."""
+    """rgb -> pan through `modalities.luminance` on raw values."""
 
     rgb: BandScaling
     pan: BandScaling

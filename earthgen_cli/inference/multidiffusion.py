@@ -82,7 +82,7 @@ class SceneModel:
         if not self.cfg.text_dim:
             raise EarthgenError(f"--model {self.path}: the checkpoint was trained without text conditioning; "
                                 "it cannot follow --prompt")
-        from earthgen_cli.inference.text import encode_prompt
+        from earthgen_cli.text import encode_prompt
 
         vec = encode_prompt(prompt)
         if vec.shape[0] != self.cfg.text_dim:

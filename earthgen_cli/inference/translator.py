@@ -15,7 +15,7 @@ from typing import Any, Mapping, Protocol, Sequence
 import numpy as np
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.modalities import get_modality
+from earthgen_cli.modalities import get_modality, luminance
 
 
 @dataclass(frozen=True)
@@ -75,16 +75,6 @@ class IdentityTranslator:
 
     def describe(self) -> dict[str, str]:
         return {"EARTHGEN_MODEL": "identity"}
-
-
-# ITU-R BT.601 luma weights, the classic pseudo-panchromatic band.
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)
-
-
-def luminance(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3, H, W) -> (..., 1, H, W) weighted sum in the input's units."""
-    r, g, b = (rgb[..., i : i + 1, :, :].astype(np.float64) for i in range(3))
-    return LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
 
 
 class LuminanceTranslator:

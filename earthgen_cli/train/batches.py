@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from earthgen_cli.inference.translator import LUMA_WEIGHTS
+from earthgen_cli.modalities import LUMA_WEIGHTS
 from earthgen_cli.modalities import BandScaling
 
 

@@ -1,7 +1,7 @@
 """Chip captions -> text-condition vectors for training with `data.text` (Text2Earth).
 
 Every distinct caption of the training chips is embedded once, before the first step, with the
-sentence encoder `--prompt` uses at inference (inference/text.py), so training and sampling see
+sentence encoder `--prompt` uses at inference (earthgen_cli/text.py), so training and sampling see
 the same vectors. Datasets repeat few captions (one per scene from a CSV, a few hundred OSM
 phrasings), so the table stays small and lives in memory; every rank builds the same one.
 A chip without a caption gets a NaN row: the model uses its learned null text there, the same
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.inference.text import TEXT_DIM, encode_texts
+from earthgen_cli.text import TEXT_DIM, encode_texts
 
 
 class CaptionTable:

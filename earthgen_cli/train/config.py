@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.inference.text import TEXT_DIM
+from earthgen_cli.text import TEXT_DIM
 from earthgen_cli.models.config import PRESETS, ModelConfig, model_config
 from earthgen_cli.strict_config import from_mapping, to_mapping
 
