@@ -41,6 +41,33 @@ def pick_device(device: str) -> torch.device:
     return dev
 
 
+COMPILE_ENV = "EARTHGEN_COMPILE"
+
+
+def inference_runtime(model: torch.nn.Module, device: str, precision: str, where: str):
+    """The one device / precision choice of every inference path (translate, joint, inpaint, extend,
+    evaluate): (model on the device, device, autocast dtype or None). fp32 on CPU (bit-reproducible;
+    bf16 has no fast CPU kernels here), bf16 autocast on CUDA. EARTHGEN_COMPILE=1 wraps the network
+    in torch.compile where it compiles (CUDA with a working toolchain); a failure falls back to eager
+    with a warning, and results then match eager up to float rounding."""
+    import os
+    import sys
+
+    dev = pick_device(device)
+    if precision not in ("auto", "fp32", "bf16"):
+        raise EarthgenError(f"{where}: precision must be auto, fp32 or bf16, not {precision!r}")
+    bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")
+    model = model.to(dev)
+    if os.environ.get(COMPILE_ENV, "") == "1":
+        try:
+            model.scene = torch.compile(model.scene)  # the transformers: where the FLOPs are
+            model.generator = torch.compile(model.generator)
+        except Exception as exc:  # noqa: BLE001  (no compiler toolchain, unsupported op, ...)
+            print(f"warning: {COMPILE_ENV}=1 but torch.compile failed ({type(exc).__name__}); running eager",
+                  file=sys.stderr)
+    return model, dev, (torch.bfloat16 if bf16 else None)
+
+
 def resolve_batch_size(batch_size: int | None, device: torch.device) -> int:
     """--batch-size as given, else the device's default (DEFAULT_BATCH); refuses < 1."""
     if batch_size is None:
@@ -70,18 +97,12 @@ class ModelTranslator:
         self.path = str(path)
         self.info = info
         self.cfg = info.model
-        self.device = pick_device(device)
-        self.model = model.to(self.device)
+        self.model, self.device, self.autocast = inference_runtime(model, device, precision, str(path))
         try:
             self.opts = SamplingOptions(steps=steps, sampler=Sampler(sampler), guidance=guidance, shift=shift,
                                         estimate=Estimate(estimate))
         except ValueError as exc:
             raise EarthgenError(f"{self.path}: bad sampling option ({exc})") from None
-        if precision not in ("auto", "fp32", "bf16"):
-            raise EarthgenError(f"precision must be auto, fp32 or bf16, not {precision!r}")
-        # fp32 on CPU by default; bf16 autocast on CUDA.
-        bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
-        self.autocast = torch.bfloat16 if bf16 else None
         self.tile_multiple = self.cfg.tile_multiple
         # Every forward pass sees exactly `batch_size` tiles (the last group padded): BLAS kernels
         # pick their blocking from the matrix shapes, so a fixed shape is what makes a tile's result
@@ -162,7 +183,7 @@ class ModelTranslator:
             confs.append(None if conf is None else conf[:keep])
         return np.concatenate(outs), (None if confs[0] is None else np.concatenate(confs))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _translate(self, batch: TileBatch, target: str) -> tuple[np.ndarray, np.ndarray | None]:
         f = self.cfg.codec.factor
         valid = torch.from_numpy(np.ascontiguousarray(batch.valid)).to(self.device)
@@ -194,7 +215,7 @@ class ModelTranslator:
             conf = conf.cpu().numpy().astype(np.float32)
         return raw.astype(np.float32), conf
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate_pair(self, modalities: Sequence[str], origins: Sequence[tuple[int, int]], height: int, width: int,
                       gsd: float | None, seed: int) -> dict[str, np.ndarray]:
         """Joint generation of chips from noise (no source): {modality: raw (B, C, H, W)} for one

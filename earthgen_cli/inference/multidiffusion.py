@@ -25,7 +25,7 @@ from earthgen_cli.flow.sampling import get_schedule, shift_for_tokens, step
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader, read_padded, zero
 from earthgen_cli.flow.generate import SamplingOptions, slot_velocity
 from earthgen_cli.inference.model_translator import (SALT_STEP, SALT_TARGET, SALT_UNCOND, checkpoint_label,
-                                                     pick_device)
+                                                     inference_runtime)
 from earthgen_cli.inference.noise import NoiseField
 from earthgen_cli.modalities import MODALITY_NAMES, get_modality
 
@@ -53,12 +53,8 @@ class SceneModel:
         if not Path(path).exists():
             raise EarthgenError(f"--model {path}: no such checkpoint directory")
         model, info = load_model(Path(path), ema=True)
-        dev = pick_device(device)
-        if precision not in ("auto", "fp32", "bf16"):
-            raise EarthgenError(f"precision must be auto, fp32 or bf16, not {precision!r}")
-        # fp32 on CPU (bit-reproducible), bf16 autocast on CUDA: as ModelTranslator decides it
-        bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")
-        return cls(model.to(dev), info, str(path), dev, torch.bfloat16 if bf16 else None, is_default)
+        model, dev, autocast = inference_runtime(model, device, precision, str(path))
+        return cls(model, info, str(path), dev, autocast, is_default)
 
     @property
     def native_tile(self) -> int | None:
@@ -136,7 +132,7 @@ def noise_canvas(canvas: MemmapCanvas, name: str, seed: int, salt: int, channels
     return arr
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def encode_canvas(sm: SceneModel, layout: SceneLayout, modality: str, read: WindowReader,
                   canvas: MemmapCanvas, name: str) -> tuple[np.memmap, np.memmap]:
     """The clean latent of a raster read window by window (raw units), blended over the tiles, and
@@ -180,7 +176,7 @@ def _crops(arrays: Sequence[np.ndarray], tiles, th: int, tw: int, f: int, device
                                        for t in tiles])).to(device) for a in arrays]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memmap],
                  conditions: Mapping[str, np.memmap], opts: SamplingOptions, seed: int, gsd: float | None,
                  batch_size: int, canvas: MemmapCanvas, known: Known | None = None,
@@ -237,7 +233,7 @@ def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memm
     return cur
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def decode_canvas(sm: SceneModel, layout: SceneLayout, modality: str, latent: np.ndarray,
                   canvas: MemmapCanvas, batch_size: int) -> np.memmap:
     """Adapter + codec decoder + de-normalisation, tile by tile, blended in pixel space:
