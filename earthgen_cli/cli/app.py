@@ -19,6 +19,25 @@ import typer
 
 from earthgen_cli import __version__
 
+
+def _readable_list_types() -> None:
+    """Typer shows a repeatable argument's type as Python's `<list[str]>`; show `<str>...` instead,
+    as GDAL-style usage lines do (`translate IN...`)."""
+    from typer import core
+
+    original = core._TyperParameter.display_type
+
+    def display_type(self, ctx):  # noqa: ANN001
+        text = original(self, ctx)
+        if isinstance(text, str) and text.startswith("<list[") and text.endswith("]>"):
+            return f"<{text[6:-2]}>..."
+        return text
+
+    core._TyperParameter.display_type = display_type
+
+
+_readable_list_types()
+
 app = typer.Typer(
     name="earthgen",
     help="Multi-modal remote-sensing generation (rgb, sar, nir, pan, ms, osm) over GeoTIFF scenes.",

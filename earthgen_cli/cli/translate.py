@@ -10,7 +10,7 @@ NAME = "translate"
 
 
 def command(
-    sources: List[str] = typer.Argument(None, metavar="IN...", help="Input raster(s) (any path rasterio opens; - for "
+    sources: List[str] = typer.Argument(None, metavar="IN", help="Input raster(s) (any path rasterio opens; - for "
                                         "stdin). Several inputs (or --from-list): -o is a folder, one output each."),
     to: str = typer.Option(..., "--to", help="Target modality: rgb, sar, nir, pan, ms, osm."),
     output: str = typer.Option(..., "--output", "-o", help="Output GeoTIFF (- for stdout); a folder for several inputs."),
