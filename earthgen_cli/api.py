@@ -127,15 +127,11 @@ def _conditions(cond: Mapping[str, Any] | None, tmp: Path) -> list[tuple[str, st
 
 
 def _scene_options(m: Model, tile, overlap, batch_size, seed, prompt, max_pixels):
-    from earthgen_cli.inference.engine import resolve_tiling
-    from earthgen_cli.inference.joint import SceneOptions
-    from earthgen_cli.inference.model_translator import resolve_batch_size
+    from earthgen_cli.inference.joint import scene_options
     from earthgen_cli.io.publish import SCENE_MAX_PIXELS
 
     sm = m.scene_model()
-    tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
-    return sm, SceneOptions(tile, overlap, resolve_batch_size(batch_size, sm.device), seed, prompt,
-                            max_pixels or SCENE_MAX_PIXELS)
+    return sm, scene_options(sm, tile, overlap, batch_size, seed, prompt, max_pixels or SCENE_MAX_PIXELS)
 
 
 # -- the four functions -------------------------------------------------------------------------

@@ -140,5 +140,5 @@ def _translate_many(inputs: list[str], a: dict) -> None:
     else:
         typer.echo(f"{a['output']}: {c['done']} translated, {c['skipped']} skipped (exist), {c['failed']} failed "
                    f"in {summary.seconds:.1f} s on {summary.workers} worker(s)")
-    if summary.failed:
+    if c["failed"]:
         raise typer.Exit(1)

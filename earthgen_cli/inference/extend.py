@@ -18,10 +18,10 @@ from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.canvas import MemmapCanvas
 from earthgen_cli.flow.generate import SamplingOptions
 from earthgen_cli.inference.inpaint import FillSummary, fill_scene, open_input, output_spec, write_composite
-from earthgen_cli.inference.joint import CANVAS_BYTES_PER_BAND_PIXEL, SceneOptions
+from earthgen_cli.inference.joint import SceneOptions, check_generation_room
 from earthgen_cli.inference.multidiffusion import SceneModel
 from earthgen_cli.io.grid import OutputGrid
-from earthgen_cli.io.publish import check_output, check_output_room
+from earthgen_cli.io.publish import check_output
 from earthgen_cli.io.scratch import run_folder
 from earthgen_cli.io.raster import gdal_env, open_raster
 
@@ -63,8 +63,7 @@ def extend_scene(sm: SceneModel, source: str, by: int, sides: Sequence[str], out
             raise EarthgenError(f"--by {by}: more than {MAX_EXTEND_FACTOR}x the scene size; extend in steps")
         n, s, e, w = (by if side in sides else 0 for side in SIDES)
         grid = OutputGrid.of(src).extended(n, s, e, w)
-        check_output_room(output, grid.width, grid.height, src.count, src.dtypes[0], scene.max_pixels,
-                          CANVAS_BYTES_PER_BAND_PIXEL * src.count * grid.width * grid.height)
+        check_generation_room(output, grid.width, grid.height, src.count, src.dtypes[0], scene.max_pixels)
         sr = open_input(src, source, declared, sm)
         sm.check([sr.modality], [m for m, _ in conditions])
         sm.text_vector(scene.prompt)  # refuse a prompt the checkpoint cannot follow before any work

@@ -21,12 +21,12 @@ from rasterio.windows import Window
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
 from earthgen_cli.flow.generate import SamplingOptions
-from earthgen_cli.inference.joint import (CANVAS_BYTES_PER_BAND_PIXEL, WRITE_ROWS, SceneOptions, encode_conditions,
+from earthgen_cli.inference.joint import (WRITE_ROWS, SceneOptions, check_generation_room, encode_conditions,
                                          open_conditions)
 from earthgen_cli.inference.multidiffusion import (Known, SceneModel, decode_canvas, encode_canvas, modality_salt,
                                                    noise_canvas, sample_scene)
 from earthgen_cli.io.grid import OutputGrid
-from earthgen_cli.io.publish import check_output, check_output_room
+from earthgen_cli.io.publish import check_output
 from earthgen_cli.io.scratch import run_folder
 from earthgen_cli.io.raster import (GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, inherited_tags, open_raster,
                                     provenance_tags, raster_info, resolve_modality)
@@ -130,8 +130,7 @@ def inpaint_scene(sm: SceneModel, source: str, mask: str, output: str, condition
     with gdal_env(), contextlib.ExitStack() as stack:
         src = stack.enter_context(open_raster(source))
         grid = OutputGrid.of(src)
-        check_output_room(output, grid.width, grid.height, src.count, src.dtypes[0], scene.max_pixels,
-                          CANVAS_BYTES_PER_BAND_PIXEL * src.count * grid.width * grid.height)
+        check_generation_room(output, grid.width, grid.height, src.count, src.dtypes[0], scene.max_pixels)
         sr = open_input(src, source, declared, sm)
         sm.check([sr.modality], [m for m, _ in conditions])
         if mask == "nodata":

@@ -51,23 +51,37 @@ class SceneOptions(TileOptions):
 CANVAS_BYTES_PER_BAND_PIXEL = 24
 
 
+def check_generation_room(output: str, width: int, height: int, bands: int, dtype: str,
+                          max_pixels: int | None) -> None:
+    """check_output_room for joint, inpaint and extend: the output plus their scratch canvases."""
+    check_output_room(output, width, height, bands, dtype, max_pixels,
+                      CANVAS_BYTES_PER_BAND_PIXEL * bands * width * height)
+
+
 def load_scene_model(model: str | None, device: str, tile: int | None, overlap: int | None,
                      batch_size: int | None, seed: int, prompt: str | None = None,
                      max_pixels: int = SCENE_MAX_PIXELS):
     """The checkpoint (None: the default model) and the scene options, with --tile/--overlap
     defaulting to the crop size it was trained on (else 256) and --batch-size to the device's
     default: what joint, inpaint and extend share."""
-    from earthgen_cli.inference.engine import resolve_tiling
-    from earthgen_cli.inference.model_translator import resolve_batch_size
     from earthgen_cli.inference.multidiffusion import SceneModel
 
     sm = SceneModel.load(model, device)
+    return sm, scene_options(sm, tile, overlap, batch_size, seed, prompt, max_pixels)
+
+
+def scene_options(sm, tile: int | None, overlap: int | None, batch_size: int | None, seed: int,
+                  prompt: str | None = None, max_pixels: int = SCENE_MAX_PIXELS) -> SceneOptions:
+    """The scene options of a loaded scene model (the CLI's and the Python API's)."""
+    from earthgen_cli.inference.engine import resolve_tiling
+    from earthgen_cli.inference.model_translator import resolve_batch_size
+
     if tile is not None and sm.native_tile and tile > sm.native_tile:
         # its positions and token counts were learnt at that size: larger tiles drift and show seams
         print(f"warning: --tile {tile} is larger than the {sm.native_tile} px crops the checkpoint was trained "
               f"on; expect drift and seams (leave --tile out to use {sm.native_tile})", file=sys.stderr)
     tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
-    return sm, SceneOptions(tile, overlap, resolve_batch_size(batch_size, sm.device), seed, prompt, max_pixels)
+    return SceneOptions(tile, overlap, resolve_batch_size(batch_size, sm.device), seed, prompt, max_pixels)
 
 
 @dataclass(frozen=True)
@@ -269,8 +283,7 @@ def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts:
     layout = SceneLayout(grid.height, grid.width, cfg.codec.factor, cfg.tile_multiple, scene.tile, scene.overlap)
     out, samples = _prepare_dir(req)
     bands = sum(cfg.bands[m] for m in req.pair)
-    check_output_room(req.out_dir, grid.width, grid.height, bands * req.count, "float32", grid.width * grid.height,
-                      CANVAS_BYTES_PER_BAND_PIXEL * bands * grid.width * grid.height)
+    check_generation_room(req.out_dir, grid.width, grid.height, bands * req.count, "float32", None)
     files: list[str] = []
     from tqdm import tqdm
 

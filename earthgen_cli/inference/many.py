@@ -54,10 +54,6 @@ class ManySummary:
     seconds: float
     workers: int
 
-    @property
-    def failed(self) -> int:
-        return sum(1 for s in self.scenes if s["status"] == "failed")
-
     def counts(self) -> dict[str, int]:
         out = {"done": 0, "skipped": 0, "failed": 0}
         for s in self.scenes:

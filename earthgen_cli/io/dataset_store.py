@@ -139,8 +139,10 @@ def _check_table(path: Path, meta: dict, chips: tuple[ChipRecord, ...]) -> None:
     if unknown:
         raise EarthgenError(f"{path / META_FILE}: unknown modality {unknown[0]!r} (known: {', '.join(MODALITY_NAMES)})")
     rows = meta.get("rows")
+    if not isinstance(rows, int):
+        raise EarthgenError(f"{path / META_FILE}: no row count (rows)")
     for c in chips:
-        if not isinstance(rows, int) or not 0 <= c.row < max(rows, 1):
+        if not 0 <= c.row < max(rows, 1):
             raise EarthgenError(f"{path / CHIPS_FILE}: chip {c.id} has row {c.row}, outside the arrays' "
                                 f"{rows} rows (dataset.json)")
         extra = set(c.modalities) - set(mods)

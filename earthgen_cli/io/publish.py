@@ -102,16 +102,17 @@ SCENE_MAX_PIXELS = 4_000_000_000  # translate, inpaint, extend, render-osm: ~63k
 
 
 def check_output_room(path: str, width: int, height: int, bands: int, dtype: str,
-                      max_pixels: int = SCENE_MAX_PIXELS, scratch_bytes: int = 0) -> None:
+                      max_pixels: int | None = SCENE_MAX_PIXELS, scratch_bytes: int = 0) -> None:
     """Refuse up front an output grid above `max_pixels` (--max-pixels) or one whose uncompressed
     size plus `scratch_bytes` (the command's temporary canvases) exceeds the free space of the
     output's file system: a VRT declaring 10^6 x 10^6 pixels would otherwise start, grow a huge
     temporary file and fail hours later. Compression can make the file smaller; the estimate is the
-    worst case (generated texture compresses poorly)."""
+    worst case (generated texture compresses poorly). `max_pixels=None`: the caller has checked
+    the grid's size itself (joint's --bbox limit)."""
     import numpy as np
 
     pixels = int(width) * int(height)
-    if pixels > max_pixels:
+    if max_pixels is not None and pixels > max_pixels:
         raise EarthgenError(f"{path}: output grid {width} x {height} = {pixels:,} pixels exceeds --max-pixels "
                             f"{max_pixels:,}")
     need = pixels * bands * np.dtype(dtype).itemsize + scratch_bytes
