@@ -67,12 +67,11 @@ def open_dataset(cfg: TrainConfig):
     return ChipSubset(ds, cfg.data.max_chips) if cfg.data.max_chips else ds
 
 
-def _check_crop(crop: int, chip: int | None, multiple: int, where: str) -> None:
+def _check_crop(crop: int, chip: int, multiple: int, where: str) -> None:
     """data.crop must fit the dataset's chips and sit on the model's grid (codec factor x patch);
     0 trains on whole chips, whose side must then be on that grid."""
-    if crop == 0 and chip is not None:
-        crop = chip
-    if chip is not None and crop > chip:
+    crop = crop or chip
+    if crop > chip:
         raise EarthgenError(f"{where}: data.crop {crop} is larger than the dataset's {chip}x{chip} chips")
     if crop < multiple or crop % multiple:
         raise EarthgenError(f"{where}: data.crop {crop} is not a multiple of {multiple} (this model's codec factor x "
@@ -171,7 +170,7 @@ class Trainer:
             bands["pan"] = 1
             self.scaling["pan"] = default_scaling("pan", 1)
         mcfg = build_model_config(cfg, tuple(mods), {m: bands[m] for m in mods}, config_path)
-        _check_crop(cfg.data.crop, getattr(self.data, "chip", None), mcfg.tile_multiple, config_path)
+        _check_crop(cfg.data.crop, self.data.chip, mcfg.tile_multiple, config_path)
         torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank (DDP broadcasts too)
         self.model = EarthGenModel(mcfg)
         self.latent_stats = {m: self.model.codecs[m].latent_stats() for m in mods}
