@@ -108,8 +108,11 @@ def _read_output(path: str | Path, lazy: bool):
 
 @contextlib.contextmanager
 def _workspace(output: str | None) -> Iterator[tuple[Path, str]]:
-    """A temporary folder for the streamed inputs, and where the output goes."""
-    tmp = Path(tempfile.mkdtemp(prefix="earthgen-api-"))
+    """A temporary folder for the streamed inputs, and where the output goes: owner-named
+    (io/scratch), so the folder of a killed notebook kernel is removed by the next call."""
+    from earthgen_cli.io.scratch import temp_dir
+
+    tmp = temp_dir(tempfile.gettempdir(), ".api")
     try:
         yield tmp, str(output) if output is not None else str(tmp / "out.tif")
     finally:
