@@ -8,6 +8,7 @@ saving leaves at most a `*.tmp` directory that resume and `newest_checkpoint` ig
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -164,6 +165,31 @@ def load_weights(module: torch.nn.Module, file: Path) -> None:
     module.load_state_dict(state)
 
 
+def check_weight_shapes(info: CheckpointInfo, file: Path) -> None:
+    """The tensors config.json declares against those the safetensors header lists, before any
+    weight is allocated: a damaged config cannot make us build a model larger than its file."""
+    from safetensors import SafetensorError, safe_open
+
+    if not file.is_file():
+        raise EarthgenError(f"{file.parent}: missing {file.name}")
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise EarthgenError(f"{file}: unreadable safetensors file ({exc})") from None
+    with torch.device("meta"):
+        declared = {k: tuple(v.shape) for k, v in EarthGenModel(info.model).state_dict().items()}
+    if declared != stored:
+        n_declared = sum(math.prod(s) for s in declared.values())
+        n_stored = sum(math.prod(s) for s in stored.values())
+        first = next((k for k in declared if declared[k] != stored.get(k)), None)
+        detail = (f"tensor {first}: {declared[first]} declared, {stored.get(first, 'absent')} stored" if first
+                  else f"tensor {next(k for k in stored if k not in declared)} is not in the model")
+        raise EarthgenError(f"{file.parent / 'config.json'}: declares a model of {n_declared:,} parameters in "
+                            f"{len(declared)} tensors; {file.name} holds {n_stored:,} in {len(stored)} "
+                            f"({detail})")
+
+
 def build_model(info: CheckpointInfo) -> EarthGenModel:
     model = EarthGenModel(info.model)
     for m, stats in info.latent_stats.items():
@@ -175,8 +201,10 @@ def build_model(info: CheckpointInfo) -> EarthGenModel:
 def load_model(path: Path, ema: bool = True) -> tuple[EarthGenModel, CheckpointInfo]:
     """The model (EMA weights by default) on CPU in fp32, in eval mode, from JSON + safetensors only."""
     info = read_info(path)
+    weights = Path(path) / ("ema.safetensors" if ema else "model.safetensors")
+    check_weight_shapes(info, weights)
     model = build_model(info)
-    load_weights(model, Path(path) / ("ema.safetensors" if ema else "model.safetensors"))
+    load_weights(model, weights)
     return model.eval().requires_grad_(False), info
 
 

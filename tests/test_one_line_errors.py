@@ -232,3 +232,28 @@ def test_a_damaged_chip_table_is_one_line_error(chips16, tmp_path, damage, messa
     r = run_earthgen("train", "--config", TINY, "--set", f"data.root={ds}", "--set", f"run.out_dir={tmp_path / 'run'}")
     assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"hidden": 6 * 10**8}, "hidden 600000000 is outside"),   # would allocate petabytes
+    ({"gen_depth": 10**7}, "gen_depth 10000000 is outside"),
+    ({"hidden": 768}, "declares a model of"),                # possible, but not what the file holds
+    ({"gen_depth": 3}, "declares a model of"),
+])
+def test_a_checkpoint_declaring_an_impossible_size(tmp_path, edit, message):
+    """A damaged config.json is refused from the JSON and the safetensors header alone, before
+    any weight is allocated (the model is first built on the meta device)."""
+    import shutil
+
+    from earthgen_cli.inference.default_model import default_model_dir
+
+    model = tmp_path / "damaged"
+    shutil.copytree(default_model_dir(), model)
+    config = json.loads((model / "config.json").read_text())
+    config["model"].update(edit)
+    (model / "config.json").write_text(json.dumps(config))
+    src = write_geotiff(tmp_path / "in.tif", np.ones((3, 16, 16), np.uint16))
+    out = tmp_path / "out.tif"
+    r = run_cli(["translate", src, "--from", "rgb", "--to", "nir", "--model", model, "-q", "-o", out])
+    assert_one_line_error(r, str(model / "config.json"), message)
+    assert not out.exists()

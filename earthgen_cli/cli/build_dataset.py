@@ -56,5 +56,5 @@ def command(
                         split=SplitPlan(SplitBy(split_by.value), seed, val_frac, test_frac),
                         block_size=block_size, crs=crs, gsd=gsd, skip_bad=skip_bad,
                         workers=workers, scheduler=scheduler, overwrite=overwrite, progress=not quiet)
-    report = build_dataset(cfg, output, opts, log=lambda s: typer.echo(s, err=True))
+    report = build_dataset(cfg, output, opts, log=(lambda s: None) if quiet else (lambda s: typer.echo(s, err=True)))
     typer.echo(format_summary(open_dataset(report.path)))

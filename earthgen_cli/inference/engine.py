@@ -164,25 +164,69 @@ def accumulator_dtype(out_dtype: str) -> type:
     2**16), so rounding to the nearest integer gives the exact result; identity stays bit-exact.
     Float and wider integer outputs accumulate in float64: float32 values times the 2**-24 dyadic
     weights, and their partial sums, are exact there; 32-bit integers are within 2**-20 of the
-    exact sum, so rounding restores them; float64 values are split in two (`exact_parts`)."""
+    exact sum, so rounding restores them; float64 values are split in two and 64-bit integers in
+    three (`exact_parts`)."""
     info = dtype_info(out_dtype)
     small_int = info.is_integer and info.hi - info.lo <= 65535
     return np.float32 if small_int else np.float64
 
 
 _HIGH_BITS = np.uint64(0xFFFF_FFFF_F800_0000)  # sign, exponent and the top 25 of 52 mantissa bits
+_INT_SHIFT = 21  # 64-bit integers as three parts of 22, 21 and 21 bits: each times a weight is exact
+_INT_MASK = (1 << _INT_SHIFT) - 1
+
+
+def part_count(out_dtype: str) -> int:
+    """How many addends `exact_parts` splits a value of `out_dtype` into."""
+    dt = np.dtype(out_dtype)
+    if dt == np.float64:
+        return 2
+    return 3 if dt.kind in "iu" and dt.itemsize == 8 else 1
 
 
 def exact_parts(values: np.ndarray, parts: int) -> tuple[np.ndarray, ...]:
     """`values` as `parts` addends whose products with a blend weight (24 significant bits) are
-    exact in float64: itself (parts=1), or for float64 outputs (parts=2) its top 26 significant
-    bits and the rest (at most 27), so that blending identical float64 contributions gives them
-    back bit for bit (values of magnitude above 2**-960: below, the products lose bits)."""
+    exact in float64, so that blending identical contributions gives them back bit for bit:
+    - parts=1: itself;
+    - parts=2 (float64 outputs): its top 26 significant bits and the rest (at most 27), for values
+      of magnitude above 2**-960 (below, the products lose bits);
+    - parts=3 (int64/uint64 outputs): for integer tiles the low 21 bits, the next 21 and the top
+      22 (arithmetic shift, so signed); `combine_parts` puts them back together in integers.
+      A float tile (a model's output) goes whole into the low part."""
     if parts == 1:
         return (values,)
-    v = np.asarray(values, dtype=np.float64)
+    v = np.asarray(values)
+    if parts == 3:
+        if v.dtype.kind not in "iu":
+            zero = np.zeros_like(v, dtype=np.float64)
+            return v.astype(np.float64, copy=False), zero, zero
+        mask = v.dtype.type(_INT_MASK)
+        return ((v & mask).astype(np.float64), ((v >> _INT_SHIFT) & mask).astype(np.float64),
+                (v >> (2 * _INT_SHIFT)).astype(np.float64))
+    v = v.astype(np.float64, copy=False)
     high = (v.view(np.uint64) & _HIGH_BITS).view(np.float64)
     return high, v - high
+
+
+def combine_parts(acc: np.ndarray, out_dtype: str, nodata: float | None) -> np.ndarray:
+    """Blended sums of `exact_parts` addends, (parts, ...) -> values of `out_dtype` (rounded in place).
+    64-bit integers are put together in integer arithmetic: float64 cannot hold them above 2**53."""
+    if acc.shape[0] == 3:
+        dt = np.dtype(out_dtype)
+        info = np.iinfo(dt)
+        # the largest float64 values inside the integer range (float(info.max) itself is outside it)
+        lo, hi = float(info.min), np.nextafter(float(info.max), 0.0)
+        low = np.clip(np.rint(acc[0], out=acc[0]), lo, hi, out=acc[0]).astype(dt)
+        out = low + (np.rint(acc[1]).astype(dt) << dt.type(_INT_SHIFT)) \
+            + (np.rint(acc[2]).astype(dt) << dt.type(2 * _INT_SHIFT))
+        if nodata is not None and math.isfinite(nodata) and info.min <= nodata <= info.max:
+            nd = dt.type(int(nodata))
+            out[out == nd] = nd + dt.type(1) if nd < info.max else nd - dt.type(1)
+        return out
+    total = acc[0]
+    for p in range(1, acc.shape[0]):
+        total += acc[p]
+    return cast_to_dtype(total, out_dtype, nodata, overwrite_input=True)
 
 
 class _StripeBand:
@@ -200,7 +244,7 @@ class _StripeBand:
         self.stripe = stripe
         self.tile_h = tile_h
         self.y0 = y0
-        self.parts = 2 if np.dtype(out_dtype) == np.float64 else 1
+        self.parts = part_count(out_dtype)
         self.acc = np.zeros((self.parts, bands, tile_h, stripe.width), dtype=accumulator_dtype(out_dtype))
         self.valid = np.zeros((mask_bands, tile_h, stripe.width), dtype=bool)
         self._weighted: np.ndarray | None = None  # reused (C, th, tw) product buffer
@@ -251,10 +295,7 @@ class _StripeBand:
             np.ascontiguousarray(acc[..., w:]).tofile(self.carry_out.fh)
             np.ascontiguousarray(valid[..., w:]).tofile(self.carry_out.fh)
         # These rows are done with: sum the parts and round in place (no float temporaries).
-        total = acc[0, :, :, :w]
-        for p in range(1, self.parts):
-            total += acc[p, :, :, :w]
-        out = cast_to_dtype(total, self.out_dtype, self.nodata, overwrite_input=True)
+        out = combine_parts(acc[:, :, :, :w], self.out_dtype, self.nodata)
         if self.fill is not None:
             out[np.broadcast_to(~valid[:, :, :w], out.shape)] = self.fill
         self._stage_rows(out, self.y0)

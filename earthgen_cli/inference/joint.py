@@ -276,12 +276,12 @@ def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts:
     generate = [m for m in req.pair if m not in cond_mods]
     if not generate:
         raise EarthgenError("--pair: every modality is given as a condition; nothing to generate")
+    out, samples = _prepare_dir(req)  # before the model's warnings: a refused output is one line
     sm.check(generate, cond_mods)
     text = sm.text_vector(scene.prompt)
     grid = req.grid
     cfg = sm.cfg
     layout = SceneLayout(grid.height, grid.width, cfg.codec.factor, cfg.tile_multiple, scene.tile, scene.overlap)
-    out, samples = _prepare_dir(req)
     bands = sum(cfg.bands[m] for m in req.pair)
     check_generation_room(req.out_dir, grid.width, grid.height, bands * req.count, "float32", None)
     files: list[str] = []

@@ -29,6 +29,7 @@ from earthgen_cli.io.captions import csv_captions, scene_name
 from earthgen_cli.io.chip_grid import ChipFilter, chip_bounds, chip_windows
 from earthgen_cli.io.dataset_config import CaptionFrom, DatasetConfig
 from earthgen_cli.io.publish import DATASET, check_not_input, check_output_dir, staged_dir
+from earthgen_cli.io.scratch import make_folder
 from earthgen_cli.io.scene_chips import BandSums, SceneResult, SceneTask, extract_scene
 from earthgen_cli.io.scene_inputs import SceneInput, SceneProblem, find_scenes
 from earthgen_cli.io.splits import (HOLDOUT, SPLITS, ChipPlace, SplitBy, SplitPlan, block_split,
@@ -239,6 +240,8 @@ def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
 
     out = Path(out)
     check_output_dir(out, opts.overwrite, DATASET, [config.path, config.root, config.manifest])
+    # as mkdir -p (`build-dataset out/ds` in a fresh clone); a read-only folder fails before any work
+    make_folder(out.parent)
     scene_text = csv_captions(config)  # before any raster is opened: a bad table fails fast
     scenes, problems = find_scenes(config, opts.skip_bad)
     if not scenes:
@@ -251,7 +254,6 @@ def build_dataset(config: DatasetConfig, out: str | Path, opts: BuildOptions,
     tasks, records, rows, dropped = _plan(scenes, opts, problems, osm_captions, holdout)
     log(f"{len(tasks)} scene(s), {rows} candidate chip(s)")
 
-    out.parent.mkdir(parents=True, exist_ok=True)  # as mkdir -p: `build-dataset out/ds` in a fresh clone
     with staged_dir(out, opts.overwrite, DATASET) as partial:
         _create_arrays(partial / store.ARRAYS_DIR, rows, opts.chip, bands)
         t0 = time.perf_counter()

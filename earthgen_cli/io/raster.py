@@ -310,7 +310,7 @@ class SourceRaster:
         """(C, h, w) raw values with invalid values set to 0, and the (C, h, w) validity per band.
 
         Values are float32 where that holds every value of the band's dtype exactly (up to 16-bit
-        integers, float16/32), float64 otherwise (32-bit integers, float64). A value is invalid
+        integers, float16/32), float64 for 32-bit integers and float64, 64-bit integers as read. A value is invalid
         where it equals its band's nodata, is not finite, or the file's mask band says so: a real
         value that equals nodata in one band leaves the other bands of that pixel valid."""
         cols = getattr(self, "_cols", None)
@@ -346,9 +346,12 @@ def gdal_reason(exc: BaseException) -> str:
 
 
 def work_dtype(dtype: np.dtype | str) -> type:
-    """The float type that holds every value of `dtype` exactly: float32 up to 16-bit integers
-    and float32 itself, float64 beyond (2**24 < 2**31: int32 in float32 would lose digits)."""
+    """The type that holds every value of `dtype` exactly: float32 up to 16-bit integers and
+    float32 itself, float64 beyond (2**24 < 2**31: int32 in float32 would lose digits), and 64-bit
+    integers as they are (no float holds them above 2**53; the blender splits them exactly)."""
     dt = np.dtype(dtype)
+    if dt.kind in "iu" and dt.itemsize == 8:
+        return dt.type
     return np.float32 if dt.itemsize <= 2 or dt == np.float32 else np.float64
 
 

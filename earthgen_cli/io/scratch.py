@@ -102,6 +102,18 @@ def temp_file(folder: str | Path, suffix: str = ".tmp", label: str | Path | None
     return Path(tmp)
 
 
+def make_folder(folder: str | Path) -> Path:
+    """`mkdir -p` with the one-line error a user expects (a read-only or full file system)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EarthgenError(f"{folder}: cannot create the folder ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise EarthgenError(f"{folder}: folder is not writable")
+    return folder
+
+
 def temp_dir(folder: str | Path, suffix: str = "", label: str | Path | None = None) -> Path:
     """Create a temporary folder in `folder` (after cleaning the folder's stale ones)."""
     folder = Path(folder)

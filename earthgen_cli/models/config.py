@@ -45,6 +45,9 @@ class CodecConfig:
                 raise ValueError(f"kl codec widths {self.widths} must be multiples of their group count")
 
 
+MAX_PARAMETERS = 1e11  # larger than any model here by 100x; a config beyond it is damaged, not big
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     preset: str = "tiny"
@@ -80,6 +83,22 @@ class ModelConfig:
             raise ValueError(f"hidden {self.hidden} must be a multiple of 4 (2-D sin-cos positions)")
         if min(self.scene_depth, self.gen_depth, self.patch) < 1:
             raise ValueError("scene_depth, gen_depth and patch must be >= 1")
+        for name, value, top in (("hidden", self.hidden, 2**15), ("scene_depth", self.scene_depth, 1024),
+                                 ("gen_depth", self.gen_depth, 1024), ("patch", self.patch, 64),
+                                 ("codec factor", self.codec.factor, 64), ("adapter_hidden", self.adapter_hidden, 2**15),
+                                 ("text_dim", self.text_dim, 2**15), ("latent_channels", self.codec.latent_channels, 2**12),
+                                 *((f"bands of {m}", self.bands[m], 2**12) for m in self.modalities)):
+            if not 0 <= value <= top:
+                raise ValueError(f"{name} {value} is outside 0..{top}: not a model this program can build")
+        if not 0 < self.mlp_ratio <= 64:
+            raise ValueError(f"mlp_ratio {self.mlp_ratio} is outside (0, 64]")
+        if self.approx_parameters() > MAX_PARAMETERS:
+            raise ValueError(f"the model would have about {self.approx_parameters():.3g} parameters "
+                             f"(more than {MAX_PARAMETERS:.0e}): not a model this program can build")
+
+    def approx_parameters(self) -> float:
+        """Transformer blocks only (attention 4 h^2, MLP 2 r h^2, AdaLN 6 h^2 each): a lower bound."""
+        return (self.scene_depth + self.gen_depth) * (10 + 2 * self.mlp_ratio) * float(self.hidden) ** 2
 
     def latent_channels(self, modality: str) -> int:
         if self.codec.kind is CodecKind.pixel:
