@@ -22,7 +22,8 @@ import numpy as np
 import rasterio
 
 from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TileOptions, translate_scene
-from earthgen_cli.inference.translator import TileBatch, load_translator
+from earthgen_cli.inference.loader import load_translator
+from earthgen_cli.inference.translator import TileBatch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "bigearthnet_mm"
 DIRECTIONS = (("s1_vvvh_db.tif", "sar", "rgb"), ("s2_rgb.tif", "rgb", "nir"))

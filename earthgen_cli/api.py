@@ -41,7 +41,7 @@ class Model:
     _scene: Any = field(default=None, repr=False)
 
     def translator(self, batch_size: int | None = None, **sampling: Any):
-        from earthgen_cli.inference.translator import load_translator
+        from earthgen_cli.inference.loader import load_translator
 
         key = (batch_size, tuple(sorted((k, v) for k, v in sampling.items() if v is not None)))
         if key not in self._translators:

@@ -20,7 +20,7 @@ import torch
 from typer.testing import CliRunner
 
 from earthgen_cli.cli.app import app
-from earthgen_cli.evaluate.claims import judge, judge_results
+from earthgen_cli.claims import judge, judge_results
 from earthgen_cli.evaluate.controls import scene_derangement
 from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
 from earthgen_cli.evaluate.metrics import psnr_ref

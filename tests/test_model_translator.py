@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.inference.loader import load_translator
 from earthgen_cli.inference.model_translator import ModelTranslator, resolve_batch_size
-from earthgen_cli.inference.translator import TileBatch, load_translator
+from earthgen_cli.inference.translator import TileBatch
 from earthgen_cli import checkpoint as ck
 from test_checkpoint import _info, _save
 

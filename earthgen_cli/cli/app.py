@@ -124,14 +124,15 @@ def check_finite(fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
 
 
 def user_errors(fn: F) -> F:
-    """Turn the library's user-facing errors into one stderr line and a non-zero exit."""
+    """Turn the library's user-facing errors into one stderr line and a non-zero exit, and each of
+    its warnings (EarthgenWarning) into one stderr line `warning: ...`."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from earthgen_cli.errors import EarthgenError, Terminated
+        from earthgen_cli.errors import EarthgenError, Terminated, warnings_to
 
         try:
-            with terminate_as_interrupt():
+            with terminate_as_interrupt(), warnings_to(lambda text: typer.echo(f"warning: {text}", err=True)):
                 check_finite(fn, kwargs)
                 return fn(*args, **kwargs)
         except EarthgenError as exc:

@@ -1,4 +1,5 @@
-"""`earthgen train`: the codec or flow stage from a YAML config, alone or under torchrun."""
+"""`earthgen train`: the codec or flow stage from a YAML config, alone or under torchrun (train/loop.py);
+the evaluation's stages unet and cas go to evaluate/fit.py."""
 
 from __future__ import annotations
 
@@ -24,9 +25,16 @@ def command(
     --resume continues with the same step, optimizer and data position.
     Example: earthgen train --config configs/cpu-small.yaml --set data.root=data/sample64
     """
-    from earthgen_cli.train.config import load_train_config
-    from earthgen_cli.train.loop import train
+    from earthgen_cli.train.config import Stage, load_train_config
 
     cfg = load_train_config(config, set_ or [])
+    if cfg.stage in (Stage.unet, Stage.cas):  # the evaluation's models: fitted by evaluate, not the loop
+        from earthgen_cli.evaluate.fit import fit_stage
+
+        fit_stage(cfg, str(config), resume=resume)
+        typer.echo(f"models: {Path(cfg.run.out_dir)}", err=True)
+        return
+    from earthgen_cli.train.loop import train
+
     last = train(cfg, str(config), resume=resume)
-    typer.echo(f"{'models' if cfg.stage.value in ('unet', 'cas') else 'checkpoint'}: {last}", err=True)
+    typer.echo(f"checkpoint: {last}", err=True)

@@ -55,7 +55,7 @@ def command(
     """
     from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TileOptions, resolve_tiling, translate_scene
     from earthgen_cli.errors import EarthgenError
-    from earthgen_cli.inference.translator import load_translator
+    from earthgen_cli.inference.loader import load_translator
     from earthgen_cli.io.publish import check_output, same_path
     from earthgen_cli.io.raster import parse_bands
 

@@ -2,7 +2,7 @@
 `checkpoint.export_model`).
 
 From evaluation reports (`earthgen evaluate` on held-out chips): per direction the numbers behind
-the claim rule (evaluate/claims.py) and its verdict, and the list of validated directions. The
+the claim rule (earthgen_cli/claims.py) and its verdict, and the list of validated directions. The
 verdicts are always judged again from the report's numbers: a direction that fails the rule is
 never marked validated, whatever the report file says.
 """
@@ -34,7 +34,7 @@ def card_from_report(report_path: Path | Sequence[Path]) -> dict:
     out-of-region holdout): the claim rule applied to each report's numbers per direction. The
     first report's entries are `directions`, the others go under `also_judged`; a direction is
     validated only when it passes in every report that scored it."""
-    from earthgen_cli.evaluate.claims import RULE, judge_card
+    from earthgen_cli.claims import RULE, judge_card
 
     paths = [Path(report_path)] if isinstance(report_path, (str, Path)) else [Path(p) for p in report_path]
     if not paths:

@@ -47,7 +47,8 @@ def _load_model(spec: str | None, device: str, steps: int, estimates: Sequence[s
     ({"sample": t, "mean": u}) sharing the checkpoint's weights, `batch_size` tiles per forward."""
     if spec is None:
         return None, {}
-    from earthgen_cli.inference.translator import ANALYTIC_TRANSLATORS, load_translator
+    from earthgen_cli.inference.loader import load_translator
+    from earthgen_cli.inference.translator import ANALYTIC_TRANSLATORS
 
     if spec in ANALYTIC_TRANSLATORS:
         return load_translator(spec), {"name": spec}
@@ -93,7 +94,7 @@ def _can_do(translator, d: Direction) -> bool:
 
 def _train_unets(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
                  say: Callable[[str], None]) -> dict[str, PairwiseUNet]:
-    from earthgen_cli.train.helpers import fit_unet
+    from earthgen_cli.evaluate.fit import fit_unet
 
     models = {}
     for d in options.directions:
@@ -127,7 +128,7 @@ def load_cas_encoders(paths: Sequence[Path]) -> dict[frozenset, DualEncoder]:
 def _train_cas(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
                encoders: dict[frozenset, DualEncoder], say: Callable[[str], None]) -> None:
     """A CAS encoder per modality pair that has none yet, trained on the train split's real pairs."""
-    from earthgen_cli.train.helpers import fit_cas
+    from earthgen_cli.evaluate.fit import fit_cas
 
     for d in options.directions:
         key = frozenset((d.source, d.target))

@@ -6,7 +6,7 @@ string "inf" / "-inf", NaN as null; `read_report` turns them back into floats.
 
 Format 2: `psnr` is the primary PSNR on the reference chip's own range (format 1's dataset-range
 PSNR is now `psnr_dataset`), `corr` and the controls `oracle-mean` / `shuffled-source` exist, and
-`claims` holds the verdict of the claim rule per direction (claims.py; readers judge again from the
+`claims` holds the verdict of the claim rule per direction (earthgen_cli/claims.py; readers judge again from the
 numbers, never from a stored verdict).
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from earthgen_cli import __version__
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.evaluate.claims import ORACLE, RULE, Claim, judge_results, model_rows
+from earthgen_cli.claims import ORACLE, RULE, Claim, judge_results, model_rows
 from earthgen_cli.evaluate.metrics import METRIC_INFO
 from earthgen_cli.io.identity import directory_identity
 from earthgen_cli.io.publish import staged_file

@@ -8,8 +8,9 @@ prediction is de-normalised to raw units and scored there (primary PSNR on the r
 range, correlation) and on the unit scale of the *dataset's* scaling (the papers' metrics;
 metrics.py). Beside every model row: the controls of the evidence rule, `oracle-mean` (each
 reference chip's own mean) and `shuffled-source` (the same model fed another scene's sources,
-controls.py), which claims.py turns into a verdict. Chips with nodata in the source or the target
-are left out and counted: windowed metrics (SSIM, SCC, FSIM) have no honest masked form.
+controls.py), which the claim rule (earthgen_cli/claims.py) turns into a verdict. Chips with nodata
+in the source or the target are left out and counted: windowed metrics (SSIM, SCC, FSIM) have no
+honest masked form.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.evaluate.baselines import Luminance, PairwiseUNet, PixelRegression, TrainMean, oracle_mean
 from earthgen_cli.evaluate.cas import DualEncoder, cas_score
-from earthgen_cli.evaluate.claims import ORACLE, SHUFFLED, UNIFIED
+from earthgen_cli.claims import ORACLE, SHUFFLED, UNIFIED
 from earthgen_cli.evaluate.controls import scene_derangement
 from earthgen_cli.evaluate.fid import InceptionFeatures, fid_kid
 from earthgen_cli.evaluate.grid import GridSection, write_grid

@@ -2,7 +2,7 @@
 
 A checkpoint directory like any other (config.json + ema.safetensors, weights stored in float16
 to stay small; they load into float32 modules), plus `card.json` (`earthgen export --report`): per
-direction the held-out numbers of the claim rule (evaluate/claims.py, docs/evaluation.md) and its
+direction the held-out numbers of the claim rule (earthgen_cli/claims.py, docs/evaluation.md) and its
 verdict. A direction counts as validated only when the rule, applied again to the card's numbers,
 passes; a card written before the rule (no oracle-mean, shuffled-source or correlation numbers)
 validates nothing. `--model default` (the default of `translate`) loads it; other directions still
@@ -15,6 +15,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from earthgen_cli.claims import judge_card
 from earthgen_cli.errors import EarthgenError
 
 DEFAULT = "default"
@@ -50,8 +51,6 @@ def default_card() -> dict:
 
 def card_claims(card: dict | None = None) -> dict:
     """key -> Claim, the claim rule judged again on the numbers each card entry holds."""
-    from earthgen_cli.evaluate.claims import judge_card
-
     return judge_card(default_card() if card is None else card)
 
 
@@ -60,8 +59,8 @@ def validated_directions() -> list[str]:
 
 
 def unvalidated_warning(sources: list[str], target: str) -> str | None:
-    """A one-line warning when no source -> target direction of the request is validated, naming
-    the conditions of the claim rule that failed."""
+    """A one-line warning (the text of an EarthgenWarning) when no source -> target direction of
+    the request is validated, naming the conditions of the claim rule that failed."""
     keys = [f"{s}:{target}" for s in sources]
     claims = card_claims()
     if any(k in claims and claims[k].validated for k in keys):
@@ -73,7 +72,7 @@ def unvalidated_warning(sources: list[str], target: str) -> str | None:
         why = "; ".join(f"{k.replace(':', '->')}: " + ("; ".join(claims[k].failed) if k in claims
                                                          else "not evaluated") for k in keys)
     valid = sorted(k for k, c in claims.items() if c.validated)
-    return (f"warning: the default model is not validated for {shown} ({why}; see docs/evaluation.md); "
+    return (f"the default model is not validated for {shown} ({why}; see docs/evaluation.md); "
             f"validated: {', '.join(k.replace(':', '->') for k in valid) or 'none'}")
 
 

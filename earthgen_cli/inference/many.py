@@ -11,14 +11,17 @@ summary lists every scene (done, skipped, failed). Outputs are published atomica
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from earthgen_cli.errors import EarthgenError
+from earthgen_cli.errors import EarthgenError, EarthgenWarning, warnings_to
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ _TRANSLATORS: dict[tuple, Any] = {}
 
 def _translator(opts: ManyOptions):
     """The worker process's model for these options, loaded on its first scene only."""
-    from earthgen_cli.inference.translator import load_translator
+    from earthgen_cli.inference.loader import load_translator
 
     key = (opts.model, opts.device, tuple(sorted(opts.translator.items())))
     if key not in _TRANSLATORS:
@@ -120,26 +123,34 @@ def _translator(opts: ManyOptions):
 
 
 def translate_one(job: SceneJob, opts: ManyOptions) -> dict:
-    """One scene, in whatever process runs it; never raises for a scene's own problem."""
+    """One scene, in whatever process runs it; never raises for a scene's own problem. Its
+    EarthgenWarnings come back in the result ("warnings"), for `run_many` to raise again where the
+    caller sees them (a worker process has its own stderr and warning filters). Not on a thread
+    other than the main one (a dask worker's): the warnings module's state is global, so there
+    they stay with the worker, as its other warnings do."""
     from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TileOptions, resolve_tiling, translate_scene
     from earthgen_cli.io.publish import SCENE_MAX_PIXELS
 
     t0 = time.perf_counter()
+    said: list[str] = []
+    main = threading.current_thread() is threading.main_thread()
     try:
-        tr = _translator(opts)
-        tile, overlap = resolve_tiling(opts.tile, opts.overlap, getattr(tr, "native_tile", None), 512)
-        translate_scene([SourceSpec(job.source, opts.source_modality, opts.bands)], opts.to, tr,
-                        TileOptions(tile=tile, overlap=overlap, batch_size=opts.translator.get("batch_size"),
-                                    seed=opts.seed),
-                        OutputOptions(job.output, overwrite=opts.overwrite, cog=opts.cog,
-                                      allow_no_crs=opts.allow_no_crs, max_pixels=opts.max_pixels or SCENE_MAX_PIXELS))
+        with warnings_to(said.append) if main else contextlib.nullcontext():
+            tr = _translator(opts)
+            tile, overlap = resolve_tiling(opts.tile, opts.overlap, getattr(tr, "native_tile", None), 512)
+            translate_scene([SourceSpec(job.source, opts.source_modality, opts.bands)], opts.to, tr,
+                            TileOptions(tile=tile, overlap=overlap, batch_size=opts.translator.get("batch_size"),
+                                        seed=opts.seed),
+                            OutputOptions(job.output, overwrite=opts.overwrite, cog=opts.cog,
+                                          allow_no_crs=opts.allow_no_crs,
+                                          max_pixels=opts.max_pixels or SCENE_MAX_PIXELS))
         status, error = "done", None
     except EarthgenError as exc:
         status, error = "failed", str(exc)
     except Exception as exc:  # a bug or a library error: reported for this scene, the others go on
         status, error = "failed", f"{job.source}: {type(exc).__name__}: {exc}"
     return {"source": job.source, "output": job.output, "status": status, "error": error,
-            "seconds": round(time.perf_counter() - t0, 3)}
+            "seconds": round(time.perf_counter() - t0, 3), "warnings": said}
 
 
 def run_many(jobs: list[SceneJob], skipped: list[dict], out_dir: str, opts: ManyOptions, workers: int | None,
@@ -153,6 +164,8 @@ def run_many(jobs: list[SceneJob], skipped: list[dict], out_dir: str, opts: Many
     results: list[dict] = []
     with tqdm(total=len(jobs), unit="scene", disable=quiet, leave=False) as bar:
         def done(r: dict) -> None:
+            for text in r.pop("warnings", ()):  # not part of the summary: raised again here, in the caller
+                warnings.warn(text, EarthgenWarning, stacklevel=2)
             results.append(r)
             bar.update(1)
             if r["status"] == "failed":

@@ -9,13 +9,14 @@ config.json + ema.safetensors only.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from earthgen_cli.errors import EarthgenError
+from earthgen_cli.errors import EarthgenError, EarthgenWarning
 from earthgen_cli.flow.sampling import Sampler
 from earthgen_cli.flow.generate import Estimate, SamplingOptions, generate_latents, translate_latents
 from earthgen_cli.inference.noise import NoiseField
@@ -51,7 +52,6 @@ def inference_runtime(model: torch.nn.Module, device: str, precision: str, where
     in torch.compile where it compiles (CUDA with a working toolchain); a failure falls back to eager
     with a warning, and results then match eager up to float rounding."""
     import os
-    import sys
 
     dev = pick_device(device)
     if precision not in ("auto", "fp32", "bf16"):
@@ -63,8 +63,8 @@ def inference_runtime(model: torch.nn.Module, device: str, precision: str, where
             model.scene = torch.compile(model.scene)  # the transformers: where the FLOPs are
             model.generator = torch.compile(model.generator)
         except Exception as exc:  # noqa: BLE001  (no compiler toolchain, unsupported op, ...)
-            print(f"warning: {COMPILE_ENV}=1 but torch.compile failed ({type(exc).__name__}); running eager",
-                  file=sys.stderr)
+            warnings.warn(f"{COMPILE_ENV}=1 but torch.compile failed ({type(exc).__name__}); running eager",
+                          EarthgenWarning, stacklevel=2)
     return model, dev, (torch.bfloat16 if bf16 else None)
 
 
@@ -132,14 +132,12 @@ class ModelTranslator:
         if not sources:
             raise EarthgenError(f"{self.path}: translation needs at least one source")
         if self.warn_unvalidated:
-            import sys
-
             from earthgen_cli.inference.default_model import unvalidated_warning
 
             self.warn_unvalidated = False
             warning = unvalidated_warning(list(sources), target)
             if warning:
-                print(warning, file=sys.stderr)
+                warnings.warn(warning, EarthgenWarning, stacklevel=2)
 
     @property
     def native_tile(self) -> int | None:

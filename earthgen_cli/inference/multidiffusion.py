@@ -12,7 +12,7 @@ x_t = (1 - t) x0 + t eps, so the generated part is continuously steered by the k
 from __future__ import annotations
 
 import itertools
-import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from earthgen_cli.errors import EarthgenError
+from earthgen_cli.errors import EarthgenError, EarthgenWarning
 from earthgen_cli.flow.sampling import get_schedule, shift_for_tokens, step
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader, read_padded, zero
 from earthgen_cli.flow.generate import SamplingOptions, slot_velocity
@@ -102,7 +102,7 @@ class SceneModel:
                                     f"in training (pairs seen: {known})")
         if self.is_default:
             for warning in unvalidated_warnings(generate, conditions):
-                print(warning, file=sys.stderr)
+                warnings.warn(warning, EarthgenWarning, stacklevel=2)
 
 
 def unvalidated_warnings(generate: Sequence[str], conditions: Sequence[str]) -> list[str]:
@@ -111,7 +111,7 @@ def unvalidated_warnings(generate: Sequence[str], conditions: Sequence[str]) -> 
     from earthgen_cli.inference.default_model import unvalidated_warning
 
     if not conditions:
-        return [f"warning: the default model is not validated for generating {'+'.join(generate)} without a "
+        return [f"the default model is not validated for generating {'+'.join(generate)} without a "
                 f"condition (its card judges translation directions only; see docs/evaluation.md)"]
     return [w for w in (unvalidated_warning(list(conditions), g) for g in generate) if w]
 

@@ -1,4 +1,5 @@
-"""The translator interface the scene engine drives, and the analytic translators.
+"""The translator interface the scene engine drives, and the analytic translators. The unified model
+implements it in model_translator.py; loader.py turns a `--model` name into either.
 
 A translator maps a batch of source tiles (raw units, per modality) to target tiles (raw units of
 the target modality). It owns its normalisation (a checkpoint carries its own); the engine owns
@@ -106,40 +107,6 @@ ANALYTIC_TRANSLATORS: dict[str, type] = {
     "identity": IdentityTranslator,
     "luminance": LuminanceTranslator,
 }
-
-
-def load_translator(spec: str | None, device: str = "auto", batch_size: int | None = None,
-                    **options: Any) -> Translator:
-    """`identity`, `luminance`, `default` (the model shipped in the package) or a checkpoint
-    directory (the unified model).
-
-    `batch_size`: tiles per forward pass of a checkpoint model (None: its device's default); the
-    analytic translators take whatever the engine reads. `options` (steps, sampler, guidance, ...)
-    are sampling settings of a checkpoint model; None values are left at the model's defaults. The
-    analytic translators take none."""
-    options = {k: v for k, v in options.items() if v is not None}
-    if spec is None:
-        raise EarthgenError("no --model given and no default model is installed")
-    if spec in ANALYTIC_TRANSLATORS:
-        if options:
-            names = ", ".join(f"--{k}" for k in sorted(options))
-            raise EarthgenError(f"{names}: sampling options apply to a checkpoint model, not --model {spec}")
-        return ANALYTIC_TRANSLATORS[spec]()
-    from pathlib import Path
-
-    from earthgen_cli.inference.default_model import DEFAULT, require_default_model
-
-    path = require_default_model() if spec == DEFAULT else Path(spec)
-    if not path.exists():
-        raise EarthgenError(
-            f"{spec}: no such model; use default, identity, luminance or a checkpoint directory"
-        )
-    from earthgen_cli.inference.model_translator import ModelTranslator  # noqa: PLC0415
-
-    translator = ModelTranslator.load(path, device=device, batch_size=batch_size, **options)
-    if spec == DEFAULT:
-        translator.warn_unvalidated = True
-    return translator
 
 
 def check_modality_names(sources: Sequence[str], target: str) -> None:

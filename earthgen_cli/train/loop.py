@@ -401,16 +401,11 @@ def _truncate_log(log_file: Path, start: int) -> None:
 
 
 def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
-    """Run the configured stage; returns the last checkpoint directory (for the evaluation
-    helper stages unet and cas: the run directory holding one model directory per item)."""
+    """Run the codec or flow stage; returns the last checkpoint directory. The evaluation's stages
+    unet and cas are fitted by `evaluate.fit.fit_stage` (cli/train.py dispatches them there)."""
     if cfg.stage in (Stage.unet, Stage.cas):
-        from earthgen_cli.train.helpers import train_helpers
-
-        if resume:
-            raise EarthgenError(f"{config_path}: stage {cfg.stage.value} trains small models from scratch; "
-                                f"--resume applies to the codec and flow stages")
-        train_helpers(cfg, config_path)
-        return Path(cfg.run.out_dir)
+        raise ValueError(f"stage {cfg.stage.value} is fitted by earthgen_cli.evaluate.fit.fit_stage, "
+                         f"not the training loop")
     env, device = init_distributed(cfg.run.device)
     try:
         trainer = Trainer(cfg, config_path, env, device)

@@ -1,10 +1,12 @@
-"""`earthgen train` stages `unet` and `cas`: the models the evaluation needs besides the unified
-one, trained through the same entry point, on the same built dataset, with the same step budget
-(`optim.steps`, `optim.batch_size`) so a comparison with the unified model is like for like.
+"""Fitting the models the evaluation needs besides the unified one: `earthgen train` stages `unet`
+and `cas` (cli/train.py dispatches them here, not to the training loop) and `evaluate --unet-steps`
+/ `--cas-steps`. Trained through the same entry point, on the same built dataset, with the same
+step budget (`optim.steps`, `optim.batch_size`) so a comparison with the unified model is like for
+like.
 
 - stage `unet`: the `pairwise-unet` baseline, one pix2pix-style U-Net per direction with an L1
-  loss (evaluate/baselines.py), saved as `run.out_dir/unet_SOURCE_TARGET/`.
-- stage `cas`: one CLIP-style dual encoder per modality pair with InfoNCE (evaluate/cas.py), the
+  loss (baselines.py), saved as `run.out_dir/unet_SOURCE_TARGET/`.
+- stage `cas`: one CLIP-style dual encoder per modality pair with InfoNCE (cas.py), the
   encoder that CAS (MetaEarth-MM eq. 20) reads, saved as `run.out_dir/cas_A_B/`.
 
 Each item is an independent small model, so under torchrun the items are shared out between the
@@ -25,6 +27,11 @@ from typing import Callable, Iterator
 import torch
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.evaluate.baselines import PairwiseUNet, save_unet, train_pairwise_unet, unet_depth_for
+from earthgen_cli.evaluate.cas import CASConfig, save_cas, train_cas
+from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
+from earthgen_cli.evaluate.metrics import to_unit
+from earthgen_cli.evaluate.runner import Direction, parse_directions
 from earthgen_cli.train.config import Stage, TrainConfig
 
 
@@ -57,8 +64,6 @@ def random_batches(tensors: tuple[torch.Tensor, ...], batch_size: int, seed: int
 
 
 def _directions(pairs, split: str, wanted: tuple[str, ...], where: str):
-    from earthgen_cli.evaluate.runner import parse_directions
-
     if not wanted:
         found = pairs.pairs_with_chips(split)
         if not found:
@@ -74,8 +79,6 @@ def _directions(pairs, split: str, wanted: tuple[str, ...], where: str):
 
 def _cas_pairs(pairs, split: str, wanted: tuple[str, ...], where: str):
     """Unordered modality pairs as directions with the names sorted: 'sar+rgb' -> rgb:sar."""
-    from earthgen_cli.evaluate.runner import Direction
-
     if not wanted:
         return [d for d in _directions(pairs, split, (), where) if d.source < d.target]
     text = []
@@ -91,11 +94,14 @@ def item_dir(out_dir: Path, stage: Stage, source: str, target: str) -> Path:
     return Path(out_dir) / f"{stage.value}_{source}_{target}"
 
 
-def train_helpers(cfg: TrainConfig, config_path: str) -> list[Path]:
+def fit_stage(cfg: TrainConfig, config_path: str, resume: bool = False) -> list[Path]:
     """Train every U-Net (stage unet) or CAS encoder (stage cas) this process is responsible for;
     returns the directories it wrote."""
-    from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
-
+    if cfg.stage not in (Stage.unet, Stage.cas):
+        raise ValueError(f"fit_stage trains stages unet and cas, not {cfg.stage.value}")
+    if resume:
+        raise EarthgenError(f"{config_path}: stage {cfg.stage.value} trains small models from scratch; "
+                            f"--resume applies to the codec and flow stages")
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if not Path(cfg.data.root).is_dir():
         raise EarthgenError(f"{config_path}: data.root {cfg.data.root} is not a built dataset directory")
@@ -144,7 +150,6 @@ def fit_unet(pairs, split: str, d, steps: int, batch_size: int, seed: int, lr: f
     """A pairwise U-Net for direction `d` on the `split` chips of `pairs` (read once into memory,
     shuffled minibatches): (PairwiseUNet, number of chips). Shared by stage unet and
     `evaluate --unet-steps`."""
-    from earthgen_cli.evaluate.baselines import PairwiseUNet, train_pairwise_unet, unet_depth_for
     from earthgen_cli.models.unet import UNetConfig
 
     tensors = _load_direction(pairs, split, d)
@@ -160,9 +165,6 @@ def fit_cas(pairs, split: str, d, steps: int, batch_size: int, seed: int, lr: fl
             depth: int = 4, embed_dim: int = 128, losses: list[float] | None = None):
     """A CAS dual encoder for the pair (d.source, d.target) on real unit-scale chips of `split`:
     (DualEncoder, number of chips). Shared by stage cas and `evaluate --cas-steps`."""
-    from earthgen_cli.evaluate.cas import CASConfig, train_cas
-    from earthgen_cli.evaluate.metrics import to_unit
-
     src, tgt, _ = _load_direction(pairs, split, d)
     sa, sb = pairs.scaling[d.source], pairs.scaling[d.target]
     unit = (to_unit(sa.from_model(src), sa), to_unit(sb.from_model(tgt), sb))
@@ -173,9 +175,6 @@ def fit_cas(pairs, split: str, d, steps: int, batch_size: int, seed: int, lr: fl
 
 def _fit_and_save(cfg: TrainConfig, pairs, d, seed: int, out: Path) -> tuple[Path, int, float]:
     """One item of stage unet or cas: (directory written, chips, mean loss of the last 50 steps)."""
-    from earthgen_cli.evaluate.baselines import save_unet
-    from earthgen_cli.evaluate.cas import save_cas
-
     o, losses = cfg.optim, []
     meta = {**_dataset_meta(pairs, d), "steps": o.steps}
     path = item_dir(out, cfg.stage, d.source, d.target)

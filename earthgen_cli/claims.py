@@ -1,6 +1,8 @@
 """The claim rule: when a direction counts as validated. One function (`judge`) used by the
 report's verdict column, by `earthgen export --report` (card.json) and by the default model's
-warning, so the three can never disagree.
+warning, so the three can never disagree. Plain Python on numbers, below both of its users: evaluate
+writes the verdicts (report.json, card.json), inference judges the default model's card.json again
+before it warns.
 
 A direction is validated when, on at least MIN_CHIPS held-out chips from at least MIN_SCENES scenes
 that have no chip in the training split, the unified model (the best of its estimates; the verdict
