@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 import torch
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.io.scratch import make_folder
 from earthgen_cli.evaluate.baselines import PairwiseUNet, save_unet, train_pairwise_unet, unet_depth_for
 from earthgen_cli.evaluate.cas import CASConfig, save_cas, train_cas
 from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
@@ -117,7 +118,7 @@ def fit_stage(cfg: TrainConfig, config_path: str, resume: bool = False) -> list[
         if item_dir(out, cfg.stage, d.source, d.target).exists():
             raise EarthgenError(f"{item_dir(out, cfg.stage, d.source, d.target)}: already exists; "
                                 f"choose another run.out_dir")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     if rank == 0:
         import yaml
 

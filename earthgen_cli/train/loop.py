@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.io.scratch import make_folder
 from earthgen_cli.flow.path import SlotMode, sample_slot_times
 from earthgen_cli.modalities import default_scaling
 from earthgen_cli.models.config import CodecKind
@@ -425,7 +426,7 @@ def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
         if env.master:
             import yaml
 
-            out.mkdir(parents=True, exist_ok=True)
+            make_folder(out)
             (out / "config.yaml").write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
         log_file = out / "log.jsonl"
         if env.master:
