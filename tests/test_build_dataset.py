@@ -204,7 +204,7 @@ def test_killed_build_leaves_nothing_that_loads(shared_data, tmp_path):
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
-            partial = list(tmp_path.glob(".*.out.partial/chips.zarr/rgb/c"))
+            partial = list(tmp_path.glob(".*.out.partial/chips.zarr/rgb/[0-9]*"))  # a chunk file
             if partial:
                 break
             time.sleep(0.05)
