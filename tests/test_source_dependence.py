@@ -51,7 +51,7 @@ def s2_chips(shared_data, tmp_path_factory):
 @pytest.mark.slow
 def test_trained_model_follows_its_source_not_another_scenes(tmp_path, s2_chips):
     run = tmp_path / "run"
-    earthgen("train", "--config", str(TINY), "--set", f"data.root={s2_chips}",
+    earthgen("train", "--config", str(TINY), "--set", f"data.root={s2_chips}", "--set", "data.crop=16",
              "--set", "optim={steps: 300, batch_size: 8, lr: 0.001, warmup: 20, ema: 0.99, precision: fp32}",
              "--set", f"run={{out_dir: {run}, log_every: 100, save_every: 300, progress: false}}")
     ckpt = run / "checkpoints" / "step_000300"

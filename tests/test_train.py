@@ -12,6 +12,7 @@ from earthgen_cli.inference.model_translator import ModelTranslator
 from earthgen_cli.inference.translator import TileBatch
 from earthgen_cli import checkpoint as ck
 from earthgen_cli.train.config import load_train_config
+from scene_fixtures import run_cli
 from train_fixtures import TINY, chips16, earthgen, read_log  # noqa: F401  (fixture)
 
 
@@ -53,15 +54,15 @@ def test_config_files(tmp_path):
 
 def test_dataset_problems_are_one_line_errors(tmp_path, chips16):
     out = tmp_path / "run"
-    proc = earthgen("train", "--config", str(TINY), "--set", f"data.root={chips16}", "--set",
-                    "data.modalities=[rgb, pan]", "--set", f"run.out_dir={out}", check=False)
-    assert proc.returncode == 2 and "no modality pan" in proc.stderr and proc.stderr.count("\n") == 1
-    proc = earthgen("train", "--config", str(TINY), "--set", f"data.root={tmp_path / 'nothing'}",
-                    "--set", f"run.out_dir={out}", check=False)
-    assert proc.returncode == 2 and "nothing" in proc.stderr and proc.stderr.count("\n") == 1
-    proc = earthgen("train", "--config", str(TINY), "--set", f"data.root={chips16}", "--set",
-                    "data.pairs=[rgb+pan]", "--set", f"run.out_dir={out}", check=False)
-    assert proc.returncode == 2 and "data.pairs names 'rgb+pan'" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run_cli(["train", "--config", str(TINY), "--set", f"data.root={chips16}", "--set",
+                    "data.modalities=[rgb, pan]", "--set", f"run.out_dir={out}"])
+    assert proc.exit_code == 2 and "no modality pan" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run_cli(["train", "--config", str(TINY), "--set", f"data.root={tmp_path / 'nothing'}",
+                    "--set", f"run.out_dir={out}"])
+    assert proc.exit_code == 2 and "nothing" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run_cli(["train", "--config", str(TINY), "--set", f"data.root={chips16}", "--set",
+                    "data.pairs=[rgb+pan]", "--set", f"run.out_dir={out}"])
+    assert proc.exit_code == 2 and "data.pairs names 'rgb+pan'" in proc.stderr and proc.stderr.count("\n") == 1
     assert "pairs present: " in proc.stderr and "rgb+nir" in proc.stderr
     assert not out.exists()
 
@@ -129,8 +130,9 @@ def test_codec_stage_then_flow_stage(tmp_path, chips16):
     cinfo = ck.read_info(codec_run / "checkpoints" / "step_000003")
     assert cinfo.stage == "codec" and len(cinfo.latent_stats["sar"]["scale"]) == 4
     assert cinfo.latent_stats["rgb"]["scale"] != [1.0] * 4  # measured on the data
-    proc = earthgen("train", *common, "--set", "optim.steps=2", "--set", f"run.out_dir={flow_run}", check=False)
-    assert proc.returncode == 2 and "needs flow.codec_from" in proc.stderr
+    # the two mistakes run in this process (CliRunner): a fresh interpreter costs seconds per call
+    proc = run_cli(["train", *common, "--set", "optim.steps=2", "--set", f"run.out_dir={flow_run}"])
+    assert proc.exit_code == 2 and "needs flow.codec_from" in proc.stderr
     earthgen("train", *common, "--set", "optim.steps=2", "--set", f"flow.codec_from={codec_run / 'checkpoints' / 'step_000003'}",
              "--set", f"run={{out_dir: {flow_run}, save_every: 2, progress: false}}")
     model, info = ck.load_model(flow_run / "checkpoints" / "step_000002")
@@ -142,9 +144,9 @@ def test_codec_stage_then_flow_stage(tmp_path, chips16):
     sar = np.full((2, 2, 16, 16), -12.0, np.float32)
     out = tr.translate(TileBatch({"sar": sar}, np.ones((2, 16, 16), bool), ((0, 0), (0, 16)), 10.0), "rgb")
     assert out.shape == (2, 3, 16, 16) and np.isfinite(out).all()
-    proc = earthgen("train", *common, "--set", "stage=codec", "--set", "model.preset=tiny", "--set", "model.codec=null",
-                    "--set", f"run.out_dir={tmp_path / 'x'}", check=False)
-    assert proc.returncode == 2
+    proc = run_cli(["train", *common, "--set", "stage=codec", "--set", "model.preset=tiny", "--set", "model.codec=null",
+                    "--set", f"run.out_dir={tmp_path / 'x'}"])
+    assert proc.exit_code == 2, proc.stderr
 
 
 def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips16):
@@ -164,9 +166,9 @@ def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips1
         assert torch.allclose(tuned.state_dict()[k], v, rtol=0, atol=1e-9), k
     for sets, message in ((["model.hidden=48"], "has another model"), ([], "not a checkpoint directory")):
         target = src_ck if sets else tmp_path / "nowhere"
-        proc = earthgen(*base, *sum((["--set", s] for s in sets), []), "--set", f"flow.init_from={target}",
-                        "--set", f"run.out_dir={tmp_path / 'bad'}", check=False)
-        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+        proc = run_cli([*base, *sum((["--set", s] for s in sets), []), "--set", f"flow.init_from={target}",
+                        "--set", f"run.out_dir={tmp_path / 'bad'}"])
+        assert proc.exit_code == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
         assert not (tmp_path / "bad" / "checkpoints").exists()
 
 
@@ -174,7 +176,7 @@ def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips1
                                            ("64", "data.crop 64 is larger than the dataset's 16x16 chips")])
 def test_impossible_crops_are_one_line_errors(tmp_path, chips16, crop, message):
     out = tmp_path / "run"
-    proc = earthgen("train", "--config", str(TINY), "--set", f"data.root={chips16}", "--set", f"data.crop={crop}",
-                    "--set", f"run.out_dir={out}", check=False)
-    assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    proc = run_cli(["train", "--config", str(TINY), "--set", f"data.root={chips16}", "--set", f"data.crop={crop}",
+                    "--set", f"run.out_dir={out}"])
+    assert proc.exit_code == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not (out / "checkpoints").exists()

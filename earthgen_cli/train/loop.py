@@ -401,12 +401,26 @@ def _truncate_log(log_file: Path, start: int) -> None:
     os.replace(tmp, log_file)
 
 
+def _check_run_dir(cfg: TrainConfig, resume: bool) -> None:
+    """The run folder's mistakes, found before the dataset and the model are loaded (seconds)."""
+    ckdir = Path(cfg.run.out_dir) / "checkpoints"
+    newest = ck.newest_checkpoint(ckdir)
+    if newest is None:
+        return
+    if not resume:
+        raise EarthgenError(f"{ckdir}: already holds checkpoints; pass --resume or another run.out_dir")
+    step = ck.read_info(newest).step
+    if step >= cfg.optim.steps:
+        raise EarthgenError(f"{ckdir}: already at step {step} of {cfg.optim.steps}; nothing to do")
+
+
 def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
     """Run the codec or flow stage; returns the last checkpoint directory. The evaluation's stages
     unet and cas are fitted by `evaluate.fit.fit_stage` (cli/train.py dispatches them there)."""
     if cfg.stage in (Stage.unet, Stage.cas):
         raise ValueError(f"stage {cfg.stage.value} is fitted by earthgen_cli.evaluate.fit.fit_stage, "
                          f"not the training loop")
+    _check_run_dir(cfg, resume)
     env, device = init_distributed(cfg.run.device)
     try:
         trainer = Trainer(cfg, config_path, env, device)
