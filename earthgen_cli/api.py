@@ -164,9 +164,9 @@ def translate(da: Any, to: str, model: str | Model = "default", *, source: str |
 
 def inpaint(da: Any, mask: Any = "nodata", model: str | Model = "default", *, source: str | None = None,
             cond: Mapping[str, Any] | None = None, steps: int = 8, sampler: str = "euler", guidance: float = 1.0,
-            seed: int = 0, prompt: str | None = None, tile: int | None = None, overlap: int | None = None,
-            batch_size: int | None = None, device: str = "auto", max_pixels: int | None = None,
-            output: str | None = None, overwrite: bool = False):
+            resample: int = 1, seed: int = 0, prompt: str | None = None, tile: int | None = None,
+            overlap: int | None = None, batch_size: int | None = None, device: str = "auto",
+            max_pixels: int | None = None, output: str | None = None, overwrite: bool = False):
     """`earthgen inpaint`: regenerate the pixels where `mask` (a DataArray on `da`'s grid, non-zero
     = regenerate) is set, or `da`'s nodata pixels (`mask="nodata"`); the others are copied unchanged."""
     from earthgen_cli.inference.inpaint import inpaint_scene
@@ -174,7 +174,7 @@ def inpaint(da: Any, mask: Any = "nodata", model: str | Model = "default", *, so
 
     m = _model(model, device)
     sm, scene = _scene_options(m, tile, overlap, batch_size, seed, prompt, max_pixels)
-    opts = sampling_options(steps, sampler, guidance)
+    opts = sampling_options(steps, sampler, guidance, resample)
     with _workspace(output) as (tmp, out):
         src = _write_input(da, tmp / "in.tif", "inpaint input")
         mask_path = "nodata" if isinstance(mask, str) and mask == "nodata" else \
@@ -186,10 +186,10 @@ def inpaint(da: Any, mask: Any = "nodata", model: str | Model = "default", *, so
 
 def extend(da: Any, by: int, side: str | Sequence[str] = "all", model: str | Model = "default", *,
            source: str | None = None, cond: Mapping[str, Any] | None = None, steps: int = 8,
-           sampler: str = "euler", guidance: float = 1.0, seed: int = 0, prompt: str | None = None,
-           tile: int | None = None, overlap: int | None = None, batch_size: int | None = None,
-           device: str = "auto", max_pixels: int | None = None, output: str | None = None,
-           overwrite: bool = False):
+           sampler: str = "euler", guidance: float = 1.0, resample: int = 1, seed: int = 0,
+           prompt: str | None = None, tile: int | None = None, overlap: int | None = None,
+           batch_size: int | None = None, device: str = "auto", max_pixels: int | None = None,
+           output: str | None = None, overwrite: bool = False):
     """`earthgen extend`: outpaint `by` pixels past the chosen sides; the old pixels are unchanged."""
     from earthgen_cli.inference.extend import extend_scene, parse_sides
     from earthgen_cli.inference.multidiffusion import sampling_options
@@ -197,7 +197,7 @@ def extend(da: Any, by: int, side: str | Sequence[str] = "all", model: str | Mod
     sides = parse_sides(side if isinstance(side, str) else ",".join(side))
     m = _model(model, device)
     sm, scene = _scene_options(m, tile, overlap, batch_size, seed, prompt, max_pixels)
-    opts = sampling_options(steps, sampler, guidance)
+    opts = sampling_options(steps, sampler, guidance, resample)
     with _workspace(output) as (tmp, out):
         src = _write_input(da, tmp / "in.tif", "extend input")
         extend_scene(sm, src, by, sides, out, _conditions(cond, tmp), scene, opts,

@@ -131,3 +131,34 @@ def test_condition_outside_the_scene_is_refused(ckpt, scene, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 2 and len(lines) == 1 and "does not overlap" in lines[0], r.stderr
     assert not (tmp_path / "o.tif").exists() and not list(tmp_path.glob(".earthgen-*"))
+
+
+def test_renoising_takes_a_path_point_to_a_later_time():
+    """RePaint's step back (multidiffusion._renoise): from x_s = (1-s) x0 + s eps, the result has
+    mean (1-t) x0 and noise of standard deviation t, as a point of the same path at t would."""
+    from earthgen_cli.inference.multidiffusion import _renoise
+    from earthgen_cli.inference.noise import NoiseField
+
+    rng = np.random.default_rng(0)
+    x0 = np.full((4, 128, 128), 2.0, np.float32)
+    s, t = 0.3, 0.7
+    x = ((1 - s) * x0 + s * rng.standard_normal(x0.shape)).astype(np.float32)
+    _renoise(x, s, t, NoiseField(5, 4, 123))
+    assert abs(float(x.mean()) - (1 - t) * 2.0) < 0.01
+    assert abs(float(x.std()) - t) < 0.01
+
+
+def test_resample_keeps_the_known_pixels_and_is_recorded(ckpt, scene, tmp_path):
+    rgb, mask, _ = scene
+    plain, resampled = tmp_path / "plain.tif", tmp_path / "resampled.tif"
+    assert inpaint(ckpt, rgb, plain, "--mask", mask).exit_code == 0
+    r = inpaint(ckpt, rgb, resampled, "--mask", mask, "--resample", "3")
+    assert r.exit_code == 0, r.stderr
+    (a, _), (p, _), (b, _) = read(rgb), read(plain), read(resampled)
+    m = read(mask)[0][0] > 0
+    np.testing.assert_array_equal(b[:, ~m], a[:, ~m])
+    assert (b[:, m] != p[:, m]).mean() > 0.9  # the fill is sampled differently
+    with rasterio.open(resampled) as src:
+        assert src.tags()["EARTHGEN_RESAMPLE"] == "3"
+    bad = inpaint(ckpt, rgb, tmp_path / "x.tif", "--mask", mask, "--resample", "0")
+    assert bad.exit_code == 2 and "--resample" in bad.stderr and not (tmp_path / "x.tif").exists()

@@ -20,6 +20,7 @@ def command(
     steps: int = opt.Steps,
     sampler: str = opt.SamplerName,
     guidance: float = opt.Guidance,
+    resample: int = opt.Resample,
     prompt: Optional[str] = opt.Prompt,
     seed: int = opt.Seed,
     tile: Optional[int] = opt.GenTile,
@@ -41,7 +42,7 @@ def command(
 
     sides = parse_sides(side)
     conditions = parse_conditions(cond)
-    opts = sampling_options(steps, sampler, guidance)
+    opts = sampling_options(steps, sampler, guidance, resample)
     sm, scene = load_scene_model(model, device, tile, overlap, batch_size, seed, prompt, max_pixels)
     summary = extend_scene(sm, source, by, sides, output, conditions, scene, opts, from_, overwrite, quiet)
     if json_out:

@@ -19,6 +19,7 @@ def command(
     steps: int = opt.Steps,
     sampler: str = opt.SamplerName,
     guidance: float = opt.Guidance,
+    resample: int = opt.Resample,
     seed: int = opt.Seed,
     prompt: Optional[str] = opt.Prompt,
     tile: Optional[int] = opt.GenTile,
@@ -39,7 +40,7 @@ def command(
     from earthgen_cli.inference.multidiffusion import sampling_options
 
     conditions = parse_conditions(cond)
-    opts = sampling_options(steps, sampler, guidance)
+    opts = sampling_options(steps, sampler, guidance, resample)
     sm, scene = load_scene_model(model, device, tile, overlap, batch_size, seed, prompt, max_pixels)
     summary = inpaint_scene(sm, source, mask, output, conditions, scene, opts, from_, overwrite, quiet)
     if json_out:

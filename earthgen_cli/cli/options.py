@@ -24,6 +24,9 @@ Checkpoint = typer.Option(None, "--model", "-m", help="Checkpoint directory of t
                           "(default: the model shipped with earthgen).")
 Steps = typer.Option(8, "--steps", help="Sampling steps.")
 Guidance = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (1 = none).")
+Resample = typer.Option(1, "--resample", min=1, max=64, help="RePaint resampling: take each step N times, "
+                        "going back with fresh noise in between, so the fill agrees better with its "
+                        "surroundings (N x the model calls).")
 SamplerName = typer.Option("euler", "--sampler", help="euler, heun or euler-maruyama.")
 Cond = typer.Option([], "--cond", metavar="MOD=PATH", help="Condition raster of modality MOD, warped to the output "
                    "grid (repeatable).")

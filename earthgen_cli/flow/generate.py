@@ -37,10 +37,15 @@ class SamplingOptions:
     shift: float | None = None  # time shift; None = from the number of tokens (flux-style)
     eta: float = 1.0  # Euler-Maruyama noise level
     estimate: Estimate = Estimate.sample
+    # Generation around a known region (inpaint, extend): RePaint's resampling, each step taken
+    # this many times (inference/multidiffusion.Known); 1 = plain steps
+    resample: int = 1
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not 1 <= self.resample <= 64:
+            raise ValueError(f"resample must be 1..64, got {self.resample}")
         if self.guidance < 0:
             raise ValueError(f"guidance must be >= 0, got {self.guidance}")
 

@@ -57,6 +57,11 @@ def open_input(src, path: str, declared: str | None, sm: SceneModel) -> SourceRa
     return SourceRaster(src, path, modality, None)
 
 
+def model_calls(opts: SamplingOptions) -> int:
+    """Steps per tile with RePaint's resampling: every step but the last is taken `resample` times."""
+    return opts.steps + (opts.steps - 1) * (opts.resample - 1)
+
+
 def fill_scene(sm: SceneModel, grid: OutputGrid, modality: str, read_known: WindowReader,
                conditions: Sequence[tuple[str, str]], scene: SceneOptions, opts: SamplingOptions,
                canvas: MemmapCanvas, quiet: bool) -> np.ndarray:
@@ -68,14 +73,14 @@ def fill_scene(sm: SceneModel, grid: OutputGrid, modality: str, read_known: Wind
     text = sm.text_vector(scene.prompt)
     layout = SceneLayout(grid.height, grid.width, cfg.codec.factor, cfg.tile_multiple, scene.tile, scene.overlap)
     with open_conditions(sm, grid, conditions, None) as conds, \
-            tqdm(total=opts.steps * len(layout.tiles()), unit="tile", disable=quiet, leave=False) as bar:
+            tqdm(total=model_calls(opts) * len(layout.tiles()), unit="tile", disable=quiet, leave=False) as bar:
         cond_lat = encode_conditions(sm, layout, conds, canvas)
         known_lat, keep = encode_canvas(sm, layout, modality, read_known, canvas, "known")
         init = {modality: noise_canvas(canvas, "eps", scene.seed, modality_salt(modality),
                                        cfg.latent_channels(modality), layout.latent_shape)}
         gsd = grid.gsd * (grid.crs.linear_units_factor[1] if grid.crs and grid.crs.linear_units_factor else 1.0)
         latents = sample_scene(sm, layout, init, cond_lat, opts, scene.seed, gsd, scene.batch_size, canvas,
-                               known=Known({modality: known_lat}, keep), progress=bar, text=text)
+                               known=Known({modality: known_lat}, keep, opts.resample), progress=bar, text=text)
         return decode_canvas(sm, layout, modality, latents[modality], canvas, scene.batch_size)
 
 
@@ -97,7 +102,7 @@ def output_spec(src, sr: SourceRaster, path: str, sm: SceneModel, scene: SceneOp
     tags = inherited_tags(src.tags())
     tags.update(provenance_tags(modality=sr.modality, model=sm.label, steps=opts.steps, seed=scene.seed,
                                 sampler=opts.sampler.value, guidance=opts.guidance, operation=command,
-                                prompt=scene.prompt,
+                                prompt=scene.prompt, resample=opts.resample if opts.resample > 1 else None,
                                 direction="+".join([sr.modality, *(m for m, _ in conditions)]) + f":{sr.modality}"))
     return OutputSpec(path, sr.count, sr.dtype, src.nodata, tuple(src.descriptions), tags, overwrite=overwrite)
 

@@ -12,6 +12,7 @@ x_t = (1 - t) x0 + t eps, so the generated part is continuously steered by the k
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from earthgen_cli.inference.model_translator import (SALT_STEP, SALT_TARGET, SAL
                                                      inference_runtime)
 from earthgen_cli.inference.noise import NoiseField
 from earthgen_cli.modalities import MODALITY_NAMES, get_modality
+
+SALT_RESAMPLE = 1_000_000  # RePaint's re-noising draws: above it, (step * 64 + repeat) * 8 + slot
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,10 @@ class Known:
 
     latents: Mapping[str, np.memmap]  # generated modality -> clean latent (C, h, w)
     keep: np.ndarray  # (h, w) float32, 1 where the latent cell is known
+    # RePaint (Lugmayr et al. 2022): each step is taken `resample` times, going back from t_next to t
+    # with fresh noise in between, so the generated part can agree with the known part it was
+    # given; 1 = a plain step (the known part is only re-imposed)
+    resample: int = 1
 
 
 def _impose(x: np.memmap, known: np.ndarray, eps: np.ndarray, keep: np.ndarray, t: float, rows: int = 128) -> None:
@@ -169,6 +176,17 @@ def _impose(x: np.memmap, known: np.ndarray, eps: np.ndarray, keep: np.ndarray, 
         k = keep[r : r + rows] > 0
         on_path = (1.0 - t) * known[:, r : r + rows] + t * eps[:, r : r + rows]
         x[:, r : r + rows] = np.where(k[None], on_path, x[:, r : r + rows])
+
+
+def _renoise(x: np.memmap, s: float, t: float, field: NoiseField, rows: int = 64) -> None:
+    """x_s on the path x_t = (1 - t) x0 + t eps, taken forward to the later time t > s in place:
+    a x_s + sigma z with a = (1 - t) / (1 - s), sigma^2 = t^2 - a^2 s^2 (the same x0, and noise of
+    total standard deviation t)."""
+    a = (1.0 - t) / (1.0 - s)
+    sigma = math.sqrt(max(t * t - a * a * s * s, 0.0))
+    for r in range(0, x.shape[1], rows):
+        h = min(rows, x.shape[1] - r)
+        x[:, r : r + h] = a * x[:, r : r + h] + sigma * field.crop(r, 0, h, x.shape[2]).numpy()
 
 
 def _crops(arrays: Sequence[np.ndarray], tiles, th: int, tw: int, f: int, device) -> list[torch.Tensor]:
@@ -197,7 +215,13 @@ def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memm
         for m in gen:
             _impose(cur[m], known.latents[m], init[m], known.keep, schedule[0])
     total_c = sum(chans)
-    for i, (t, t_next) in enumerate(zip(schedule[:-1], schedule[1:])):
+    resample = known.resample if known is not None else 1
+    for i, u in ((i, u) for i in range(len(schedule) - 1) for u in range(resample if schedule[i + 1] > 0 else 1)):
+        t, t_next = schedule[i], schedule[i + 1]
+        if u > 0:  # RePaint: back from t_next to t, then the same step again
+            for k, m in enumerate(gen):
+                _renoise(cur[m], t_next, t, NoiseField(seed, chans[k], SALT_RESAMPLE + (i * 64 + u) * 8 + k))
+                _impose(cur[m], known.latents[m], init[m], known.keep, t)
         for m in gen:
             zero(nxt[m])
         for tiles in layout.batches(batch_size):
@@ -254,10 +278,10 @@ def decode_canvas(sm: SceneModel, layout: SceneLayout, modality: str, latent: np
     return out
 
 
-def sampling_options(steps: int, sampler: str, guidance: float) -> SamplingOptions:
+def sampling_options(steps: int, sampler: str, guidance: float, resample: int = 1) -> SamplingOptions:
     from earthgen_cli.flow.sampling import Sampler
 
     try:
-        return SamplingOptions(steps=steps, sampler=Sampler(sampler), guidance=guidance)
+        return SamplingOptions(steps=steps, sampler=Sampler(sampler), guidance=guidance, resample=resample)
     except ValueError as exc:
         raise EarthgenError(f"bad sampling option: {exc}") from None
