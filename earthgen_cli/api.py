@@ -40,12 +40,11 @@ class Model:
     _translators: dict = field(default_factory=dict, repr=False)
     _scene: Any = field(default=None, repr=False)
 
-    def translator(self, batch_size: int | None = None, **sampling: Any):
-        from earthgen_cli.inference.loader import load_translator
-
-        key = (batch_size, tuple(sorted((k, v) for k, v in sampling.items() if v is not None)))
+    def translator(self, settings):
+        """The translator of `settings` (a `TranslateSettings` of this model), loaded once per key."""
+        key = settings.translator_key()
         if key not in self._translators:
-            self._translators[key] = load_translator(self.spec, device=self.device, batch_size=batch_size, **sampling)
+            self._translators[key] = settings.load()
         return self._translators[key]
 
     def scene_model(self):
@@ -147,18 +146,18 @@ def translate(da: Any, to: str, model: str | Model = "default", *, source: str |
     """`earthgen translate` on a DataArray: `da` (band, y, x) of modality `source` (default: its
     EARTHGEN_MODALITY attribute, else the band count) to modality `to`. `cond`: other modalities of
     the same place (DataArrays, warped onto `da`'s grid)."""
-    from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TileOptions, resolve_tiling, translate_scene
+    from earthgen_cli.inference.engine import OutputOptions, SourceSpec
+    from earthgen_cli.inference.translate_job import TranslateSettings
 
     m = _model(model, device)
-    tr = m.translator(batch_size, steps=steps, sampler=sampler, guidance=guidance, estimate=estimate)
-    tile, overlap = resolve_tiling(tile, overlap, getattr(tr, "native_tile", None), 512)
+    settings = TranslateSettings(m.spec, m.device, steps=steps, sampler=sampler, guidance=guidance, estimate=estimate,
+                                 batch_size=batch_size, tile=tile, overlap=overlap, seed=seed)
+    tr = m.translator(settings)
     source = source or _declared_modality(da)
     with _workspace(output) as (tmp, out):
         src = _write_input(da, tmp / "in.tif", "translate input")
         extra = [SourceSpec(p, mod) for mod, p in _conditions(cond, tmp)]
-        translate_scene([SourceSpec(src, source), *extra], to, tr,
-                        TileOptions(tile=tile, overlap=overlap, batch_size=batch_size, seed=seed),
-                        OutputOptions(out, overwrite=overwrite))
+        settings.run(tr, [SourceSpec(src, source), *extra], to, OutputOptions(out, overwrite=overwrite))
         return _read_output(out, lazy=output is not None)
 
 

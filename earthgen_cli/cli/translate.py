@@ -53,9 +53,9 @@ def command(
     The output keeps the input's CRS, transform, nodata, band descriptions and tags, and adds
     EARTHGEN_* provenance tags. Example: earthgen translate s2_rgb.tif --to pan --model luminance -o pan.tif
     """
-    from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TileOptions, resolve_tiling, translate_scene
     from earthgen_cli.errors import EarthgenError
-    from earthgen_cli.inference.loader import load_translator
+    from earthgen_cli.inference.engine import OutputOptions, SourceSpec
+    from earthgen_cli.inference.translate_job import TranslateSettings
     from earthgen_cli.io.publish import check_output, same_path
     from earthgen_cli.io.raster import parse_bands
 
@@ -66,6 +66,8 @@ def command(
         inputs += read_list(from_list)
     if not inputs:
         raise EarthgenError("no input: give IN... or --from-list FILE")
+    settings = TranslateSettings(model, device, steps=steps, sampler=sampler, guidance=guidance, estimate=estimate,
+                                 batch_size=batch_size, tile=tile, overlap=overlap, seed=seed)
     if len(inputs) > 1 or from_list is not None:
         return _translate_many(inputs, locals())
     if skip_existing or workers is not None or scheduler is not None:
@@ -83,18 +85,15 @@ def command(
         if any(same_path(preview, o) for o in (output, confidence) if o is not None):
             raise EarthgenError(f"--preview {preview}: is also an output of this command; give the PNG its own name")
         check_output(preview, overwrite, [source, *(s.path for s in extra)])
-    translator = load_translator(model, device=device, steps=steps, sampler=sampler, guidance=guidance,
-                                  estimate=estimate, batch_size=batch_size)
-    tile, overlap = resolve_tiling(tile, overlap, getattr(translator, "native_tile", None), 512)
+    translator = settings.load()
     selected = parse_bands(bands, source)
     conf_out = None
     if confidence is not None:
         conf_out = OutputOptions(confidence, overwrite=overwrite, cog=cog, allow_no_crs=allow_no_crs)
-    summary = translate_scene(
+    summary = settings.run(
+        translator,
         [SourceSpec(source, from_, selected), *extra],
         to,
-        translator,
-        TileOptions(tile=tile, overlap=overlap, batch_size=batch_size, seed=seed),
         OutputOptions(output, overwrite=overwrite, cog=cog, allow_no_crs=allow_no_crs, max_pixels=max_pixels),
         quiet=quiet,
         confidence=conf_out,
@@ -127,11 +126,8 @@ def _translate_many(inputs: list[str], a: dict) -> None:
         raise EarthgenError(f"--workers must be at least 1, got {a['workers']}")
     jobs, skipped = plan(inputs, a["output"], a["skip_existing"], a["overwrite"])
     opts = ManyOptions(
-        to=a["to"], model=a["model"], source_modality=a["from_"], bands=parse_bands(a["bands"], inputs[0]),
-        translator={k: v for k, v in dict(steps=a["steps"], sampler=a["sampler"], guidance=a["guidance"],
-                                           estimate=a["estimate"], batch_size=a["batch_size"]).items() if v is not None},
-        device=a["device"], tile=a["tile"], overlap=a["overlap"], seed=a["seed"], overwrite=a["overwrite"],
-        cog=a["cog"], allow_no_crs=a["allow_no_crs"], max_pixels=a["max_pixels"])
+        to=a["to"], settings=a["settings"], source_modality=a["from_"], bands=parse_bands(a["bands"], inputs[0]),
+        overwrite=a["overwrite"], cog=a["cog"], allow_no_crs=a["allow_no_crs"], max_pixels=a["max_pixels"])
     summary = run_many(jobs, skipped, a["output"], opts, a["workers"], a["scheduler"],
                        lambda line: print(f"earthgen: error: {line}", file=sys.stderr), quiet=a["quiet"])
     c = summary.counts()

@@ -1,9 +1,9 @@
 """`earthgen translate IN... -o OUT_DIR`: many scenes, one task per scene, on local worker processes
 or a dask.distributed cluster (`--scheduler`), as build-dataset distributes its scenes.
 
-Each task is the single-scene engine (`engine.translate_scene`) on one input, so a scene's output
-is identical to what `earthgen translate IN -o OUT.tif` writes (noise is keyed by seed and grid
-position, not by task). A worker process loads the model once and keeps it for its later scenes
+Each task is the single-scene call (`translate_job.TranslateSettings.run`) on one input, so a
+scene's output is identical to what `earthgen translate IN -o OUT.tif` writes (noise is keyed by
+seed and grid position, not by task). A worker process loads the model once and keeps it for its later scenes
 (`_translator`). A scene that fails is reported with its one-line error and the others go on; the
 summary lists every scene (done, skipped, failed). Outputs are published atomically, so with
 `--skip-existing` a re-run skips every output that exists (it is complete) and redoes the rest.
@@ -17,11 +17,12 @@ import os
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from earthgen_cli.errors import EarthgenError, EarthgenWarning, warnings_to
+from earthgen_cli.inference.translate_job import TranslateSettings
 
 
 @dataclass(frozen=True)
@@ -35,14 +36,9 @@ class ManyOptions:
     """Everything a worker needs to translate one scene the way the single-scene command would."""
 
     to: str
-    model: str
+    settings: TranslateSettings  # model, sampling, tiling and seed
     source_modality: str | None = None
     bands: tuple[int, ...] | None = None
-    translator: dict = field(default_factory=dict)  # steps, sampler, guidance, estimate, batch_size
-    device: str = "auto"
-    tile: int | None = None
-    overlap: int | None = None
-    seed: int = 0
     overwrite: bool = False
     cog: bool = False
     allow_no_crs: bool = False
@@ -110,15 +106,13 @@ _TRANSLATORS: dict[tuple, Any] = {}
 
 def _translator(opts: ManyOptions):
     """The worker process's model for these options, loaded on its first scene only."""
-    from earthgen_cli.inference.loader import load_translator
-
-    key = (opts.model, opts.device, tuple(sorted(opts.translator.items())))
+    key = opts.settings.translator_key()
     if key not in _TRANSLATORS:
         if opts.threads:
             import torch
 
             torch.set_num_threads(opts.threads)
-        _TRANSLATORS[key] = load_translator(opts.model, device=opts.device, **opts.translator)
+        _TRANSLATORS[key] = opts.settings.load()
     return _TRANSLATORS[key]
 
 
@@ -128,7 +122,7 @@ def translate_one(job: SceneJob, opts: ManyOptions) -> dict:
     caller sees them (a worker process has its own stderr and warning filters). Not on a thread
     other than the main one (a dask worker's): the warnings module's state is global, so there
     they stay with the worker, as its other warnings do."""
-    from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TileOptions, resolve_tiling, translate_scene
+    from earthgen_cli.inference.engine import OutputOptions, SourceSpec
     from earthgen_cli.io.publish import SCENE_MAX_PIXELS
 
     t0 = time.perf_counter()
@@ -136,14 +130,10 @@ def translate_one(job: SceneJob, opts: ManyOptions) -> dict:
     main = threading.current_thread() is threading.main_thread()
     try:
         with warnings_to(said.append) if main else contextlib.nullcontext():
-            tr = _translator(opts)
-            tile, overlap = resolve_tiling(opts.tile, opts.overlap, getattr(tr, "native_tile", None), 512)
-            translate_scene([SourceSpec(job.source, opts.source_modality, opts.bands)], opts.to, tr,
-                            TileOptions(tile=tile, overlap=overlap, batch_size=opts.translator.get("batch_size"),
-                                        seed=opts.seed),
-                            OutputOptions(job.output, overwrite=opts.overwrite, cog=opts.cog,
-                                          allow_no_crs=opts.allow_no_crs,
-                                          max_pixels=opts.max_pixels or SCENE_MAX_PIXELS))
+            opts.settings.run(_translator(opts), [SourceSpec(job.source, opts.source_modality, opts.bands)], opts.to,
+                              OutputOptions(job.output, overwrite=opts.overwrite, cog=opts.cog,
+                                            allow_no_crs=opts.allow_no_crs,
+                                            max_pixels=opts.max_pixels or SCENE_MAX_PIXELS))
         status, error = "done", None
     except EarthgenError as exc:
         status, error = "failed", str(exc)
@@ -188,7 +178,7 @@ def _on_local_processes(jobs, opts: ManyOptions, n: int, done) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = opts.threads or max(1, (os.cpu_count() or 1) // n)
-    opts = ManyOptions(**{**asdict(opts), "threads": threads})
+    opts = replace(opts, threads=threads)
     # spawn: a fresh interpreter per worker (no torch state forked from this process)
     with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
         for fut in as_completed([pool.submit(translate_one, j, opts) for j in jobs]):
