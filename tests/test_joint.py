@@ -237,7 +237,7 @@ def test_a_tile_larger_than_the_training_crops_is_warned_about(tmp_path):
         r = run_cli(["joint", "--pair", "rgb", "--bbox", "500000,4650000,500640,4650640", "--bbox-crs", "EPSG:32633",
                      "--gsd", "10", "-m", ck32, "-o", tmp_path / tile, "--tile", tile, "--steps", "1", "-q"])
         assert r.exit_code == 0, r.stderr
-        assert ("--tile 64 is larger than the 32 px crops" in r.stderr) == warned, r.stderr
+        assert ("warning: --tile 64 is larger than the 32 px crops" in r.stderr) == warned, r.stderr
 
 
 def test_the_default_model_warns_for_what_its_card_does_not_validate(tmp_path):

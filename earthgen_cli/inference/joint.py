@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -22,7 +22,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 from rasterio.windows import Window
 
-from earthgen_cli.errors import EarthgenError
+from earthgen_cli.errors import EarthgenError, EarthgenWarning
 from earthgen_cli.inference.engine import TileOptions
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
 from earthgen_cli.flow.generate import SamplingOptions
@@ -78,8 +78,9 @@ def scene_options(sm, tile: int | None, overlap: int | None, batch_size: int | N
 
     if tile is not None and sm.native_tile and tile > sm.native_tile:
         # its positions and token counts were learnt at that size: larger tiles drift and show seams
-        print(f"warning: --tile {tile} is larger than the {sm.native_tile} px crops the checkpoint was trained "
-              f"on; expect drift and seams (leave --tile out to use {sm.native_tile})", file=sys.stderr)
+        warnings.warn(f"--tile {tile} is larger than the {sm.native_tile} px crops the checkpoint was trained "
+                      f"on; expect drift and seams (leave --tile out to use {sm.native_tile})", EarthgenWarning,
+                      stacklevel=2)
     tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
     return SceneOptions(tile, overlap, resolve_batch_size(batch_size, sm.device), seed, prompt, max_pixels)
 
