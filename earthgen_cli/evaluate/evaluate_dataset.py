@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.evaluate import DEFAULT_MAX_CHIPS
 from earthgen_cli.evaluate.baselines import PairwiseUNet, load_unet
 from earthgen_cli.evaluate.cas import DualEncoder, load_cas, model_dirs
 from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
@@ -188,14 +189,15 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
                      cas: Sequence[Path] = (), cas_steps: int = 0, unet: Sequence[Path] = (), unet_steps: int = 0,
                      joint: Sequence[str] = (), steps: int = 8, seed: int = 0,
                      tile: int | None = None, overlap: int | None = None,
-                     max_chips: int | None = None, batch_size: int | None = None, fid: bool = True,
+                     max_chips: int | None = DEFAULT_MAX_CHIPS, batch_size: int | None = None, fid: bool = True,
                      device: str = "auto", overwrite: bool = False,
                      say: Callable[[str], None] = lambda _: None, bars: bool = False) -> Report:
     """Score `model` (once per estimate, each beside its shuffled-source control), the controls and
     the baselines on the `split` chips of dataset `data` (any split name; flagged chips left out
     unless `include_flagged`); write report.json, report.md and grid.png into `out_dir` (published
     whole; --overwrite replaces only a report folder, io.publish). `say` gets the plan (directions,
-    chips per direction, total) before any work; `bars`: a progress bar per direction on stderr."""
+    chips per direction, total) before any work; `bars`: a progress bar per direction on stderr.
+    `max_chips`: chips scored per direction, shared out between the scenes (None: every chip)."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     check_output_dir(out_dir, overwrite, REPORT, [data, model, *cas, *unet])
