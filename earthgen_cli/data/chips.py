@@ -115,6 +115,28 @@ class ChipDataset(Dataset):
         return pairs
 
 
+def pair_index(dataset, names: Sequence[str | tuple[str, str]] | None = None,
+               where: str = "") -> dict[tuple[str, str], list[int]]:
+    """`dataset.pairs()` (a ChipDataset's, or a subset's) for the pairs `names` (`data.pairs`:
+    "rgb+nir" or ("rgb", "nir"), either order), each under the dataset's own key; None or empty:
+    every pair present. A pair no chip of the split holds is a configuration mistake, not an empty
+    draw: refused, after `where`."""
+    present = dataset.pairs()
+    if not names:
+        return present
+    out = {}
+    for name in names:
+        parts = tuple(name.split("+")) if isinstance(name, str) else tuple(name)
+        key = next((k for k in present if set(k) == set(parts)), None) if len(parts) == 2 else None
+        if key is None:
+            have = ", ".join("+".join(k) for k in present) or "none"
+            shown = name if isinstance(name, str) else "+".join(name)
+            raise EarthgenError(f"{where + ': ' if where else ''}data.pairs names {shown!r}, which no "
+                                f"{dataset.built.path} chip of this split holds (pairs present: {have})")
+        out[key] = present[key]
+    return out
+
+
 class PairBatchSampler(Sampler):
     """Batches whose samples all hold one modality pair: the pair drawn uniformly over the pairs
     present (MetaEarth-MM: uniform pair sampling against pair imbalance), then chips uniformly
@@ -122,6 +144,7 @@ class PairBatchSampler(Sampler):
 
     Stateless: the batch of step s on rank r comes from a generator seeded by (seed, s, r), so a
     run resumed at step s sees exactly the data it would have seen, whatever happened before.
+    `pairs`: draw from these only (`pair_index`: a pair no chip holds is refused).
     Yields `steps` batches from `start_step` (endless when `steps` is None). Use as
     `DataLoader(ds, batch_sampler=...)`; every sample of a batch shares its pair, so torch's
     default collate stacks them.
@@ -129,10 +152,8 @@ class PairBatchSampler(Sampler):
 
     def __init__(self, dataset: ChipDataset, batch_size: int, seed: int, rank: int = 0,
                  world_size: int = 1, start_step: int = 0, steps: int | None = None,
-                 pairs: Sequence[tuple[str, str]] | None = None):
-        index = dataset.pairs()
-        if pairs is not None:
-            index = {tuple(p): index[tuple(p)] for p in pairs if tuple(p) in index}
+                 pairs: Sequence[str | tuple[str, str]] | None = None):
+        index = pair_index(dataset, pairs)
         if not index:
             raise EarthgenError(f"{dataset.built.path}: no chip holds two of "
                                 f"{', '.join(dataset.modalities)}; nothing to pair")

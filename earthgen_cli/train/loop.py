@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -113,24 +113,6 @@ def _load_codecs(model: EarthGenModel, path: str, where: str) -> dict[str, dict[
     return stats
 
 
-def training_pairs(data, names: Sequence[str], where: str) -> list[tuple[str, str]] | None:
-    """`data.pairs` ("rgb+nir", ...) as the dataset's own (a, b) keys; None = every pair present.
-    A pair no chip of the split holds is a configuration mistake, not an empty draw."""
-    if not names:
-        return None
-    present = data.pairs()
-    out = []
-    for name in names:
-        parts = tuple(str(name).split("+"))
-        key = next((k for k in present if set(k) == set(parts)), None) if len(parts) == 2 else None
-        if key is None:
-            have = ", ".join("+".join(k) for k in present) or "none"
-            raise EarthgenError(f"{where}: data.pairs names {name!r}, which no {data.built.path} chip of this split "
-                                f"holds (pairs present: {have})")
-        out.append(key)
-    return out
-
-
 STD_FLOOR = 0.25
 
 
@@ -157,7 +139,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, config_path: str, env: DistEnv, device: torch.device) -> None:
         self.cfg, self.where, self.env, self.device = cfg, config_path, env, device
         self.data = open_dataset(cfg)
-        self.pairs = training_pairs(self.data, cfg.data.pairs, config_path)
+        from earthgen_cli.data.chips import pair_index
+
+        self.pairs = list(pair_index(self.data, cfg.data.pairs, config_path))  # data.pairs, else every pair
         self.captions = None
         if cfg.data.text and cfg.stage is Stage.flow:
             from earthgen_cli.train.captions import CaptionTable
@@ -204,7 +188,7 @@ class Trainer:
         self.params = params
         o = cfg.optim
         self.opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-        self.pair_keys = sorted("+".join(sorted(p)) for p in (self.pairs or self.data.pairs()))
+        self.pair_keys = sorted("+".join(sorted(p)) for p in self.pairs)
         if self.use_pseudo_pan:
             self.pair_keys = sorted(set(self.pair_keys) | {"+".join(sorted(("rgb", "pan")))})
         self.pairs_base = {k: 0 for k in self.pair_keys}
