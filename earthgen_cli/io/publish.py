@@ -23,13 +23,12 @@ import os
 import shutil
 import stat
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.io.scratch import current_umask, owner_prefix, temp_dir, temp_file
+from earthgen_cli.io.scratch import current_umask, temp_dir, temp_file
 
 STDIO = "-"
 
@@ -248,8 +247,14 @@ def publish_dir(staging: str | Path, target: str | Path, overwrite: bool, marker
     if not overwrite:
         raise _appeared(target)
     _check_replaceable(target, marker)
-    trash = target.parent / f"{owner_prefix()}{uuid.uuid4().hex[:8]}.old"
-    os.replace(target, trash)
+    # the old folder is renamed onto an empty temporary folder (rename(2) replaces an empty one), so
+    # its name is scratch's own: a run killed before the rmtree below leaves what clean_stale removes
+    trash = temp_dir(target.parent, suffix=".old", label=target)
+    try:
+        os.replace(target, trash)
+    except OSError:
+        os.rmdir(trash)
+        raise
     try:
         os.rename(staging, target)
     except OSError:
