@@ -40,11 +40,12 @@ LAYERS = {
     "models": 3,
     "data": 2,
     "io": 1,
-    # the bottom layer: registry, user-facing errors, the offline text encoder, the config parser
+    # the bottom layer: registry, user-facing errors, the offline text encoder, the config parser, seeds
     "modalities": 0,
     "errors": 0,
     "text": 0,
     "strict_config": 0,
+    "seeds": 0,  # seeds derived from key parts by hashing (noise cells, training steps, splits)
     "__init__": 0,  # earthgen_cli/__init__.py: only __version__
 }
 BOTTOM = 0

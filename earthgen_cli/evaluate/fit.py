@@ -17,7 +17,6 @@ A pair's chips are read once into memory; minibatches are drawn from a generator
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -33,11 +32,8 @@ from earthgen_cli.evaluate.cas import CASConfig, save_cas, train_cas
 from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
 from earthgen_cli.evaluate.metrics import to_unit
 from earthgen_cli.evaluate.runner import Direction, parse_directions
+from earthgen_cli.seeds import derive_seed
 from earthgen_cli.train.config import Stage, TrainConfig
-
-
-def _item_seed(seed: int, key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "little") >> 1
 
 
 def _load_direction(pairs, split: str, direction, batch: int = 64):
@@ -129,7 +125,7 @@ def fit_stage(cfg: TrainConfig, config_path: str, resume: bool = False) -> list[
     written = []
     for d in mine:
         started = time.perf_counter()
-        path, chips, loss = _fit_and_save(cfg, pairs, d, _item_seed(cfg.run.seed, d.key), out)
+        path, chips, loss = _fit_and_save(cfg, pairs, d, derive_seed(cfg.run.seed, d.key), out)
         record = {"stage": cfg.stage.value, "item": d.key, "steps": cfg.optim.steps, "chips": chips,
                   "final_loss": round(loss, 6), "seconds": round(time.perf_counter() - started, 1),
                   "rank": rank, "path": str(path)}

@@ -19,12 +19,10 @@ import torch
 from earthgen_cli.errors import EarthgenError, EarthgenWarning
 from earthgen_cli.flow.sampling import Sampler
 from earthgen_cli.flow.generate import Estimate, SamplingOptions, generate_latents, translate_latents
-from earthgen_cli.inference.noise import NoiseField
+from earthgen_cli.inference.noise import NoiseField, NoiseKind, noise_salt
 from earthgen_cli.inference.translator import TileBatch
 from earthgen_cli.modalities import get_modality
 
-# NoiseField salts: the target's initial noise, the guidance replacement of each source, SDE steps.
-SALT_TARGET, SALT_UNCOND, SALT_STEP = 0, 100, 1000
 # Tiles per forward pass when --batch-size is not given: small on a CPU (a batch costs its full
 # compute even when the last group is padded), larger on a GPU, which is idle below ~16 tiles.
 DEFAULT_BATCH = {"cpu": 4, "cuda": 16}
@@ -198,9 +196,9 @@ class ModelTranslator:
             latents[m] = self.model.codec(m).encode(x)
         b, (hl, wl) = batch.size, next(iter(latents.values())).shape[-2:]
         noise = lambda ch, salt: NoiseField(batch.seed, ch, salt).batch(batch.origins, hl, wl, scale=f).to(self.device)
-        init = noise(self.cfg.latent_channels(target), SALT_TARGET)
-        uncond = {m: noise(z.shape[1], SALT_UNCOND + i) for i, (m, z) in enumerate(latents.items())}
-        step_noise = lambda i: noise(init.shape[1], SALT_STEP + i)
+        init = noise(self.cfg.latent_channels(target), noise_salt(NoiseKind.TILE_INIT))
+        uncond = {m: noise(z.shape[1], noise_salt(NoiseKind.UNCOND, i)) for i, (m, z) in enumerate(latents.items())}
+        step_noise = lambda i: noise(init.shape[1], noise_salt(NoiseKind.STEP, step=i))
         gsd = None if batch.gsd is None else torch.full((b,), float(batch.gsd), device=self.device)
         out = translate_latents(self.model, latents, target, init, self.opts, gsd=gsd, uncond_noise=uncond,
                                 step_noise=step_noise, autocast_dtype=self.autocast)
@@ -227,9 +225,10 @@ class ModelTranslator:
         if height % self.tile_multiple or width % self.tile_multiple:
             raise EarthgenError(f"chip {height}x{width} is not a multiple of {self.tile_multiple} for {self.path}")
         hl, wl = height // f, width // f
-        init = {m: NoiseField(seed, self.cfg.latent_channels(m), SALT_TARGET + 10 * i)
+        init = {m: NoiseField(seed, self.cfg.latent_channels(m), noise_salt(NoiseKind.TILE_INIT, i))
                 .batch(tuple(origins), hl, wl, scale=f).to(self.device) for i, m in enumerate(modalities)}
-        step_noise = lambda i: torch.cat([NoiseField(seed, self.cfg.latent_channels(m), SALT_STEP + 1000 * k + i)
+        step_noise = lambda i: torch.cat([NoiseField(seed, self.cfg.latent_channels(m),
+                                                     noise_salt(NoiseKind.STEP, slot=k, step=i))
                                           .batch(tuple(origins), hl, wl, scale=f) for k, m in enumerate(modalities)],
                                          dim=1).to(self.device)
         b = len(origins)

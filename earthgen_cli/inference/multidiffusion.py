@@ -25,12 +25,9 @@ from earthgen_cli.errors import EarthgenError, EarthgenWarning
 from earthgen_cli.flow.sampling import get_schedule, shift_for_tokens, step
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader, read_padded, zero
 from earthgen_cli.flow.generate import SamplingOptions, slot_velocity
-from earthgen_cli.inference.model_translator import (SALT_STEP, SALT_TARGET, SALT_UNCOND, checkpoint_label,
-                                                     inference_runtime)
-from earthgen_cli.inference.noise import NoiseField
+from earthgen_cli.inference.model_translator import checkpoint_label, inference_runtime
+from earthgen_cli.inference.noise import NoiseField, NoiseKind, noise_salt
 from earthgen_cli.modalities import MODALITY_NAMES, get_modality
-
-SALT_RESAMPLE = 1_000_000  # RePaint's re-noising draws: above it, (step * 64 + repeat) * 8 + slot
 
 
 @dataclass(frozen=True)
@@ -122,7 +119,7 @@ def unvalidated_warnings(generate: Sequence[str], conditions: Sequence[str]) -> 
 def modality_salt(modality: str) -> int:
     """Initial-noise salt of a generated slot: fixed per modality, so a modality's noise does not
     depend on the order of --pair."""
-    return SALT_TARGET + 1 + MODALITY_NAMES.index(modality)
+    return noise_salt(NoiseKind.SCENE_INIT, MODALITY_NAMES.index(modality))
 
 
 def noise_canvas(canvas: MemmapCanvas, name: str, seed: int, salt: int, channels: int,
@@ -220,7 +217,8 @@ def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memm
         t, t_next = schedule[i], schedule[i + 1]
         if u > 0:  # RePaint: back from t_next to t, then the same step again
             for k, m in enumerate(gen):
-                _renoise(cur[m], t_next, t, NoiseField(seed, chans[k], SALT_RESAMPLE + (i * 64 + u) * 8 + k))
+                field = NoiseField(seed, chans[k], noise_salt(NoiseKind.RESAMPLE, slot=k, step=i, repeat=u))
+                _renoise(cur[m], t_next, t, field)
                 _impose(cur[m], known.latents[m], init[m], known.keep, t)
         for m in gen:
             zero(nxt[m])
@@ -234,14 +232,14 @@ def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memm
             b = x.shape[0]
             g = None if gsd is None else torch.full((b,), float(gsd), device=dev)
             txt = None if text is None else torch.from_numpy(text).to(dev)[None].expand(b, -1)
-            uncond = [NoiseField(seed, z.shape[1], SALT_UNCOND + MODALITY_NAMES.index(m))
+            uncond = [NoiseField(seed, z.shape[1], noise_salt(NoiseKind.UNCOND, MODALITY_NAMES.index(m)))
                       .batch(origins, th, tw, scale=f).to(dev) for z, m in zip(c_lat, cond)]
 
             velocity = slot_velocity(model, gen, chans, dict(zip(cond, c_lat)), opts.guidance, g,
                                      dict(zip(cond, uncond)), sm.autocast, text=txt)
             noise = None
             if t_next > 0:
-                noise = NoiseField(seed, total_c, SALT_STEP + i).batch(origins, th, tw, scale=f)
+                noise = NoiseField(seed, total_c, noise_salt(NoiseKind.STEP, step=i)).batch(origins, th, tw, scale=f)
             x_next = step(opts.sampler, velocity, x, t, t_next, noise, opts.eta).cpu().numpy()
             for j, tile in enumerate(tiles):
                 ly, lx = tile.y // f, tile.x // f

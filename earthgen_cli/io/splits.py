@@ -16,11 +16,11 @@ any train/val/test chip is dropped.
 from __future__ import annotations
 
 import enum
-import hashlib
 import math
 from dataclasses import dataclass
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.seeds import key_digest
 
 
 class SplitBy(str, enum.Enum):
@@ -46,8 +46,7 @@ class SplitPlan:
                                 f"in [0, 1) and leave room for train")
 
     def split_of(self, key: str) -> str:
-        digest = hashlib.blake2b(f"{self.seed}:{key}".encode(), digest_size=8).digest()
-        u = int.from_bytes(digest, "big") / 2.0 ** 64
+        u = int.from_bytes(key_digest(self.seed, key), "big") / 2.0 ** 64
         if u < self.test_frac:
             return "test"
         if u < self.test_frac + self.val_frac:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import math
 import os
@@ -29,6 +28,7 @@ from earthgen_cli.flow.path import SlotMode, sample_slot_times
 from earthgen_cli.modalities import default_scaling
 from earthgen_cli.models.config import CodecKind
 from earthgen_cli.models.earthgen import EarthGenModel
+from earthgen_cli.seeds import derive_seed
 from earthgen_cli.strict_config import to_mapping
 from earthgen_cli import checkpoint as ck
 from earthgen_cli.train.batches import Batch, ChipSubset, collate, crop_and_augment, pseudo_pan
@@ -39,8 +39,7 @@ from earthgen_cli.flow.objective import CodecObjective, FlowObjective, latent_va
 
 
 def step_generator(seed: int, step: int, micro: int, rank: int, salt: str = "") -> torch.Generator:
-    key = f"{seed}:{step}:{micro}:{rank}:{salt}".encode()
-    return torch.Generator().manual_seed(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1)
+    return torch.Generator().manual_seed(derive_seed(seed, step, micro, rank, salt))
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
