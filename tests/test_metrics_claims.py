@@ -25,7 +25,8 @@ from earthgen_cli.evaluate.controls import scene_derangement
 from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
 from earthgen_cli.evaluate.metrics import psnr_ref
 from earthgen_cli.evaluate.report import read_report
-from earthgen_cli.evaluate.runner import Direction, EvaluateOptions, TensorPairs, evaluate, parse_directions
+from earthgen_cli.evaluate.pair_source import Direction, TensorPairs, parse_directions
+from earthgen_cli.evaluate.runner import EvaluateOptions, evaluate
 from earthgen_cli.io.dataset_store import ChipRecord, open_dataset
 
 CONFIG = """root: {root}

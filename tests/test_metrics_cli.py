@@ -85,7 +85,7 @@ def test_without_a_cas_encoder_cas_is_left_out_with_a_warning(dataset, tmp_path)
 
 from pathlib import Path  # noqa: E402
 
-from earthgen_cli.evaluate.runner import chip_indices  # noqa: E402
+from earthgen_cli.evaluate.pair_source import chip_indices  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

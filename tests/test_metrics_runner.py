@@ -14,15 +14,8 @@ from earthgen_cli.errors import EarthgenError
 from earthgen_cli.evaluate.cas import CASConfig, DualEncoder
 from earthgen_cli.evaluate.fid import InceptionFeatures, inception_path
 from earthgen_cli.evaluate.report import read_report
-from earthgen_cli.evaluate.runner import (
-    Direction,
-    EvaluateOptions,
-    TensorPairs,
-    evaluate,
-    parse_directions,
-    translator_method,
-    write_outputs,
-)
+from earthgen_cli.evaluate.pair_source import Direction, TensorPairs, parse_directions
+from earthgen_cli.evaluate.runner import EvaluateOptions, evaluate, translator_method, write_outputs
 from earthgen_cli.inference.translator import LuminanceTranslator
 from earthgen_cli.modalities import luminance
 from earthgen_cli.modalities import default_scaling

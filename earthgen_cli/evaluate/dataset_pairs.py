@@ -11,7 +11,7 @@ from typing import Iterator
 
 import torch
 
-from earthgen_cli.evaluate.runner import Direction, PairBatch, chip_indices
+from earthgen_cli.evaluate.pair_source import Direction, PairBatch, chip_indices
 
 
 class DatasetPairs:

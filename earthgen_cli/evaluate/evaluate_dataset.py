@@ -14,14 +14,13 @@ from earthgen_cli.evaluate.cas import DualEncoder, load_cas, model_dirs
 from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
 from earthgen_cli.evaluate.report import Report, directory_identity
 from earthgen_cli.evaluate.joint_eval import evaluate_joint, joint_key, joint_warnings, parse_joint
+from earthgen_cli.evaluate.pair_source import Direction, parse_directions
 from earthgen_cli.evaluate.runner import (
     BASELINES,
-    Direction,
     EvaluateOptions,
     EvaluationOutput,
     check_directions,
     evaluate,
-    parse_directions,
     write_outputs,
 )
 from earthgen_cli.inference.engine import resolve_tiling

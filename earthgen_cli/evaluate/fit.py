@@ -31,7 +31,7 @@ from earthgen_cli.evaluate.baselines import PairwiseUNet, save_unet, train_pairw
 from earthgen_cli.evaluate.cas import CASConfig, save_cas, train_cas
 from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
 from earthgen_cli.evaluate.metrics import to_unit
-from earthgen_cli.evaluate.runner import Direction, parse_directions
+from earthgen_cli.evaluate.pair_source import Direction, parse_directions
 from earthgen_cli.seeds import derive_seed
 from earthgen_cli.train.config import Stage, TrainConfig
 

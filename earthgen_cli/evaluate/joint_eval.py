@@ -20,12 +20,14 @@ from typing import Callable, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
+from earthgen_cli.claims import UNIFIED
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.evaluate.cas import DualEncoder, cas_score
 from earthgen_cli.evaluate.fid import InceptionFeatures, fid_kid
 from earthgen_cli.evaluate.metrics import to_unit
 from earthgen_cli.evaluate.report import REAL_PAIRS, SHUFFLED_PAIRS, MethodScores
-from earthgen_cli.evaluate.runner import UNIFIED, Direction, PairSource, chip_bar
+from earthgen_cli.evaluate.pair_source import Direction, PairSource
+from earthgen_cli.evaluate.runner import chip_bar
 from earthgen_cli.modalities import get_modality
 
 class PairGenerator(Protocol):
