@@ -13,7 +13,6 @@ import contextlib
 import copy
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,8 @@ from earthgen_cli.train.batches import Batch, ChipSubset, collate, crop_and_augm
 from earthgen_cli.train.config import Precision, Stage, TrainConfig, build_model_config
 from earthgen_cli.train.distributed import (DistEnv, check_ranks_identical, init_distributed, mean_over_ranks,
                                             per_rank, shutdown)
+from earthgen_cli.train.run_folder import check_run_dir, truncate_log
+from earthgen_cli.train.starting_weights import init_from, load_codecs, measure_latent_stats
 from earthgen_cli.flow.objective import CodecObjective, FlowObjective, latent_valid
 
 
@@ -78,62 +79,6 @@ def _check_crop(crop: int, chip: int, multiple: int, where: str) -> None:
                             f"patch); try {max(multiple, crop // multiple * multiple)}")
 
 
-def _init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dict[str, dict[str, list[float]]]:
-    """Start from another flow checkpoint's EMA weights (codecs and latent statistics included).
-    The architecture and the value scaling of every modality must match: the weights only mean
-    something on data normalised the way they were trained."""
-    info = ck.read_info(Path(path))
-    if info.stage != "flow":
-        raise EarthgenError(f"{where}: flow.init_from {path} is a {info.stage}-stage checkpoint, not a flow one")
-    if info.model != model.cfg:
-        raise EarthgenError(f"{where}: flow.init_from {path} has another model (preset, codec, modalities or "
-                            f"bands differ from this config)")
-    for m, s in scaling.items():
-        if info.scaling.get(m) != s:
-            raise EarthgenError(f"{where}: flow.init_from {path} normalises {m} differently from {where}'s "
-                                f"dataset (value scaling differs); fine-tune on a dataset built with its scaling")
-    ck.load_weights(model, Path(path) / "ema.safetensors")
-    for m, st in info.latent_stats.items():
-        model.codecs[m].set_latent_stats(st["shift"], st["scale"])
-    return dict(info.latent_stats)
-
-
-def _load_codecs(model: EarthGenModel, path: str, where: str) -> dict[str, dict[str, list[float]]]:
-    if not path:
-        raise EarthgenError(f"{where}: a kl codec needs flow.codec_from (a codec-stage checkpoint)")
-    source, info = ck.load_model(Path(path), ema=True)
-    stats = {}
-    for m in model.cfg.modalities:
-        if m not in source.codecs or info.model.codec != model.cfg.codec or info.model.bands[m] != model.cfg.bands[m]:
-            raise EarthgenError(f"{path}: its codecs do not match this model (modality {m}, codec settings, bands)")
-        model.codecs[m].load_state_dict(source.codecs[m].state_dict())
-        stats[m] = info.latent_stats[m]
-        model.codecs[m].set_latent_stats(stats[m]["shift"], stats[m]["scale"])
-    return stats
-
-
-STD_FLOOR = 0.25
-
-
-@torch.no_grad()
-def measure_latent_stats(model: EarthGenModel, batches: list[Batch], device: torch.device) -> dict[str, dict]:
-    """Per-channel shift/scale making the codec's latents zero-mean, unit-variance on the data."""
-    sums: dict[str, list[torch.Tensor]] = {}
-    for batch in batches:
-        for m, x in zip(batch.mods, batch.images):
-            sums.setdefault(m, []).append(model.codecs[m].raw_encode(x.to(device)).float().transpose(0, 1).flatten(1))
-    stats = {}
-    for m in model.cfg.modalities:
-        if m not in sums:
-            stats[m] = model.codecs[m].latent_stats()
-            continue
-        z = torch.cat(sums[m], dim=1)
-        # A floor on the std keeps a channel that is nearly flat in the measured batches (a flat
-        # band, one dark scene) from being blown up more than 4x against the rest of the data.
-        stats[m] = {"shift": z.mean(1).tolist(), "scale": (1.0 / z.std(1).clamp_min(STD_FLOOR)).tolist()}
-    return stats
-
-
 class Trainer:
     def __init__(self, cfg: TrainConfig, config_path: str, env: DistEnv, device: torch.device) -> None:
         self.cfg, self.where, self.env, self.device = cfg, config_path, env, device
@@ -166,7 +111,7 @@ class Trainer:
             objective: torch.nn.Module = CodecObjective(self.model, cfg.codec)
         else:
             if mcfg.codec.kind is CodecKind.kl:
-                self.latent_stats = _load_codecs(self.model, cfg.flow.codec_from, config_path)
+                self.latent_stats = load_codecs(self.model, cfg.flow.codec_from, config_path)
             elif cfg.flow.codec_from:
                 raise EarthgenError(f"{config_path}: flow.codec_from is set but this model's codec is "
                                     f"{mcfg.codec.kind.value} (nothing to load); remove flow.codec_from")
@@ -178,7 +123,7 @@ class Trainer:
                 for m, st in self.latent_stats.items():
                     self.model.codecs[m].set_latent_stats(st["shift"], st["scale"])
             if cfg.flow.init_from:
-                self.latent_stats = _init_from(self.model, self.scaling, cfg.flow.init_from, config_path)
+                self.latent_stats = init_from(self.model, self.scaling, cfg.flow.init_from, config_path)
             self.model.codecs.requires_grad_(False)
             params = self.model.flow_parameters()
             objective = FlowObjective(self.model, cfg.flow)
@@ -366,44 +311,13 @@ class Trainer:
         return path if path is not None else ck.newest_checkpoint(self.ckdir)
 
 
-def _truncate_log(log_file: Path, start: int) -> None:
-    """Drop the records of steps after `start` (written after the checkpoint resumed from, then lost):
-    a resumed run logs them again, and log.jsonl holds each step once."""
-    if not log_file.is_file():
-        return
-    keep = []
-    for line in log_file.read_text().splitlines():
-        try:
-            step = json.loads(line).get("step", 0)
-        except (json.JSONDecodeError, AttributeError):
-            continue  # a line cut short by the crash
-        if isinstance(step, int) and step <= start:
-            keep.append(line + "\n")
-    tmp = log_file.with_name(log_file.name + ".tmp")
-    tmp.write_text("".join(keep))
-    os.replace(tmp, log_file)
-
-
-def _check_run_dir(cfg: TrainConfig, resume: bool) -> None:
-    """The run folder's mistakes, found before the dataset and the model are loaded (seconds)."""
-    ckdir = Path(cfg.run.out_dir) / "checkpoints"
-    newest = ck.newest_checkpoint(ckdir)
-    if newest is None:
-        return
-    if not resume:
-        raise EarthgenError(f"{ckdir}: already holds checkpoints; pass --resume or another run.out_dir")
-    step = ck.read_info(newest).step
-    if step >= cfg.optim.steps:
-        raise EarthgenError(f"{ckdir}: already at step {step} of {cfg.optim.steps}; nothing to do")
-
-
 def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
     """Run the codec or flow stage; returns the last checkpoint directory. The evaluation's stages
     unet and cas are fitted by `evaluate.fit.fit_stage` (cli/train.py dispatches them there)."""
     if cfg.stage in (Stage.unet, Stage.cas):
         raise ValueError(f"stage {cfg.stage.value} is fitted by earthgen_cli.evaluate.fit.fit_stage, "
                          f"not the training loop")
-    _check_run_dir(cfg, resume)
+    check_run_dir(cfg, resume)
     env, device = init_distributed(cfg.run.device)
     try:
         trainer = Trainer(cfg, config_path, env, device)
@@ -427,7 +341,7 @@ def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
             (out / "config.yaml").write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
         log_file = out / "log.jsonl"
         if env.master:
-            _truncate_log(log_file, start)
+            truncate_log(log_file, start)
 
         def log(record: dict[str, Any]) -> None:
             line = json.dumps(record)

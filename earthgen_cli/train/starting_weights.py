@@ -1,0 +1,69 @@
+"""Where a flow run starts: another flow checkpoint's weights (flow.init_from), a codec stage's
+codecs (flow.codec_from), and the codec latents' statistics measured on the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from earthgen_cli import checkpoint as ck
+from earthgen_cli.errors import EarthgenError
+from earthgen_cli.models.earthgen import EarthGenModel
+from earthgen_cli.train.batches import Batch
+
+
+def init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dict[str, dict[str, list[float]]]:
+    """Start from another flow checkpoint's EMA weights (codecs and latent statistics included).
+    The architecture and the value scaling of every modality must match: the weights only mean
+    something on data normalised the way they were trained."""
+    info = ck.read_info(Path(path))
+    if info.stage != "flow":
+        raise EarthgenError(f"{where}: flow.init_from {path} is a {info.stage}-stage checkpoint, not a flow one")
+    if info.model != model.cfg:
+        raise EarthgenError(f"{where}: flow.init_from {path} has another model (preset, codec, modalities or "
+                            f"bands differ from this config)")
+    for m, s in scaling.items():
+        if info.scaling.get(m) != s:
+            raise EarthgenError(f"{where}: flow.init_from {path} normalises {m} differently from {where}'s "
+                                f"dataset (value scaling differs); fine-tune on a dataset built with its scaling")
+    ck.load_weights(model, Path(path) / "ema.safetensors")
+    for m, st in info.latent_stats.items():
+        model.codecs[m].set_latent_stats(st["shift"], st["scale"])
+    return dict(info.latent_stats)
+
+
+def load_codecs(model: EarthGenModel, path: str, where: str) -> dict[str, dict[str, list[float]]]:
+    if not path:
+        raise EarthgenError(f"{where}: a kl codec needs flow.codec_from (a codec-stage checkpoint)")
+    source, info = ck.load_model(Path(path), ema=True)
+    stats = {}
+    for m in model.cfg.modalities:
+        if m not in source.codecs or info.model.codec != model.cfg.codec or info.model.bands[m] != model.cfg.bands[m]:
+            raise EarthgenError(f"{path}: its codecs do not match this model (modality {m}, codec settings, bands)")
+        model.codecs[m].load_state_dict(source.codecs[m].state_dict())
+        stats[m] = info.latent_stats[m]
+        model.codecs[m].set_latent_stats(stats[m]["shift"], stats[m]["scale"])
+    return stats
+
+
+STD_FLOOR = 0.25
+
+
+@torch.no_grad()
+def measure_latent_stats(model: EarthGenModel, batches: list[Batch], device: torch.device) -> dict[str, dict]:
+    """Per-channel shift/scale making the codec's latents zero-mean, unit-variance on the data."""
+    sums: dict[str, list[torch.Tensor]] = {}
+    for batch in batches:
+        for m, x in zip(batch.mods, batch.images):
+            sums.setdefault(m, []).append(model.codecs[m].raw_encode(x.to(device)).float().transpose(0, 1).flatten(1))
+    stats = {}
+    for m in model.cfg.modalities:
+        if m not in sums:
+            stats[m] = model.codecs[m].latent_stats()
+            continue
+        z = torch.cat(sums[m], dim=1)
+        # A floor on the std keeps a channel that is nearly flat in the measured batches (a flat
+        # band, one dark scene) from being blown up more than 4x against the rest of the data.
+        stats[m] = {"shift": z.mean(1).tolist(), "scale": (1.0 / z.std(1).clamp_min(STD_FLOOR)).tolist()}
+    return stats
