@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TileOptions, translate_scene
+from earthgen_cli.inference.scene_translate import OutputOptions, SourceSpec, TileOptions, translate_scene
 from earthgen_cli.inference.loader import load_translator
 from earthgen_cli.inference.translator import TileBatch
 

@@ -22,9 +22,10 @@ from pathlib import Path
 import rasterio
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the test helpers: smooth model, seam metric (one definition)
+sys.path.insert(0, str(ROOT / "tests"))  # the test helpers: smooth model, CLI runner, scene fixtures
 
-from generate_fixtures import seam_ratio, smooth_checkpoint  # noqa: E402
+from earthgen_cli.evaluate.seams import seam_ratio  # noqa: E402
+from generate_fixtures import smooth_checkpoint  # noqa: E402
 from scene_fixtures import BEN_MM, run_cli  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"

@@ -146,7 +146,7 @@ def translate(da: Any, to: str, model: str | Model = "default", *, source: str |
     """`earthgen translate` on a DataArray: `da` (band, y, x) of modality `source` (default: its
     EARTHGEN_MODALITY attribute, else the band count) to modality `to`. `cond`: other modalities of
     the same place (DataArrays, warped onto `da`'s grid)."""
-    from earthgen_cli.inference.engine import OutputOptions, SourceSpec
+    from earthgen_cli.inference.scene_translate import OutputOptions, SourceSpec
     from earthgen_cli.inference.translate_job import TranslateSettings
 
     m = _model(model, device)

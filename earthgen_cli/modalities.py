@@ -10,7 +10,6 @@ Everything here works on NumPy arrays and on torch tensors alike (no torch impor
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -18,15 +17,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from earthgen_cli.errors import EarthgenError
-
-
-class ModalityName(str, enum.Enum):
-    rgb = "rgb"
-    sar = "sar"
-    nir = "nir"
-    pan = "pan"
-    ms = "ms"
-    osm = "osm"
 
 
 @dataclass(frozen=True)

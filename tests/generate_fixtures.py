@@ -70,34 +70,6 @@ def smooth_checkpoint(path: Path, steps: int = 150, size: int = 16) -> Path:
     return path
 
 
-def seam_ratio(image: np.ndarray, tile: int, overlap: int, zones: bool = False) -> float:
-    """Mean |adjacent-pixel difference| across tile borders / the same inside tiles.
-
-    Tile borders are the pixel pairs where a tile starts or ends (the scene tiling of
-    `inference.tiling`, last tile anchored to the edge); every other adjacent pair is inside.
-    `zones=True` counts every pair within an overlap zone as border instead: blending tiles that
-    disagree hides their step at the tile edges but spreads it over the blend ramp."""
-    from earthgen_cli.inference.tiling import axis_starts
-
-    img = image.astype(np.float64)
-    dx = np.abs(np.diff(img, axis=-1)).mean(axis=tuple(range(img.ndim - 2)) + (-2,))  # per column pair
-    dy = np.abs(np.diff(img, axis=-2)).mean(axis=tuple(range(img.ndim - 2)) + (-1,))
-
-    def border_mask(n: int) -> np.ndarray:
-        starts = axis_starts(n, tile, overlap)
-        edges = {s - 1 for s in starts[1:]} | {s + tile - 1 for s in starts[:-1]}
-        if zones:
-            edges |= {e for s, nxt in zip(starts[:-1], starts[1:]) for e in range(nxt - 1, s + tile)}
-        m = np.zeros(n - 1, dtype=bool)
-        m[sorted(e for e in edges if 0 <= e < n - 1)] = True
-        return m
-
-    bx, by = border_mask(img.shape[-1]), border_mask(img.shape[-2])
-    across = np.concatenate([dx[bx], dy[by]]).mean()
-    inside = np.concatenate([dx[~bx], dy[~by]]).mean()
-    return float(across / inside)
-
-
 def shared_smooth_checkpoint(tmp_path_factory) -> Path:
     """One smooth checkpoint per test session (training is deterministic, so sharing it is safe)."""
     path = Path(tmp_path_factory.getbasetemp()) / "smooth_ck"

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import write_geotiff
-from earthgen_cli.inference import engine
+from earthgen_cli.inference import scene_translate
 from earthgen_cli.inference.translator import IdentityTranslator
 from scene_fixtures import run_cli
 from test_translate import assert_one_line_error
@@ -29,7 +29,7 @@ DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int6
 
 def random_values(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     """Values over the whole range of `dtype`: its extremes, and for floats every exponent (float64:
-    magnitudes 2**-900 .. 2**900, see engine.exact_parts), signs and full mantissas."""
+    magnitudes 2**-900 .. 2**900, see scene_translate.exact_parts), signs and full mantissas."""
     dt = np.dtype(dtype)
     if dt.kind in "iu":
         info = np.iinfo(dt)
@@ -70,11 +70,13 @@ def test_identity_round_trip_is_bit_exact(tmp_path, dtype, height, width, tile, 
     src = write_geotiff(folder / "in.tif", data, nodata=nodata)
     out = folder / "out.tif"
     overlap = min(int(tile * overlap_frac), tile // 2 - 1)
-    with mock.patch.object(engine, "STRIPE_WIDTH", stripe), mock.patch.object(engine, "BLOCKSIZE", 16):
-        engine.translate_scene([engine.SourceSpec(str(src), "pan" if bands == 1 else "rgb" if bands == 3 else "sar")],
-                               "pan" if bands == 1 else "rgb" if bands == 3 else "sar", IdentityTranslator(),
-                               engine.TileOptions(tile=tile, overlap=overlap, batch_size=3),
-                               engine.OutputOptions(str(out)))
+    modality = "pan" if bands == 1 else "rgb" if bands == 3 else "sar"
+    with mock.patch.object(scene_translate, "STRIPE_WIDTH", stripe), \
+            mock.patch.object(scene_translate, "BLOCKSIZE", 16):
+        scene_translate.translate_scene([scene_translate.SourceSpec(str(src), modality)], modality,
+                                        IdentityTranslator(),
+                                        scene_translate.TileOptions(tile=tile, overlap=overlap, batch_size=3),
+                                        scene_translate.OutputOptions(str(out)))
     with rasterio.open(out) as dst:
         got = dst.read()
         assert dst.dtypes[0] == dtype

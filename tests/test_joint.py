@@ -9,11 +9,12 @@ import pytest
 import rasterio
 from rasterio.warp import transform_bounds
 
+from earthgen_cli.evaluate.seams import seam_ratio
 from earthgen_cli.inference.default_model import validated_directions
 from earthgen_cli.io.identity import directory_identity
 from conftest import write_geotiff
 from generate_fixtures import (assert_same_up_to_rounding, checkpoint_info, kl_checkpoint, random_checkpoint,
-                               seam_ratio, shared_smooth_checkpoint)
+                               shared_smooth_checkpoint)
 from scene_fixtures import BEN_MM, run_cli
 
 UTM_BOX = "500000,4650000,501040,4651040"  # 104 x 104 px at 10 m: 4 x 4 tiles of 32 with overlap 8

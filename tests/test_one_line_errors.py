@@ -70,14 +70,14 @@ def test_gdal_messages_and_not_georeferenced_warning_stay_off_stderr(tmp_path):
 
 
 def test_os_error_at_the_boundary_names_the_file(tmp_path, monkeypatch):
-    from earthgen_cli.inference import engine
+    from earthgen_cli.inference import scene_translate
 
     src = write_geotiff(tmp_path / "in.tif", np.ones((3, 16, 16), np.uint16))
 
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "o.tif"))
 
-    monkeypatch.setattr(engine, "_run_stripes", denied)
+    monkeypatch.setattr(scene_translate, "_run_stripes", denied)
     r = run_cli(translate(src, tmp_path / "o.tif"))
     assert r.exit_code == 1
     assert_one_line_error(r, f"{tmp_path / 'o.tif'}: Permission denied")
@@ -85,10 +85,10 @@ def test_os_error_at_the_boundary_names_the_file(tmp_path, monkeypatch):
 
 
 def test_unexpected_error_is_one_line_with_the_debug_hint(tmp_path, monkeypatch):
-    from earthgen_cli.inference import engine
+    from earthgen_cli.inference import scene_translate
 
     src = write_geotiff(tmp_path / "in.tif", np.ones((3, 16, 16), np.uint16))
-    monkeypatch.setattr(engine, "_run_stripes", lambda *a, **k: {}["boom"])
+    monkeypatch.setattr(scene_translate, "_run_stripes", lambda *a, **k: {}["boom"])
     r = run_cli(translate(src, tmp_path / "o.tif"))
     assert r.exit_code == 1
     assert_one_line_error(r, "unexpected KeyError", "EARTHGEN_DEBUG=1")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.evaluate.grid import GridSection, display_rgb, write_grid
+from earthgen_cli.evaluate.contact_sheet import GridSection, display_rgb, write_grid
 from earthgen_cli.evaluate.report import (
     MethodScores,
     Report,

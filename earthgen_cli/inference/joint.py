@@ -23,7 +23,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from earthgen_cli.errors import EarthgenError, EarthgenWarning
-from earthgen_cli.inference.engine import TileOptions
+from earthgen_cli.inference.scene_translate import TileOptions
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
 from earthgen_cli.flow.generate import SamplingOptions
 from earthgen_cli.inference.multidiffusion import (SceneModel, decode_canvas, encode_canvas, modality_salt,
@@ -73,7 +73,7 @@ def load_scene_model(model: str | None, device: str, tile: int | None, overlap: 
 def scene_options(sm, tile: int | None, overlap: int | None, batch_size: int | None, seed: int,
                   prompt: str | None = None, max_pixels: int = SCENE_MAX_PIXELS) -> SceneOptions:
     """The scene options of a loaded scene model (the CLI's and the Python API's)."""
-    from earthgen_cli.inference.engine import resolve_tiling
+    from earthgen_cli.inference.scene_translate import resolve_tiling
     from earthgen_cli.inference.model_translator import resolve_batch_size
 
     if tile is not None and sm.native_tile and tile > sm.native_tile:

@@ -122,7 +122,7 @@ def translate_one(job: SceneJob, opts: ManyOptions) -> dict:
     caller sees them (a worker process has its own stderr and warning filters). Not on a thread
     other than the main one (a dask worker's): the warnings module's state is global, so there
     they stay with the worker, as its other warnings do."""
-    from earthgen_cli.inference.engine import OutputOptions, SourceSpec
+    from earthgen_cli.inference.scene_translate import OutputOptions, SourceSpec
     from earthgen_cli.io.publish import SCENE_MAX_PIXELS
 
     t0 = time.perf_counter()

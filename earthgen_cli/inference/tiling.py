@@ -93,15 +93,6 @@ def axis_weights(length: int, tile: int, starts: list[int], overlap: int) -> lis
 
 
 @dataclass(frozen=True)
-class Tile:
-    index: int  # position in processing order
-    row: int  # tile-row number
-    col: int  # tile-column number
-    y: int  # top-left on the scene grid
-    x: int
-
-
-@dataclass(frozen=True)
 class TileGrid:
     """Overlapping tiles over a `height` x `width` scene (see the module docstring).
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
-    from earthgen_cli.inference.engine import OutputOptions, SourceSpec, TranslateSummary
+    from earthgen_cli.inference.scene_translate import OutputOptions, SourceSpec, TranslateSummary
     from earthgen_cli.inference.translator import Translator
 
 FALLBACK_TILE = 512  # px: --tile of a translator without a native tile (the analytic ones)
@@ -43,7 +43,7 @@ class TranslateSettings:
             quiet: bool = True, confidence: OutputOptions | None = None) -> TranslateSummary:
         """`sources[0]`'s scene (the others warped onto its grid) translated to `to` by `translator`
         (loaded with `load`, or reused), tiled at --tile/--overlap, else the model's native tile."""
-        from earthgen_cli.inference.engine import TileOptions, resolve_tiling, translate_scene
+        from earthgen_cli.inference.scene_translate import TileOptions, resolve_tiling, translate_scene
 
         tile, overlap = resolve_tiling(self.tile, self.overlap, getattr(translator, "native_tile", None),
                                        FALLBACK_TILE)

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Protocol, Sequence
 import numpy as np
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.modalities import get_modality, luminance
+from earthgen_cli.modalities import luminance
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,3 @@ ANALYTIC_TRANSLATORS: dict[str, type] = {
     "identity": IdentityTranslator,
     "luminance": LuminanceTranslator,
 }
-
-
-def check_modality_names(sources: Sequence[str], target: str) -> None:
-    for name in [*sources, target]:
-        get_modality(name)

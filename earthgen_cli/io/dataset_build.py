@@ -26,7 +26,7 @@ from earthgen_cli.errors import EarthgenError
 from earthgen_cli.io import dataset_store as store
 from earthgen_cli.io.alignment import reference_grid
 from earthgen_cli.io.captions import csv_captions, scene_name
-from earthgen_cli.io.chip_grid import ChipFilter, chip_bounds, chip_windows
+from earthgen_cli.io.chip_windows import ChipFilter, chip_bounds, chip_windows
 from earthgen_cli.io.dataset_config import CaptionFrom, DatasetConfig
 from earthgen_cli.io.publish import DATASET, check_not_input, check_output_dir, staged_dir
 from earthgen_cli.io.scratch import make_folder

@@ -17,7 +17,7 @@ import numpy as np
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.io.alignment import AlignedScene
 from earthgen_cli.io.captions import osm_caption
-from earthgen_cli.io.chip_grid import ChipFilter, ChipWindow
+from earthgen_cli.io.chip_windows import ChipFilter, ChipWindow
 from earthgen_cli.io.scene_inputs import Grid, SceneInput
 
 SAMPLES_PER_CHIP = 512  # valid values per band per train chip kept for the percentiles
