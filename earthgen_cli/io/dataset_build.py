@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from earthgen_cli import __version__
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.io import dataset_store as store
@@ -28,15 +26,15 @@ from earthgen_cli.io.alignment import reference_grid
 from earthgen_cli.io.captions import csv_captions, scene_name
 from earthgen_cli.io.chip_windows import ChipFilter, chip_bounds, chip_windows
 from earthgen_cli.io.dataset_config import CaptionFrom, DatasetConfig
+from earthgen_cli.io.extract_tasks import on_local_processes, run_distributed
+from earthgen_cli.io.normalisation import normalisation
 from earthgen_cli.io.publish import DATASET, check_not_input, check_output_dir, staged_dir
 from earthgen_cli.io.scratch import make_folder
 from earthgen_cli.io.scene_chips import BandSums, SceneResult, SceneTask, extract_scene
 from earthgen_cli.io.scene_inputs import SceneInput, SceneProblem, find_scenes
 from earthgen_cli.io.splits import (HOLDOUT, SPLITS, ChipPlace, SplitBy, SplitPlan, block_split,
                                     overlapping_holdout, scene_groups)
-from earthgen_cli.modalities import MODALITY_NAMES, default_scaling, get_modality
-
-PERCENTILES = (1.0, 99.0)  # robust normalisation range (DESIGN.md: robust percentiles)
+from earthgen_cli.modalities import MODALITY_NAMES, get_modality
 
 
 @dataclass(frozen=True)
@@ -181,7 +179,7 @@ def _run_tasks(tasks: list[SceneTask], store_path: Path, opts: BuildOptions) -> 
 
             delayed = [dask.delayed(extract_scene, pure=False)(t, str(store_path), chip_filter, opts.skip_bad)
                        for t in tasks]
-            return _run_distributed(delayed, opts.scheduler, bar)
+            return run_distributed(delayed, opts.scheduler, bar)
         workers = min(opts.workers or os.cpu_count() or 1, max(len(tasks), 1))
         if workers == 1:
             results = []
@@ -189,74 +187,9 @@ def _run_tasks(tasks: list[SceneTask], store_path: Path, opts: BuildOptions) -> 
                 results.append(extract_scene(t, str(store_path), chip_filter, opts.skip_bad))
                 bar.update(1)
             return results
-        return _on_local_processes(tasks, store_path, chip_filter, opts.skip_bad, workers, bar)
+        return on_local_processes(tasks, store_path, chip_filter, opts.skip_bad, workers, bar)
     finally:
         bar.close()
-
-
-def _on_local_processes(tasks: list[SceneTask], store_path: Path, chip_filter: ChipFilter, skip_bad: bool,
-                        workers: int, bar) -> list[SceneResult]:
-    """Processes, not threads: reading, warping and filtering a scene holds the GIL for much of the
-    time (two threads ran slower than one, 0.76x). Each process writes its own scenes' rows (whole
-    zarr chunks), so the store is the same whatever the worker count. The largest scenes go first
-    (longest-processing-time order: one large scene started last would leave a worker idle), and the
-    workers are forked (this process holds no torch or open dataset; spawning re-imported rasterio,
-    zarr and dask in each worker, seconds of the ~20 s a sample build takes)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    order = sorted(range(len(tasks)), key=lambda i: -len(tasks[i].windows))
-    results: list[SceneResult | None] = [None] * len(tasks)
-    context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    threads = max(1, (os.cpu_count() or 1) // workers)  # blosc's compression threads, per worker
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_blosc_threads,
-                             initargs=(threads,)) as pool:
-        futures = {pool.submit(extract_scene, tasks[i], str(store_path), chip_filter, skip_bad): i for i in order}
-        for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
-            bar.update(1)
-    return results
-
-
-def _set_blosc_threads(n: int) -> None:
-    import numcodecs.blosc
-
-    numcodecs.blosc.set_nthreads(n)
-
-
-def _run_distributed(delayed: list, address: str, bar) -> list[SceneResult]:
-    from earthgen_cli.io.cluster import connect
-
-    client, as_completed = connect(address)
-    with client:
-        futures = client.compute(delayed)
-        for _ in as_completed(futures):
-            bar.update(1)
-        return client.gather(futures)
-
-
-def _normalisation(sums: dict[str, BandSums], bands: dict[str, int],
-                   dtypes: dict[str, str]) -> dict[str, dict]:
-    out = {}
-    for name in bands:
-        s = sums.get(name)
-        if s is None or not s.samples:
-            scale = default_scaling(name, bands[name], dtypes.get(name))
-            out[name] = {"low": list(scale.low), "high": list(scale.high), "mean": None,
-                         "std": None, "from": "registry default (no train chips)"}
-            continue
-        values = np.concatenate(s.samples, axis=1)
-        log = get_modality(name).log_scale  # percentiles of log1p(raw): see Modality.log_scale
-        low, high = np.percentile(np.log1p(np.maximum(values, 0)) if log else values, PERCENTILES, axis=1)
-        high = np.where(high > low, high, low + (0.01 if log else 1.0))  # a constant band still maps to a range
-        mean = s.total / np.maximum(s.count, 1)
-        std = np.sqrt(np.maximum(s.total_sq / np.maximum(s.count, 1) - mean ** 2, 0.0))
-        out[name] = {"low": low.tolist(), "high": high.tolist(), "mean": mean.tolist(),
-                     "std": std.tolist(), "percentiles": list(PERCENTILES),
-                     "samples": int(values.shape[1]), "from": "train split"}
-        if log:
-            out[name]["log"] = True  # low/high are log1p(raw); mean/std stay in raw units
-    return out
 
 
 def _scene_files(scene: SceneInput) -> list[str]:
@@ -374,8 +307,8 @@ def _finish(config, opts, scenes, tasks, records, results, problems, dropped, ba
                            "source_dtypes": sorted(source_dtypes.get(n, ())),
                            "resampling": get_modality(n).resampling,
                            "array": f"{store.ARRAYS_DIR}/{n}"} for n in names},
-        "normalisation": _normalisation(sums, bands, dtypes),
-        "normalisation_by_source": {src: _normalisation(s, {k: bands[k] for k in s}, dtypes)
+        "normalisation": normalisation(sums, bands, dtypes),
+        "normalisation_by_source": {src: normalisation(s, {k: bands[k] for k in s}, dtypes)
                                     for src, s in sorted(by_source.items())},
         "pair_matrix": {"modalities": list(names),
                         "counts": store.pair_matrix(chips, names),
