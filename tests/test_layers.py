@@ -12,7 +12,7 @@ Both module-level imports and imports inside functions count for the layer order
 from a higher layer is still a dependency on it). Import cycles between files (strongly connected
 components of the file graph) are checked on module-level imports only: counting function-level
 imports as well makes one large component today (the lazy API facade in `earthgen_cli/__init__.py`,
-`io.raster` reading `__version__`, inference's lazy model loading), which is not a load-order
+`io.geotiff_writer` reading `__version__`, inference's lazy model loading), which is not a load-order
 cycle. Two files importing each other directly is refused at any level
 (`test_no_two_files_import_each_other`).
 

@@ -254,7 +254,7 @@ def test_aborted_geotiff_is_deleted_without_writing_its_missing_blocks(tmp_path,
     import rasterio
     from rasterio.windows import Window
 
-    from earthgen_cli.io.raster import GeoTiffWriter, OutputSpec
+    from earthgen_cli.io.geotiff_writer import GeoTiffWriter, OutputSpec
 
     like = write_geotiff(tmp_path / "like.tif", np.zeros((1, 16, 16), np.uint8))
     sizes = []

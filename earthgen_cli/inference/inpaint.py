@@ -25,11 +25,11 @@ from earthgen_cli.inference.joint import (WRITE_ROWS, SceneOptions, check_genera
                                          open_conditions)
 from earthgen_cli.inference.multidiffusion import (Known, SceneModel, decode_canvas, encode_canvas, modality_salt,
                                                    noise_canvas, sample_scene)
+from earthgen_cli.io.geotiff_writer import GeoTiffWriter, OutputSpec, inherited_tags, provenance_tags
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import check_output
 from earthgen_cli.io.scratch import run_folder
-from earthgen_cli.io.raster import (GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, inherited_tags, open_raster,
-                                    provenance_tags, raster_info, resolve_modality)
+from earthgen_cli.io.raster import SourceRaster, gdal_env, open_raster, raster_info, resolve_modality
 from earthgen_cli.modalities import cast_to_dtype
 
 

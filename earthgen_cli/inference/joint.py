@@ -28,10 +28,11 @@ from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReade
 from earthgen_cli.flow.generate import SamplingOptions
 from earthgen_cli.inference.multidiffusion import (SceneModel, decode_canvas, encode_canvas, modality_salt,
                                                    noise_canvas, sample_scene)
+from earthgen_cli.io.geotiff_writer import GeoTiffWriter, OutputSpec, provenance_tags
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import SCENE_MAX_PIXELS, check_not_input, check_output, check_output_room, staged_file
 from earthgen_cli.io.scratch import run_folder
-from earthgen_cli.io.raster import GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, open_raster, provenance_tags
+from earthgen_cli.io.raster import SourceRaster, gdal_env, open_raster
 from earthgen_cli.modalities import cast_to_dtype, get_modality
 
 WRITE_ROWS = 256

@@ -29,12 +29,10 @@ from rasterio.windows import Window
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.tiling import TileGrid
 from earthgen_cli.inference.translator import TileBatch, Translator
+from earthgen_cli.io.geotiff_writer import GeoTiffWriter, OutputSpec, inherited_tags, provenance_tags
 from earthgen_cli.io.publish import SCENE_MAX_PIXELS, STDIO, check_output, check_output_room, same_path
 from earthgen_cli.io.scratch import run_folder
-from earthgen_cli.io.raster import (
-    GeoTiffWriter, OutputSpec, SourceRaster, gdal_env, inherited_tags, open_raster, provenance_tags, raster_info,
-    resolve_modality,
-)
+from earthgen_cli.io.raster import SourceRaster, gdal_env, open_raster, raster_info, resolve_modality
 from earthgen_cli.modalities import cast_to_dtype, dtype_info, get_modality
 
 STRIPE_WIDTH = 1024  # pixels; the accumulator is about tile x (STRIPE_WIDTH + tile) x bands float64

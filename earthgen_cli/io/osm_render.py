@@ -302,11 +302,12 @@ class OsmLayer:
 def render_osm_file(src: str, like: str, out: str, overwrite: bool = False,
                     band_rows: int = 512, max_pixels: int | None = None) -> int:
     """Render `src` onto the grid of the raster `like` and write a 3-band uint8 GeoTIFF tagged
-    EARTHGEN_MODALITY=osm; returns the number of features drawn. Atomic (io.raster's writer)."""
+    EARTHGEN_MODALITY=osm; returns the number of features drawn. Atomic (io.geotiff_writer)."""
     from rasterio.windows import Window
 
+    from earthgen_cli.io.geotiff_writer import GeoTiffWriter, OutputSpec, provenance_tags
     from earthgen_cli.io.publish import SCENE_MAX_PIXELS, check_output, check_output_room
-    from earthgen_cli.io.raster import GeoTiffWriter, OutputSpec, open_raster, provenance_tags
+    from earthgen_cli.io.raster import open_raster
 
     check_output(out, overwrite, [src, like])
     with open_raster(like) as ref:

@@ -25,9 +25,9 @@ from pathlib import Path
 import rasterio
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.io.geotiff_writer import provenance_tags
 from earthgen_cli.io.publish import SAMPLE_DATA, check_output_dir, staged_dir
 from earthgen_cli.io.scratch import run_folder
-from earthgen_cli.io.raster import provenance_tags
 
 S2_BANDS = {
     "s2_rgb.tif": (("B04", "B03", "B02"), "rgb"),
