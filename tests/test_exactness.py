@@ -29,7 +29,7 @@ DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int6
 
 def random_values(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     """Values over the whole range of `dtype`: its extremes, and for floats every exponent (float64:
-    magnitudes 2**-900 .. 2**900, see scene_translate.exact_parts), signs and full mantissas."""
+    magnitudes 2**-900 .. 2**900, see stripe_blend.exact_parts), signs and full mantissas."""
     dt = np.dtype(dtype)
     if dt.kind in "iu":
         info = np.iinfo(dt)
