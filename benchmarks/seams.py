@@ -53,10 +53,10 @@ def _final_only(model: str, tmp: Path, tile: int, overlap: int, tiles: int, step
 
     from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout
     from earthgen_cli.flow.generate import SamplingOptions
-    from earthgen_cli.inference.multidiffusion import (SceneModel, decode_canvas, modality_salt, noise_canvas,
-                                                       sample_scene)
+    from earthgen_cli.inference.multidiffusion import decode_canvas, modality_salt, noise_canvas, sample_scene
+    from earthgen_cli.inference.runtime import load_runtime
 
-    sm = SceneModel.load(model, "cpu")
+    sm = load_runtime(model, "cpu")
     f, size = sm.cfg.codec.factor, tile + (tiles - 1) * (tile - overlap)
     scene = SceneLayout(size, size, f, sm.cfg.tile_multiple, tile, overlap)
     with tempfile.TemporaryDirectory() as d:

@@ -52,9 +52,9 @@ class Model:
             raise EarthgenError(f"model {self.spec!r} cannot generate; joint, inpaint and extend need a checkpoint "
                                 f"(or the default model)")
         if self._scene is None:
-            from earthgen_cli.inference.multidiffusion import SceneModel
+            from earthgen_cli.inference.runtime import load_runtime
 
-            self._scene = SceneModel.load(None if self.spec == "default" else self.spec, self.device)
+            self._scene = load_runtime(self.spec, self.device)
         return self._scene
 
 

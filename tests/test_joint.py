@@ -192,9 +192,10 @@ def test_existing_output_needs_overwrite(ckpt, tmp_path):
 def test_latent_canvas_lives_in_memory_mapped_files(ckpt, tmp_path):
     from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout
     from earthgen_cli.flow.generate import SamplingOptions
-    from earthgen_cli.inference.multidiffusion import SceneModel, noise_canvas, sample_scene
+    from earthgen_cli.inference.multidiffusion import noise_canvas, sample_scene
+    from earthgen_cli.inference.runtime import load_runtime
 
-    sm = SceneModel.load(str(ckpt), "cpu")
+    sm = load_runtime(str(ckpt), "cpu")
     layout = SceneLayout(100, 70, 2, 2, 32, 8)
     canvas = MemmapCanvas(str(tmp_path))
     init = {"rgb": noise_canvas(canvas, "eps", 0, 1, 12, layout.latent_shape)}

@@ -36,9 +36,10 @@ def test_checkpoint_without_text_refuses_prompt(tmp_path, shared_data):
 def test_text_vector_steers_whole_scene_sampling(text_ckpt, tmp_path):
     from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout
     from earthgen_cli.flow.generate import SamplingOptions
-    from earthgen_cli.inference.multidiffusion import SceneModel, noise_canvas, sample_scene
+    from earthgen_cli.inference.multidiffusion import noise_canvas, sample_scene
+    from earthgen_cli.inference.runtime import load_runtime
 
-    sm = SceneModel.load(str(text_ckpt), "cpu")
+    sm = load_runtime(str(text_ckpt), "cpu")
     layout = SceneLayout(48, 48, 2, 2, 32, 8)
     g = np.random.default_rng(0)
     outs = []

@@ -10,7 +10,8 @@ import torch
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.loader import load_translator
-from earthgen_cli.inference.model_translator import ModelTranslator, resolve_batch_size
+from earthgen_cli.inference.model_translator import ModelTranslator
+from earthgen_cli.inference.runtime import ModelRuntime, resolve_batch_size
 from earthgen_cli.inference.translator import TileBatch
 from earthgen_cli import checkpoint as ck
 from test_checkpoint import _info, _save
@@ -59,7 +60,7 @@ def test_batch_size_defaults_by_device_and_refuses_zero(ckpt):
 
 def test_save_load_sample_identical_to_in_memory(ckpt):
     model, info = ck.load_model(ckpt, ema=False)
-    mem = ModelTranslator(model, info, ckpt, device="cpu", steps=3, sampler="heun", guidance=2.0)
+    mem = ModelTranslator(ModelRuntime.place(model, info, ckpt, "cpu"), steps=3, sampler="heun", guidance=2.0)
     disk = ModelTranslator.load(ckpt, device="cpu", steps=3, sampler="heun", guidance=2.0)
     a, ca = mem.translate_with_confidence(_batch(4), "rgb")
     b, cb = disk.translate_with_confidence(_batch(4), "rgb")

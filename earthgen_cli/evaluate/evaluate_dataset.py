@@ -62,8 +62,8 @@ def _load_model(spec: str | None, device: str, steps: int, estimates: Sequence[s
     first = ModelTranslator.load(path, device=device, steps=steps, estimate=estimates[0], batch_size=batch_size)
     models = {estimates[0]: first}
     for estimate in estimates[1:]:
-        models[estimate] = ModelTranslator(first.model, first.info, path, device=str(first.device), steps=steps,
-                                           estimate=estimate, batch_size=first.batch_size)
+        models[estimate] = ModelTranslator(first.runtime, steps=steps, estimate=estimate,
+                                           batch_size=first.batch_size)
     return models, directory_identity(path)
 
 

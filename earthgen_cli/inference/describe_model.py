@@ -14,7 +14,7 @@ from typing import Any
 def checkpoint_summary(path: str | Path) -> dict[str, Any]:
     import torch
 
-    from earthgen_cli.inference.model_translator import checkpoint_label
+    from earthgen_cli.inference.runtime import checkpoint_label
     from earthgen_cli.models.earthgen import EarthGenModel, count_parameters
     from earthgen_cli.checkpoint import native_tile, read_info
 

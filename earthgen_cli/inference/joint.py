@@ -65,9 +65,9 @@ def load_scene_model(model: str | None, device: str, tile: int | None, overlap: 
     """The checkpoint (None: the default model) and the scene options, with --tile/--overlap
     defaulting to the crop size it was trained on (else 256) and --batch-size to the device's
     default: what joint, inpaint and extend share."""
-    from earthgen_cli.inference.multidiffusion import SceneModel
+    from earthgen_cli.inference.runtime import load_runtime
 
-    sm = SceneModel.load(model, device)
+    sm = load_runtime(model, device)
     return sm, scene_options(sm, tile, overlap, batch_size, seed, prompt, max_pixels)
 
 
@@ -75,7 +75,7 @@ def scene_options(sm, tile: int | None, overlap: int | None, batch_size: int | N
                   prompt: str | None = None, max_pixels: int = SCENE_MAX_PIXELS) -> SceneOptions:
     """The scene options of a loaded scene model (the CLI's and the Python API's)."""
     from earthgen_cli.inference.scene_translate import resolve_tiling
-    from earthgen_cli.inference.model_translator import resolve_batch_size
+    from earthgen_cli.inference.runtime import resolve_batch_size
 
     if tile is not None and sm.native_tile and tile > sm.native_tile:
         # its positions and token counts were learnt at that size: larger tiles drift and show seams

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.inference.default_model import DEFAULT, require_default_model
+from earthgen_cli.inference.default_model import DEFAULT
 from earthgen_cli.inference.translator import ANALYTIC_TRANSLATORS, Translator
 
 
@@ -33,14 +33,12 @@ def load_translator(spec: str | None, device: str = "auto", batch_size: int | No
             names = ", ".join(f"--{k}" for k in sorted(options))
             raise EarthgenError(f"{names}: sampling options apply to a checkpoint model, not --model {spec}")
         return ANALYTIC_TRANSLATORS[spec]()
-    path = require_default_model() if spec == DEFAULT else Path(spec)
-    if not path.exists():
+    if spec != DEFAULT and not Path(spec).exists():
         raise EarthgenError(
             f"{spec}: no such model; use default, identity, luminance or a checkpoint directory"
         )
     from earthgen_cli.inference.model_translator import ModelTranslator  # torch: only for a checkpoint
 
-    translator = ModelTranslator.load(path, device=device, batch_size=batch_size, **options)
-    if spec == DEFAULT:
-        translator.warn_unvalidated = True
-    return translator
+    # the default model is resolved (and its unvalidated directions warned about) by the runtime
+    return ModelTranslator.load(spec if spec == DEFAULT else Path(spec), device=device, batch_size=batch_size,
+                                **options)

@@ -20,103 +20,35 @@ from earthgen_cli.errors import EarthgenError, EarthgenWarning
 from earthgen_cli.flow.sampling import Sampler
 from earthgen_cli.flow.generate import Estimate, SamplingOptions, generate_latents, translate_latents
 from earthgen_cli.inference.noise import NoiseField, NoiseKind, noise_salt
+from earthgen_cli.inference.runtime import ModelRuntime, load_runtime, pad_batch, resolve_batch_size
 from earthgen_cli.inference.translator import TileBatch
 from earthgen_cli.modalities import get_modality
-
-# Tiles per forward pass when --batch-size is not given: small on a CPU (a batch costs its full
-# compute even when the last group is padded), larger on a GPU, which is idle below ~16 tiles.
-DEFAULT_BATCH = {"cpu": 4, "cuda": 16}
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise EarthgenError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EarthgenError(f"device {device} requested but CUDA is not available")
-    return dev
-
-
-COMPILE_ENV = "EARTHGEN_COMPILE"
-
-
-def inference_runtime(model: torch.nn.Module, device: str, precision: str, where: str):
-    """The one device / precision choice of every inference path (translate, joint, inpaint, extend,
-    evaluate): (model on the device, device, autocast dtype or None). fp32 on CPU (bit-reproducible;
-    bf16 has no fast CPU kernels here), bf16 autocast on CUDA. EARTHGEN_COMPILE=1 wraps the network
-    in torch.compile where it compiles (CUDA with a working toolchain); a failure falls back to eager
-    with a warning, and results then match eager up to float rounding."""
-    import os
-
-    dev = pick_device(device)
-    if precision not in ("auto", "fp32", "bf16"):
-        raise EarthgenError(f"{where}: precision must be auto, fp32 or bf16, not {precision!r}")
-    bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")
-    model = model.to(dev)
-    if os.environ.get(COMPILE_ENV, "") == "1":
-        try:
-            model.scene = torch.compile(model.scene)  # the transformers: where the FLOPs are
-            model.generator = torch.compile(model.generator)
-        except Exception as exc:  # noqa: BLE001  (no compiler toolchain, unsupported op, ...)
-            warnings.warn(f"{COMPILE_ENV}=1 but torch.compile failed ({type(exc).__name__}); running eager",
-                          EarthgenWarning, stacklevel=2)
-    return model, dev, (torch.bfloat16 if bf16 else None)
-
-
-def resolve_batch_size(batch_size: int | None, device: torch.device) -> int:
-    """--batch-size as given, else the device's default (DEFAULT_BATCH); refuses < 1."""
-    if batch_size is None:
-        return DEFAULT_BATCH.get(device.type, DEFAULT_BATCH["cpu"])
-    if batch_size < 1:
-        raise EarthgenError(f"--batch-size must be at least 1, got {batch_size}")
-    return batch_size
-
-
-def checkpoint_label(path: str | Path) -> str:
-    """EARTHGEN_MODEL of a checkpoint: `default@<sha256>` for the model shipped in the package,
-    else `<folder name>@<sha256>`; never an install path (io.identity)."""
-    from earthgen_cli.inference.default_model import default_model_dir
-    from earthgen_cli.io.identity import model_label
-
-    default = Path(path).resolve() == default_model_dir().resolve()
-    return model_label(str(path), "default" if default else None)
 
 
 class ModelTranslator:
     name = "earthgen"
 
-    def __init__(self, model, info, path: str | Path, device: str = "auto", steps: int = 8,
-                 sampler: str | Sampler = Sampler.euler, guidance: float = 1.0, shift: float | None = None,
-                 precision: str = "auto", batch_size: int | None = None,
+    def __init__(self, runtime: ModelRuntime, steps: int = 8, sampler: str | Sampler = Sampler.euler,
+                 guidance: float = 1.0, shift: float | None = None, batch_size: int | None = None,
                  estimate: str | Estimate = Estimate.sample) -> None:
-        self.path = str(path)
-        self.info = info
-        self.cfg = info.model
-        self.model, self.device, self.autocast = inference_runtime(model, device, precision, str(path))
+        self.runtime = runtime  # shared, read-only: several translators (sampling settings) may run on one
+        self.model, self.info, self.cfg = runtime.model, runtime.info, runtime.cfg
+        self.path, self.device, self.autocast = runtime.path, runtime.device, runtime.autocast
         try:
             self.opts = SamplingOptions(steps=steps, sampler=Sampler(sampler), guidance=guidance, shift=shift,
                                         estimate=Estimate(estimate))
         except ValueError as exc:
             raise EarthgenError(f"{self.path}: bad sampling option ({exc})") from None
         self.tile_multiple = self.cfg.tile_multiple
-        # Every forward pass sees exactly `batch_size` tiles (the last group padded): BLAS kernels
-        # pick their blocking from the matrix shapes, so a fixed shape is what makes a tile's result
-        # bit-identical for one --batch-size, however the caller groups its tiles. Another batch
-        # size changes only float rounding (README, "--batch-size").
-        self.batch_size = resolve_batch_size(batch_size, self.device)
-        self.warn_unvalidated = False  # the default model: say so once when a direction is not validated
-        self._label: str | None = None
+        self.batch_size = resolve_batch_size(batch_size, self.device)  # every forward pass: pad_batch
+        self.warn_unvalidated = runtime.is_default  # say so once when a direction is not validated
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto", **options) -> "ModelTranslator":
-        """options: steps, sampler, guidance, shift, precision, batch_size, estimate (see __init__)."""
-        from earthgen_cli.checkpoint import load_model
-
-        model, info = load_model(Path(path), ema=True)
-        return cls(model, info, path, device=device, **options)
+    def load(cls, spec: str | Path | None, device: str = "auto", precision: str = "auto",
+             **options) -> "ModelTranslator":
+        """`--model` (runtime.load_runtime); options: steps, sampler, guidance, shift, batch_size,
+        estimate (see __init__)."""
+        return cls(load_runtime(spec, device, precision), **options)
 
     def check(self, sources: Sequence[str], target: str) -> None:
         known = self.cfg.modalities
@@ -139,11 +71,7 @@ class ModelTranslator:
 
     @property
     def native_tile(self) -> int | None:
-        """The crop side the model was trained on (a multiple of the tile multiple), if any:
-        the tile size its positions and token counts were learned at."""
-        from earthgen_cli.checkpoint import native_tile
-
-        return native_tile(self.info)
+        return self.runtime.native_tile
 
     def output_bands(self, target: str, source_bands: Mapping[str, int]) -> int:
         return self.cfg.bands[target]
@@ -153,9 +81,7 @@ class ModelTranslator:
 
     def describe(self) -> dict[str, str]:
         o = self.opts
-        if self._label is None:
-            self._label = checkpoint_label(self.path)
-        return {"EARTHGEN_MODEL": self._label, "EARTHGEN_PRESET": self.cfg.preset,
+        return {"EARTHGEN_MODEL": self.runtime.label, "EARTHGEN_PRESET": self.cfg.preset,
                 "EARTHGEN_STEPS": str(o.steps), "EARTHGEN_SAMPLER": o.sampler.value,
                 "EARTHGEN_GUIDANCE": str(o.guidance), "EARTHGEN_ESTIMATE": o.estimate.value,
                 "EARTHGEN_CHECKPOINT_STEP": str(self.info.step)}
@@ -170,7 +96,7 @@ class ModelTranslator:
         n, mb = batch.size, self.batch_size
         outs, confs = [], []
         for lo in range(0, n, mb):
-            idx = [min(i, n - 1) for i in range(lo, lo + mb)]  # pad by repeating the last tile
+            idx = pad_batch(range(lo, min(lo + mb, n)), mb)
             part = TileBatch({m: v[idx] for m, v in batch.sources.items()}, batch.valid[idx],
                              tuple(batch.origins[i] for i in idx), batch.gsd, batch.seed, batch.extra)
             out, conf = self._translate(part, target)

@@ -11,109 +11,24 @@ x_t = (1 - t) x0 + t eps, so the generated part is continuously steered by the k
 
 from __future__ import annotations
 
-import itertools
 import math
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from earthgen_cli.errors import EarthgenError, EarthgenWarning
+from earthgen_cli.errors import EarthgenError
 from earthgen_cli.flow.sampling import get_schedule, shift_for_tokens, step
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader, read_padded, zero
 from earthgen_cli.flow.generate import SamplingOptions, slot_velocity
-from earthgen_cli.inference.model_translator import checkpoint_label, inference_runtime
 from earthgen_cli.inference.noise import NoiseField, NoiseKind, noise_salt
-from earthgen_cli.modalities import MODALITY_NAMES, get_modality
+from earthgen_cli.inference.runtime import ModelRuntime, pad_batch
+from earthgen_cli.modalities import MODALITY_NAMES
 
 
-@dataclass(frozen=True)
-class SceneModel:
-    """A loaded checkpoint on its device, with the precision inference runs in."""
-
-    model: torch.nn.Module
-    info: object  # checkpoint.CheckpointInfo
-    path: str
-    device: torch.device
-    autocast: torch.dtype | None
-    is_default: bool = False  # the model shipped in the package: warn for directions its card does not validate
-
-    @classmethod
-    def load(cls, path: str | None, device: str = "auto", precision: str = "auto") -> "SceneModel":
-        from earthgen_cli.checkpoint import load_model
-
-        from earthgen_cli.inference.default_model import DEFAULT, require_default_model
-
-        is_default = path is None or path == DEFAULT
-        if is_default:
-            path = str(require_default_model())
-        if not Path(path).exists():
-            raise EarthgenError(f"--model {path}: no such checkpoint directory")
-        model, info = load_model(Path(path), ema=True)
-        model, dev, autocast = inference_runtime(model, device, precision, str(path))
-        return cls(model, info, str(path), dev, autocast, is_default)
-
-    @property
-    def native_tile(self) -> int | None:
-        from earthgen_cli.checkpoint import native_tile
-
-        return native_tile(self.info)
-
-    @property
-    def cfg(self):
-        return self.info.model
-
-    @property
-    def label(self) -> str:
-        """EARTHGEN_MODEL: `default@<sha256>` or `<folder name>@<sha256>` (model_translator)."""
-        return checkpoint_label(self.path)
-
-    def text_vector(self, prompt: str | None) -> np.ndarray | None:
-        """The prompt's embedding, or a one-line error when the checkpoint has no text condition."""
-        if prompt is None:
-            return None
-        if not self.cfg.text_dim:
-            raise EarthgenError(f"--model {self.path}: the checkpoint was trained without text conditioning; "
-                                "it cannot follow --prompt")
-        from earthgen_cli.text import encode_prompt
-
-        vec = encode_prompt(prompt)
-        if vec.shape[0] != self.cfg.text_dim:
-            raise EarthgenError(f"--model {self.path}: expects {self.cfg.text_dim}-d text embeddings, "
-                                f"the encoder gives {vec.shape[0]}")
-        return vec
-
-    def check(self, generate: Sequence[str], conditions: Sequence[str]) -> None:
-        """Every slot a modality the checkpoint knows; every two slots a pair it trained on."""
-        slots = [*generate, *conditions]
-        for m in slots:
-            get_modality(m)
-            if m not in self.cfg.modalities:
-                raise EarthgenError(f"--model {self.path}: the checkpoint never saw modality {m}; "
-                                    f"it knows {', '.join(self.cfg.modalities)}")
-        seen = [set(k.split("+")) for k, n in self.info.pairs_seen.items() if n > 0]
-        for a, b in itertools.combinations(slots, 2):
-            if not any({a, b} <= s for s in seen):
-                known = ", ".join(sorted(self.info.pairs_seen)) or "none"
-                raise EarthgenError(f"--model {self.path}: the checkpoint never saw the pair {a}+{b} "
-                                    f"in training (pairs seen: {known})")
-        if self.is_default:
-            for warning in unvalidated_warnings(generate, conditions):
-                warnings.warn(warning, EarthgenWarning, stacklevel=2)
-
-
-def unvalidated_warnings(generate: Sequence[str], conditions: Sequence[str]) -> list[str]:
-    """The default model's card judges translation directions (evaluate): a generated modality
-    with conditions is the direction conditions -> it; one without is not judged at all."""
-    from earthgen_cli.inference.default_model import unvalidated_warning
-
-    if not conditions:
-        return [f"the default model is not validated for generating {'+'.join(generate)} without a "
-                f"condition (its card judges translation directions only; see docs/evaluation.md)"]
-    return [w for w in (unvalidated_warning(list(conditions), g) for g in generate) if w]
+# Scene sampling runs on the one model runtime (runtime.py): `load_runtime` loads it.
+SceneModel = ModelRuntime
 
 
 def modality_salt(modality: str) -> int:
@@ -225,7 +140,7 @@ def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memm
         for tiles in layout.batches(batch_size):
             n = len(tiles)
             # A fixed batch shape (last tile repeated) keeps results bit-identical across batch sizes.
-            padded = tiles + [tiles[-1]] * (batch_size - n)
+            padded = pad_batch(tiles, batch_size)
             origins = [t_.origin for t_ in padded]
             x = torch.cat(_crops([cur[m] for m in gen], padded, th, tw, f, dev), dim=1)
             c_lat = _crops([conditions[m] for m in cond], padded, th, tw, f, dev)
@@ -265,7 +180,7 @@ def decode_canvas(sm: SceneModel, layout: SceneLayout, modality: str, latent: np
     th, tw = layout.tile_lat
     scaling = sm.info.scaling[modality]
     for tiles in layout.batches(batch_size):
-        padded = tiles + [tiles[-1]] * (batch_size - len(tiles))
+        padded = pad_batch(tiles, batch_size)
         z = _crops([latent], padded, th, tw, f, sm.device)[0]
         with torch.autocast(sm.device.type, dtype=sm.autocast, enabled=sm.autocast is not None):
             img = sm.model.codec(modality).decode(sm.model.adapt(modality, z).float())
