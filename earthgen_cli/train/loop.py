@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import sys
@@ -23,9 +24,7 @@ import torch.distributed as dist
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.io.scratch import make_folder
-from earthgen_cli.flow.path import SlotMode, sample_slot_times
 from earthgen_cli.modalities import default_scaling
-from earthgen_cli.models.config import CodecKind
 from earthgen_cli.models.earthgen import EarthGenModel
 from earthgen_cli.seeds import derive_seed
 from earthgen_cli.strict_config import to_mapping
@@ -35,8 +34,7 @@ from earthgen_cli.train.config import Precision, Stage, TrainConfig, build_model
 from earthgen_cli.train.distributed import (DistEnv, check_ranks_identical, init_distributed, mean_over_ranks,
                                             per_rank, shutdown)
 from earthgen_cli.train.run_folder import check_run_dir, truncate_log
-from earthgen_cli.train.starting_weights import init_from, load_codecs, measure_latent_stats
-from earthgen_cli.flow.objective import CodecObjective, FlowObjective, latent_valid
+from earthgen_cli.train.stages import make_stage
 
 
 def step_generator(seed: int, step: int, micro: int, rank: int, salt: str = "") -> torch.Generator:
@@ -79,6 +77,29 @@ def _check_crop(crop: int, chip: int, multiple: int, where: str) -> None:
                             f"patch); try {max(multiple, crop // multiple * multiple)}")
 
 
+# The fixed batches (latent statistics, sample grids) have a sampler seed of their own, offset
+# from run.seed, and are cropped with a generator seeded 0. Both values are part of what a run
+# measures its latent statistics on, so changing either (to a `derive_seed` key, say) changes
+# the trained weights of every flow run on a space-to-depth codec.
+FIXED_BATCH_SEED_OFFSET = 7919
+FIXED_BATCH_CROP_SEED = 0
+
+
+@dataclasses.dataclass
+class LogWindow:
+    """Loss sums and throughput since the last log record."""
+
+    sums: dict[str, float] = dataclasses.field(default_factory=dict)
+    steps: int = 0
+    samples: int = 0
+    t0: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def add(self, result: dict[str, torch.Tensor], samples: int, accum: int) -> None:
+        for k, v in result.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v.detach()) / accum
+        self.samples += samples
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, config_path: str, env: DistEnv, device: torch.device) -> None:
         self.cfg, self.where, self.env, self.device = cfg, config_path, env, device
@@ -86,11 +107,6 @@ class Trainer:
         from earthgen_cli.data.chips import pair_index
 
         self.pairs = list(pair_index(self.data, cfg.data.pairs, config_path))  # data.pairs, else every pair
-        self.captions = None
-        if cfg.data.text and cfg.stage is Stage.flow:
-            from earthgen_cli.train.captions import CaptionTable
-
-            self.captions = CaptionTable.for_dataset(self.data, config_path)
         mods, bands = list(self.data.modalities), dict(self.data.bands)
         self.scaling = {m: self.data.scaling[m] for m in mods}
         self.use_pseudo_pan = cfg.data.pseudo_pan > 0 and "rgb" in mods
@@ -98,40 +114,22 @@ class Trainer:
             mods.append("pan")
             bands["pan"] = 1
             self.scaling["pan"] = default_scaling("pan", 1)
+        self.stage = make_stage(cfg, config_path, self.data, self.scaling)
         mcfg = build_model_config(cfg, tuple(mods), {m: bands[m] for m in mods}, config_path)
         _check_crop(cfg.data.crop, self.data.chip, mcfg.tile_multiple, config_path)
-        torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank (DDP broadcasts too)
-        self.model = EarthGenModel(mcfg)
-        self.latent_stats = {m: self.model.codecs[m].latent_stats() for m in mods}
-        if cfg.stage is Stage.codec:
-            if mcfg.codec.kind is not CodecKind.kl:
-                raise EarthgenError(f"{config_path}: the codec stage trains kl codecs; this model's codec is "
-                                    f"{mcfg.codec.kind.value} (nothing to train)")
-            params = list(self.model.codecs.parameters())
-            objective: torch.nn.Module = CodecObjective(self.model, cfg.codec)
-        else:
-            if mcfg.codec.kind is CodecKind.kl:
-                self.latent_stats = load_codecs(self.model, cfg.flow.codec_from, config_path)
-            elif cfg.flow.codec_from:
-                raise EarthgenError(f"{config_path}: flow.codec_from is set but this model's codec is "
-                                    f"{mcfg.codec.kind.value} (nothing to load); remove flow.codec_from")
-            else:
-                # Even space-to-depth latents get unit variance per channel: the normalised images
-                # sit in a narrow band of [-1, 1], far below the noise, and the flow learns slowly
-                # at such a low signal-to-noise ratio. Every rank measures the same fixed batches.
-                self.latent_stats = measure_latent_stats(self.model, self.fixed_batches(32), torch.device("cpu"))
-                for m, st in self.latent_stats.items():
-                    self.model.codecs[m].set_latent_stats(st["shift"], st["scale"])
-            if cfg.flow.init_from:
-                self.latent_stats = init_from(self.model, self.scaling, cfg.flow.init_from, config_path)
-            self.model.codecs.requires_grad_(False)
-            params = self.model.flow_parameters()
-            objective = FlowObjective(self.model, cfg.flow)
+        # The same initial weights on every rank (DDP broadcasts too). The modules draw their
+        # initial weights from torch's default generator, so it is seeded, inside fork_rng: the
+        # caller's random state is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.run.seed)
+            self.model = EarthGenModel(mcfg)
+        self.latent_stats = self.stage.start(self.model, self.fixed_batches)
+        self.params = self.stage.trainable_parameters(self.model)
+        objective = self.stage.objective(self.model)
         self.model.to(device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
-        self.params = params
         o = cfg.optim
-        self.opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.opt = torch.optim.AdamW(self.params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
         self.pair_keys = sorted("+".join(sorted(p)) for p in self.pairs)
         if self.use_pseudo_pan:
             self.pair_keys = sorted(set(self.pair_keys) | {"+".join(sorted(("rgb", "pan")))})
@@ -175,10 +173,8 @@ class Trainer:
         pairs = self.pairs_seen()  # collective: every rank takes part
         path = self.ckdir / f"step_{step:06d}"
         if self.env.master:
-            if self.cfg.stage is Stage.codec:
-                self.latent_stats = measure_latent_stats(self.ema, self.fixed_batches(8), self.device)
-                for m, s in self.latent_stats.items():
-                    self.ema.codecs[m].set_latent_stats(s["shift"], s["scale"])
+            self.latent_stats = self.stage.checkpoint_latent_stats(self.ema, self.fixed_batches, self.device,
+                                                                   self.latent_stats)
             info = ck.CheckpointInfo(self.model.cfg, self.scaling, self.latent_stats, pairs,
                                      self.cfg.stage.value, step, to_mapping(self.cfg))
             state = {"step": step, "optimizer": self.opt.state_dict(), "pairs_seen": pairs}
@@ -203,8 +199,9 @@ class Trainer:
 
     def fixed_batches(self, n: int) -> list[Batch]:
         """The same few batches every time (a seed of their own): latent statistics, sample grids."""
-        it = self.loader(0, n, self.cfg.run.seed + 7919, 0, 1)
-        return [crop_and_augment(next(it), self.cfg.data.crop, False, torch.Generator().manual_seed(0))
+        it = self.loader(0, n, self.cfg.run.seed + FIXED_BATCH_SEED_OFFSET, 0, 1)
+        return [crop_and_augment(next(it), self.cfg.data.crop, False,
+                                 torch.Generator().manual_seed(FIXED_BATCH_CROP_SEED))
                 for _ in range(n)]
 
     def prepare(self, batch: Batch, g: torch.Generator) -> Batch:
@@ -214,94 +211,79 @@ class Trainer:
             batch = pseudo_pan(batch, self.scaling["rgb"], self.scaling["pan"])
         return batch
 
-    # -- one micro-step ---------------------------------------------------------------------
-    def losses(self, batch: Batch, g: torch.Generator) -> dict[str, torch.Tensor]:
-        b, dev = batch.size, self.device
-        if self.cfg.stage is Stage.codec:
-            noise = []
-            for m, x in zip(batch.mods, batch.images):
-                f, lc = self.model.cfg.codec.factor, self.model.cfg.codec.latent_channels
-                noise.append(torch.randn((b, lc, x.shape[-2] // f, x.shape[-1] // f), generator=g).to(dev))
-            batch = batch.to(dev)
-            return self.objective(batch.images, batch.valid, batch.mods, noise)
-        st = sample_slot_times(b, len(batch.mods), self.cfg.flow.modes, g, self.cfg.flow.time_mean,
-                                self.cfg.flow.time_uniform)
-        # Condition dropout drops GSD and text together (what guidance compares against); a missing
-        # GSD (NaN) or caption (a NaN text row) is handled per condition by the model.
-        drop = (torch.rand(b, generator=g) < self.cfg.flow.cond_drop) | (st.mode == SlotMode.dropped)
-        text = None if self.captions is None else self.captions.lookup(batch.captions).to(dev)
-        batch = batch.to(dev)
+    # -- one step ---------------------------------------------------------------------------
+    def train_step(self, step: int, batches, window: LogWindow) -> None:
+        """One optimizer step over optim.accum micro-batches, then the EMA update."""
+        cfg, env, o = self.cfg, self.env, self.cfg.optim
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        for micro in range(o.accum):
+            g = step_generator(cfg.run.seed, step, micro, env.rank)
+            batch = self.prepare(next(batches), g)
+            key = "+".join(sorted(batch.mods))
+            if key in self.pair_keys:
+                self.pair_counts[self.pair_keys.index(key)] += batch.size
+            sync = contextlib.nullcontext()
+            if env.enabled and micro < o.accum - 1:
+                sync = self.objective.no_sync()
+            with sync:
+                with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+                    result = self.stage.losses(self.objective, self.model, batch, g, self.device)
+                (result["loss"] / o.accum).backward()
+            window.add(result, batch.size, o.accum)
+        if o.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, o.clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        # EMA with warm-up: a 0.999 average over a run of a few hundred steps would still be
+        # mostly the random initial weights (and the EMA is what inference loads).
+        decay = min(o.ema, (1.0 + step) / (10.0 + step))
         with torch.no_grad():
-            x0 = [self.model.codecs[m].encode(x).float() for m, x in zip(batch.mods, batch.images)]
-        eps = [torch.randn(z.shape, generator=g).to(dev) for z in x0]
-        valid = [latent_valid(v, self.model.cfg.codec.factor) for v in batch.valid]
-        return self.objective(x0, valid, batch.mods, eps, st.t.to(dev), st.loss_mask.to(dev),
-                              batch.gsd, drop.to(dev), batch.index, text)
+            for pe, p in zip(self.ema.parameters(), self.model.parameters()):
+                pe.lerp_(p, 1.0 - decay)
+        window.steps += 1
+
+    def log_window(self, step: int, window: LogWindow, log: Callable[[dict[str, Any]], None], bar) -> None:
+        """Write the mean losses over the window (all ranks take part); `step` is the last one done."""
+        env = self.env
+        local = {k: v / window.steps for k, v in window.sums.items()}
+        mean = mean_over_ranks(local, env, self.device)
+        dt = time.perf_counter() - window.t0
+        record = {"step": step + 1, **{k: round(v, 6) for k, v in sorted(mean.items())},
+                  "lr": lr_at(step, self.cfg), "samples_per_s": round(window.samples * env.world / max(dt, 1e-9), 3)}
+        if env.enabled:
+            record["loss_by_rank"] = [round(v, 6) for v in per_rank(local["loss"], env, self.device)]
+        if env.master:
+            log(record)
+            bar.set_postfix(loss=f"{mean['loss']:.4f}")
+
+    def sample(self, done: int, log: Callable[[dict[str, Any]], None]) -> None:
+        """The stage's sample grid from the EMA weights (master process only)."""
+        psnr = self.stage.sample(self.ema, self.fixed_batches, self.out / "samples" / f"step_{done:06d}.png",
+                                 self.device, self.cfg.run.seed)
+        if psnr is not None:
+            log({"step": done, "sample_psnr_db": round(psnr, 3)})
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, start: int, log: Callable[[dict[str, Any]], None]) -> Path:
-        cfg, env, o = self.cfg, self.env, self.cfg.optim
-        it = self.loader(start * o.accum, (o.steps - start) * o.accum, cfg.run.seed, env.rank, env.world)
+        cfg, env, o, run = self.cfg, self.env, self.cfg.optim, self.cfg.run
+        batches = self.loader(start * o.accum, (o.steps - start) * o.accum, run.seed, env.rank, env.world)
         from tqdm import tqdm
 
-        bar = tqdm(total=o.steps, initial=start, disable=not (env.master and cfg.run.progress),
+        bar = tqdm(total=o.steps, initial=start, disable=not (env.master and run.progress),
                    desc=f"train {cfg.stage.value}", unit="step", dynamic_ncols=True)
-        sums: dict[str, float] = {}
-        n_logged, t0, samples = 0, time.perf_counter(), 0
-        path = None
+        window, path = LogWindow(), None
         for step in range(start, o.steps):
-            for group in self.opt.param_groups:
-                group["lr"] = lr_at(step, cfg)
-            for micro in range(o.accum):
-                g = step_generator(cfg.run.seed, step, micro, env.rank)
-                batch = self.prepare(next(it), g)
-                key = "+".join(sorted(batch.mods))
-                if key in self.pair_keys:
-                    self.pair_counts[self.pair_keys.index(key)] += batch.size
-                sync = contextlib.nullcontext()
-                if env.enabled and micro < o.accum - 1:
-                    sync = self.objective.no_sync()
-                with sync:
-                    with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-                        result = self.losses(batch, g)
-                    (result["loss"] / o.accum).backward()
-                for k, v in result.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach()) / o.accum
-                samples += batch.size
-            if o.clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.params, o.clip)
-            self.opt.step()
-            self.opt.zero_grad(set_to_none=True)
-            # EMA with warm-up: a 0.999 average over a run of a few hundred steps would still be
-            # mostly the random initial weights (and the EMA is what inference loads).
-            decay = min(o.ema, (1.0 + step) / (10.0 + step))
-            with torch.no_grad():
-                for pe, p in zip(self.ema.parameters(), self.model.parameters()):
-                    pe.lerp_(p, 1.0 - decay)
-            n_logged += 1
+            self.train_step(step, batches, window)
             done = step + 1
             bar.update(1)
-            if done % cfg.run.log_every == 0 or done == o.steps:
-                local = {k: v / n_logged for k, v in sums.items()}
-                mean = mean_over_ranks(local, env, self.device)
-                dt = time.perf_counter() - t0
-                record = {"step": done, **{k: round(v, 6) for k, v in sorted(mean.items())},
-                          "lr": lr_at(step, cfg), "samples_per_s": round(samples * env.world / max(dt, 1e-9), 3)}
-                if env.enabled:
-                    record["loss_by_rank"] = [round(v, 6) for v in per_rank(local["loss"], env, self.device)]
-                if env.master:
-                    log(record)
-                    bar.set_postfix(loss=f"{mean['loss']:.4f}")
-                sums, n_logged, t0, samples = {}, 0, time.perf_counter(), 0
-            if done % cfg.run.save_every == 0 or done == o.steps:
+            if done % run.log_every == 0 or done == o.steps:
+                self.log_window(step, window, log, bar)
+                window = LogWindow()
+            if done % run.save_every == 0 or done == o.steps:
                 path = self.save(done)
-            if env.master and cfg.stage is Stage.flow and (
-                    done == o.steps or (cfg.run.sample_every and done % cfg.run.sample_every == 0)):
-                from earthgen_cli.train.samples import write_sample_grid
-
-                psnr = write_sample_grid(self.ema, self.fixed_batches(1)[0], self.out / "samples" / f"step_{done:06d}.png",
-                                         self.device, cfg.run.seed)
-                log({"step": done, "sample_psnr_db": round(psnr, 3)})
+            if env.master and (done == o.steps or (run.sample_every and done % run.sample_every == 0)):
+                self.sample(done, log)
         bar.close()
         in_sync = check_ranks_identical(self.model, env, self.device)
         if env.master:
