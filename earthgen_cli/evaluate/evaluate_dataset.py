@@ -23,7 +23,7 @@ from earthgen_cli.evaluate.runner import (
     evaluate,
     write_outputs,
 )
-from earthgen_cli.inference.scene_translate import resolve_tiling
+from earthgen_cli.inference.tiling import resolve_tiling
 from earthgen_cli.io.publish import REPORT, check_output_dir, staged_dir
 
 UNET_BATCH = 8  # --unet-steps: chips per L1 step, fixed so that --batch-size never changes a baseline

@@ -15,9 +15,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from earthgen_cli.errors import EarthgenError
-from earthgen_cli.inference.scene_translate import check_tile_multiple
-from earthgen_cli.inference.tiling import TileGrid
+from earthgen_cli.inference.tiling import TileGrid, check_tiling
 
 # (row, col, height, width) in scene pixels -> (C, height, width) float32 raw values, (height, width) validity
 WindowReader = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
@@ -42,11 +40,7 @@ class SceneLayout:
     writers crop to the scene."""
 
     def __init__(self, height: int, width: int, factor: int, multiple: int, tile: int, overlap: int) -> None:
-        if tile < 1:
-            raise EarthgenError(f"--tile must be positive, got {tile}")
-        check_tile_multiple(tile, multiple)
-        if not 0 <= 2 * overlap < tile:
-            raise EarthgenError(f"--overlap must be >= 0 and less than half of --tile ({tile}), got {overlap}")
+        check_tiling(tile, overlap, multiple)
         self.height, self.width, self.factor = height, width, factor
         self.pixel = TileGrid(height, width, tile, overlap, align=multiple)
         self.hp, self.wp = self.pixel.padded_height, self.pixel.padded_width

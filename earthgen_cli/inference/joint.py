@@ -24,6 +24,7 @@ from rasterio.windows import Window
 
 from earthgen_cli.errors import EarthgenError, EarthgenWarning
 from earthgen_cli.inference.scene_translate import TileOptions
+from earthgen_cli.inference.tiling import GENERATE_TILE, resolve_tiling
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
 from earthgen_cli.flow.generate import SamplingOptions
 from earthgen_cli.inference.multidiffusion import (SceneModel, decode_canvas, encode_canvas, modality_salt,
@@ -42,7 +43,7 @@ WRITE_ROWS = 256
 class SceneOptions(TileOptions):
     """The translate engine's tiling options, with generation's smaller default tile and a prompt."""
 
-    tile: int = 256
+    tile: int = GENERATE_TILE
     prompt: str | None = None  # text condition (checkpoints trained with text only)
     max_pixels: int = SCENE_MAX_PIXELS  # --max-pixels of inpaint and extend
 
@@ -74,7 +75,6 @@ def load_scene_model(model: str | None, device: str, tile: int | None, overlap: 
 def scene_options(sm, tile: int | None, overlap: int | None, batch_size: int | None, seed: int,
                   prompt: str | None = None, max_pixels: int = SCENE_MAX_PIXELS) -> SceneOptions:
     """The scene options of a loaded scene model (the CLI's and the Python API's)."""
-    from earthgen_cli.inference.scene_translate import resolve_tiling
     from earthgen_cli.inference.runtime import resolve_batch_size
 
     if tile is not None and sm.native_tile and tile > sm.native_tile:
@@ -82,7 +82,7 @@ def scene_options(sm, tile: int | None, overlap: int | None, batch_size: int | N
         warnings.warn(f"--tile {tile} is larger than the {sm.native_tile} px crops the checkpoint was trained "
                       f"on; expect drift and seams (leave --tile out to use {sm.native_tile})", EarthgenWarning,
                       stacklevel=2)
-    tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, 256)
+    tile, overlap = resolve_tiling(tile, overlap, sm.native_tile, GENERATE_TILE)
     return SceneOptions(tile, overlap, resolve_batch_size(batch_size, sm.device), seed, prompt, max_pixels)
 
 

@@ -29,7 +29,7 @@ from rasterio.windows import Window
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.stripe_blend import Carry, StripeBand
-from earthgen_cli.inference.tiling import TileGrid
+from earthgen_cli.inference.tiling import TileGrid, check_tiling
 from earthgen_cli.inference.translator import TileBatch, Translator
 from earthgen_cli.io.geotiff_writer import GeoTiffWriter, OutputSpec, inherited_tags, provenance_tags
 from earthgen_cli.io.publish import SCENE_MAX_PIXELS, STDIO, check_output, check_output_room, same_path
@@ -48,29 +48,6 @@ class SourceSpec:
     bands: tuple[int, ...] | None = None
 
 
-def resolve_tiling(tile: int | None, overlap: int | None, native: int | None,
-                   fallback: int | None) -> tuple[int | None, int]:
-    """--tile/--overlap as given, else the model's native tile (what it was trained at), else
-    `fallback` (None: no tiling, overlap 0); the overlap defaults to a quarter of the tile, at
-    most 64 px."""
-    tile = tile if tile is not None else (native or fallback)
-    if overlap is None:
-        overlap = 0 if tile is None else min(64, tile // 4)
-    return tile, overlap
-
-
-def check_tile_multiple(tile: int, multiple: int) -> None:
-    """Refuse a --tile that is off the model's grid, naming the nearest sizes that are on it.
-
-    Refused rather than rounded, as rasterio/GDAL refuse a GeoTIFF block size that is not a
-    multiple of 16: the user asked for a size, and tile size changes the result."""
-    if tile % multiple:
-        lower, upper = tile // multiple * multiple, (tile // multiple + 1) * multiple
-        near = f"{lower} or {upper}" if lower >= 16 else f"{upper}"
-        raise EarthgenError(f"--tile {tile} must be a multiple of {multiple} for this model "
-                            f"(codec factor x patch); try {near}")
-
-
 @dataclass(frozen=True)
 class TileOptions:
     tile: int = 512
@@ -79,11 +56,7 @@ class TileOptions:
     seed: int = 0
 
     def validate(self, multiple: int) -> None:
-        if self.tile < 16:
-            raise EarthgenError(f"--tile must be at least 16, got {self.tile}")
-        check_tile_multiple(self.tile, multiple)
-        if not 0 <= 2 * self.overlap < self.tile:
-            raise EarthgenError(f"--overlap must be >= 0 and less than half of --tile ({self.tile}), got {self.overlap}")
+        check_tiling(self.tile, self.overlap, multiple, minimum=16)
         if self.batch_size is not None and self.batch_size < 1:
             raise EarthgenError(f"--batch-size must be at least 1, got {self.batch_size}")
 

@@ -24,8 +24,51 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from earthgen_cli.errors import EarthgenError
+
 WEIGHT_BITS = 12
 _Q = float(1 << WEIGHT_BITS)
+
+
+# --tile of a model without a native tile (the crop side it was trained on): the translate engine's
+# (analytic translators) and generation's (joint, inpaint, extend: latent canvases are larger)
+TRANSLATE_TILE = 512
+GENERATE_TILE = 256
+MAX_DEFAULT_OVERLAP = 64  # px
+
+
+def resolve_tiling(tile: int | None, overlap: int | None, native: int | None,
+                   fallback: int | None) -> tuple[int | None, int]:
+    """--tile/--overlap as given, else the model's native tile (what it was trained at), else
+    `fallback` (None: no tiling, overlap 0); the overlap defaults to a quarter of the tile, at
+    most 64 px. The one tile-default policy of translate, evaluate, joint, inpaint and extend."""
+    tile = tile if tile is not None else (native or fallback)
+    if overlap is None:
+        overlap = 0 if tile is None else min(MAX_DEFAULT_OVERLAP, tile // 4)
+    return tile, overlap
+
+
+def check_tile_multiple(tile: int, multiple: int) -> None:
+    """Refuse a --tile that is off the model's grid, naming the nearest sizes that are on it.
+
+    Refused rather than rounded, as rasterio/GDAL refuse a GeoTIFF block size that is not a
+    multiple of 16: the user asked for a size, and tile size changes the result."""
+    if tile % multiple:
+        lower, upper = tile // multiple * multiple, (tile // multiple + 1) * multiple
+        near = f"{lower} or {upper}" if lower >= 16 else f"{upper}"
+        raise EarthgenError(f"--tile {tile} must be a multiple of {multiple} for this model "
+                            f"(codec factor x patch); try {near}")
+
+
+def check_tiling(tile: int, overlap: int, multiple: int, minimum: int = 1) -> None:
+    """Refuse a --tile below `minimum` or off the model's grid, and an --overlap outside [0, tile/2):
+    the user-facing check of every command that tiles (TileGrid's own checks guard the library)."""
+    if tile < minimum:
+        raise EarthgenError(f"--tile must be positive, got {tile}" if minimum <= 1
+                            else f"--tile must be at least {minimum}, got {tile}")
+    check_tile_multiple(tile, multiple)
+    if not 0 <= 2 * overlap < tile:
+        raise EarthgenError(f"--overlap must be >= 0 and less than half of --tile ({tile}), got {overlap}")
 
 
 def padded_length(length: int, align: int) -> int:

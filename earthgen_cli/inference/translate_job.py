@@ -11,9 +11,6 @@ if TYPE_CHECKING:
     from earthgen_cli.inference.scene_translate import OutputOptions, SourceSpec, TranslateSummary
     from earthgen_cli.inference.translator import Translator
 
-FALLBACK_TILE = 512  # px: --tile of a translator without a native tile (the analytic ones)
-
-
 @dataclass(frozen=True)
 class TranslateSettings:
     """The model and tiling settings of a translate call; None: the model's own default."""
@@ -43,10 +40,11 @@ class TranslateSettings:
             quiet: bool = True, confidence: OutputOptions | None = None) -> TranslateSummary:
         """`sources[0]`'s scene (the others warped onto its grid) translated to `to` by `translator`
         (loaded with `load`, or reused), tiled at --tile/--overlap, else the model's native tile."""
-        from earthgen_cli.inference.scene_translate import TileOptions, resolve_tiling, translate_scene
+        from earthgen_cli.inference.scene_translate import TileOptions, translate_scene
+        from earthgen_cli.inference.tiling import TRANSLATE_TILE, resolve_tiling
 
         tile, overlap = resolve_tiling(self.tile, self.overlap, getattr(translator, "native_tile", None),
-                                       FALLBACK_TILE)
+                                       TRANSLATE_TILE)
         return translate_scene(sources, to, translator,
                                TileOptions(tile=tile, overlap=overlap, batch_size=self.batch_size, seed=self.seed),
                                output, quiet=quiet, confidence=confidence)
