@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.flow.choices import DEFAULT_STEPS
 
 __all__ = ["Model", "load_model", "translate", "joint", "inpaint", "extend"]
 
@@ -162,9 +163,9 @@ def translate(da: Any, to: str, model: str | Model = "default", *, source: str |
 
 
 def inpaint(da: Any, mask: Any = "nodata", model: str | Model = "default", *, source: str | None = None,
-            cond: Mapping[str, Any] | None = None, steps: int = 8, sampler: str = "euler", guidance: float = 1.0,
-            resample: int = 1, seed: int = 0, prompt: str | None = None, tile: int | None = None,
-            overlap: int | None = None, batch_size: int | None = None, device: str = "auto",
+            cond: Mapping[str, Any] | None = None, steps: int = DEFAULT_STEPS, sampler: str = "euler",
+            guidance: float = 1.0, resample: int = 1, seed: int = 0, prompt: str | None = None,
+            tile: int | None = None, overlap: int | None = None, batch_size: int | None = None, device: str = "auto",
             max_pixels: int | None = None, output: str | None = None, overwrite: bool = False):
     """`earthgen inpaint`: regenerate the pixels where `mask` (a DataArray on `da`'s grid, non-zero
     = regenerate) is set, or `da`'s nodata pixels (`mask="nodata"`); the others are copied unchanged."""
@@ -184,7 +185,7 @@ def inpaint(da: Any, mask: Any = "nodata", model: str | Model = "default", *, so
 
 
 def extend(da: Any, by: int, side: str | Sequence[str] = "all", model: str | Model = "default", *,
-           source: str | None = None, cond: Mapping[str, Any] | None = None, steps: int = 8,
+           source: str | None = None, cond: Mapping[str, Any] | None = None, steps: int = DEFAULT_STEPS,
            sampler: str = "euler", guidance: float = 1.0, resample: int = 1, seed: int = 0,
            prompt: str | None = None, tile: int | None = None, overlap: int | None = None,
            batch_size: int | None = None, device: str = "auto", max_pixels: int | None = None,
@@ -206,8 +207,8 @@ def extend(da: Any, by: int, side: str | Sequence[str] = "all", model: str | Mod
 
 def joint(pair: str | Sequence[str], bbox: Sequence[float], gsd: float, model: str | Model = "default", *,
           bbox_crs: str = "EPSG:4326", crs: str = "utm", cond: Mapping[str, Any] | None = None,
-          osm: str | None = None, steps: int = 8, sampler: str = "euler", guidance: float = 1.0, seed: int = 0,
-          prompt: str | None = None, tile: int | None = None, overlap: int | None = None,
+          osm: str | None = None, steps: int = DEFAULT_STEPS, sampler: str = "euler", guidance: float = 1.0,
+          seed: int = 0, prompt: str | None = None, tile: int | None = None, overlap: int | None = None,
           batch_size: int | None = None, device: str = "auto", max_pixels: int = 100_000_000,
           output: str | None = None, overwrite: bool = False) -> dict[str, Any]:
     """`earthgen joint`: the modalities of `pair` generated together over `bbox` (W, S, E, N in

@@ -42,7 +42,7 @@ def command(
     unet_steps: int = typer.Option(0, "--unet-steps",
                                    help="Train pairwise-unet for directions without --unet for this many L1 steps "
                                         "(0: leave them out)."),
-    steps: int = typer.Option(8, "--steps", help="Sampling steps of the unified model."),
+    steps: int = opt.Steps,
     max_chips: int = typer.Option(DEFAULT_MAX_CHIPS, "--max-chips",
                                   help="Chips scored per direction, shared out between the split's scenes "
                                        "(0: every chip; the claim rule needs >= 8 from >= 2 scenes)."),

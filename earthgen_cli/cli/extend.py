@@ -5,6 +5,7 @@ from typing import List, Optional
 import typer
 
 from earthgen_cli.cli import options as opt
+from earthgen_cli.flow.choices import Sampler
 
 NAME = "extend"
 
@@ -18,7 +19,7 @@ def command(
     model: Optional[str] = opt.Checkpoint,
     cond: List[str] = opt.Cond,
     steps: int = opt.Steps,
-    sampler: str = opt.SamplerName,
+    sampler: Sampler = opt.SamplerName,
     guidance: float = opt.Guidance,
     resample: int = opt.Resample,
     prompt: Optional[str] = opt.Prompt,

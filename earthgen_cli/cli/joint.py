@@ -5,6 +5,7 @@ from typing import List, Optional
 import typer
 
 from earthgen_cli.cli import options as opt
+from earthgen_cli.flow.choices import Sampler
 
 NAME = "joint"
 
@@ -22,7 +23,7 @@ def command(
     osm_pbf: Optional[str] = typer.Option(None, "--osm-pbf", help="OSM .pbf/.geojson rendered onto the grid as the osm condition."),
     count: int = typer.Option(1, "--count", help="N > 1: N paired samples (seeds seed..seed+N-1) + dataset.yaml for build-dataset."),
     steps: int = opt.Steps,
-    sampler: str = opt.SamplerName,
+    sampler: Sampler = opt.SamplerName,
     guidance: float = opt.Guidance,
     prompt: Optional[str] = opt.Prompt,
     seed: int = opt.Seed,

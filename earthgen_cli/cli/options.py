@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from earthgen_cli.flow.choices import DEFAULT_STEPS, Sampler
+
 Overwrite = typer.Option(False, "--overwrite", help="Replace an existing output file.")
 Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar on stderr.")
 JsonOut = typer.Option(False, "--json", help="Print a machine-readable summary on stdout.")
@@ -22,12 +24,12 @@ Device = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N.")
 # Generation (joint, inpaint, extend)
 Checkpoint = typer.Option(None, "--model", "-m", help="Checkpoint directory of the unified model "
                           "(default: the model shipped with earthgen).")
-Steps = typer.Option(8, "--steps", help="Sampling steps.")
+Steps = typer.Option(DEFAULT_STEPS, "--steps", help="Sampling steps.")
 Guidance = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (1 = none).")
 Resample = typer.Option(1, "--resample", min=1, max=64, help="RePaint resampling: take each step N times, "
                         "going back with fresh noise in between, so the fill agrees better with its "
                         "surroundings (N x the model calls).")
-SamplerName = typer.Option("euler", "--sampler", help="euler, heun or euler-maruyama.")
+SamplerName = typer.Option(Sampler.euler, "--sampler", help="euler, heun or euler-maruyama.")
 Cond = typer.Option([], "--cond", metavar="MOD=PATH", help="Condition raster of modality MOD, warped to the output "
                    "grid (repeatable).")
 GenTile = typer.Option(None, "--tile", help="Tile side in pixels; tiles are blended in latent space at every step "
@@ -35,3 +37,7 @@ GenTile = typer.Option(None, "--tile", help="Tile side in pixels; tiles are blen
 Prompt = typer.Option(None, "--prompt", help="Text condition (checkpoints trained with text; needs the [text] extra).")
 EstimateOpt = typer.Option(None, "--estimate", help="sample (default: one draw, realistic texture) or mean "
                            "(the posterior mean in one model call: smoother, closest to the truth on average).")
+# The same sampling options for translate, whose analytic models take none (None: the model's default)
+ModelSteps = typer.Option(None, "--steps", help=f"Sampling steps (checkpoint models; default {DEFAULT_STEPS}).")
+ModelSampler = typer.Option(None, "--sampler", help="euler, heun or euler-maruyama (checkpoint models).")
+ModelGuidance = typer.Option(None, "--guidance", help="Classifier-free guidance scale; 1 = off.")

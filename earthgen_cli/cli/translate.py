@@ -5,6 +5,7 @@ from typing import List, Optional
 import typer
 
 from earthgen_cli.cli import options as opt
+from earthgen_cli.flow.choices import Sampler
 
 NAME = "translate"
 
@@ -29,9 +30,9 @@ def command(
     bands: Optional[str] = typer.Option(None, "--bands", help="Bands of IN to use, 1-based, e.g. 4,3,2."),
     cond: List[str] = typer.Option([], "--cond", metavar="MOD=PATH",
                                    help="Another source of the same place (repeatable), warped to IN's grid."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (checkpoint models; default 8)."),
-    sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, heun or euler-maruyama (checkpoint models)."),
-    guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale; 1 = off."),
+    steps: Optional[int] = opt.ModelSteps,
+    sampler: Optional[Sampler] = opt.ModelSampler,
+    guidance: Optional[float] = opt.ModelGuidance,
     estimate: Optional[str] = opt.EstimateOpt,
     confidence: Optional[str] = typer.Option(None, "--confidence", metavar="OUT.tif",
                                              help="Also write the model's per-pixel confidence (0..1) raster."),
@@ -66,8 +67,8 @@ def command(
         inputs += read_list(from_list)
     if not inputs:
         raise EarthgenError("no input: give IN... or --from-list FILE")
-    settings = TranslateSettings(model, device, steps=steps, sampler=sampler, guidance=guidance, estimate=estimate,
-                                 batch_size=batch_size, tile=tile, overlap=overlap, seed=seed)
+    settings = TranslateSettings(model, device, steps=steps, sampler=sampler and sampler.value, guidance=guidance,
+                                 estimate=estimate, batch_size=batch_size, tile=tile, overlap=overlap, seed=seed)
     if len(inputs) > 1 or from_list is not None:
         return _translate_many(inputs, locals())
     if skip_existing or workers is not None or scheduler is not None:

@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.evaluate import DEFAULT_MAX_CHIPS
+from earthgen_cli.flow.choices import DEFAULT_STEPS
 from earthgen_cli.evaluate.baselines import PairwiseUNet, load_unet
 from earthgen_cli.evaluate.cas import DualEncoder, load_cas, model_dirs
 from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
@@ -186,7 +187,7 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
                      split: str = "test", baselines: Sequence[str] = BASELINES,
                      estimate: str | Sequence[str] = ("sample", "mean"), include_flagged: bool = False,
                      cas: Sequence[Path] = (), cas_steps: int = 0, unet: Sequence[Path] = (), unet_steps: int = 0,
-                     joint: Sequence[str] = (), steps: int = 8, seed: int = 0,
+                     joint: Sequence[str] = (), steps: int = DEFAULT_STEPS, seed: int = 0,
                      tile: int | None = None, overlap: int | None = None,
                      max_chips: int | None = DEFAULT_MAX_CHIPS, batch_size: int | None = None, fid: bool = True,
                      device: str = "auto", overwrite: bool = False,

@@ -14,6 +14,7 @@ from typing import Mapping
 
 import torch
 
+from earthgen_cli.flow.choices import DEFAULT_STEPS
 from earthgen_cli.flow.path import to_velocity, to_x0
 from earthgen_cli.flow.sampling import (NoiseFn, Sampler, VelocityFn, get_schedule, guided, sample,
                                         shift_for_tokens)
@@ -31,7 +32,7 @@ class Estimate(str, enum.Enum):
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    steps: int = 8
+    steps: int = DEFAULT_STEPS
     sampler: Sampler = Sampler.euler
     guidance: float = 1.0  # 1 = conditional only; > 1 extrapolates away from the unconditional branch
     shift: float | None = None  # time shift; None = from the number of tokens (flux-style)

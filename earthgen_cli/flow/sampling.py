@@ -8,20 +8,15 @@ generation) can drive the loop themselves.
 
 from __future__ import annotations
 
-import enum
 import math
 from typing import Callable
 
 import torch
 
+from earthgen_cli.flow.choices import Sampler
+
 VelocityFn = Callable[[torch.Tensor, float], torch.Tensor]
 NoiseFn = Callable[[int], torch.Tensor]  # step index -> standard normal noise shaped like x
-
-
-class Sampler(str, enum.Enum):
-    euler = "euler"
-    heun = "heun"
-    euler_maruyama = "euler-maruyama"
 
 
 def time_shift(t: torch.Tensor, shift: float) -> torch.Tensor:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from earthgen_cli.errors import EarthgenError, EarthgenWarning
-from earthgen_cli.flow.sampling import Sampler
+from earthgen_cli.flow.choices import DEFAULT_STEPS, Sampler
 from earthgen_cli.flow.generate import Estimate, SamplingOptions, generate_latents, translate_latents
 from earthgen_cli.inference.noise import NoiseField, NoiseKind, noise_salt
 from earthgen_cli.inference.runtime import ModelRuntime, load_runtime, pad_batch, resolve_batch_size
@@ -28,7 +28,7 @@ from earthgen_cli.modalities import get_modality
 class ModelTranslator:
     name = "earthgen"
 
-    def __init__(self, runtime: ModelRuntime, steps: int = 8, sampler: str | Sampler = Sampler.euler,
+    def __init__(self, runtime: ModelRuntime, steps: int = DEFAULT_STEPS, sampler: str | Sampler = Sampler.euler,
                  guidance: float = 1.0, shift: float | None = None, batch_size: int | None = None,
                  estimate: str | Estimate = Estimate.sample) -> None:
         self.runtime = runtime  # shared, read-only: several translators (sampling settings) may run on one
