@@ -142,16 +142,29 @@ def read_info(path: Path) -> CheckpointInfo:
     return info
 
 
-def load_weights(module: torch.nn.Module, file: Path) -> None:
+def _read_safetensors(file: Path, read: Callable[[str], Any]) -> Any:
+    """`read(path)` on a safetensors file, its absence or damage as one-line errors."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     if not file.is_file():
         raise EarthgenError(f"{file.parent}: missing {file.name}")
     try:
-        state = load_file(str(file))
+        return read(str(file))
     except (SafetensorError, OSError, ValueError) as exc:
         raise EarthgenError(f"{file}: unreadable safetensors file ({exc})") from None
+
+
+def _header_shapes(path: str) -> dict[str, tuple[int, ...]]:
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+
+def load_weights(module: torch.nn.Module, file: Path) -> None:
+    from safetensors.torch import load_file
+
+    state = _read_safetensors(file, load_file)
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -168,15 +181,7 @@ def load_weights(module: torch.nn.Module, file: Path) -> None:
 def check_weight_shapes(info: CheckpointInfo, file: Path) -> None:
     """The tensors config.json declares against those the safetensors header lists, before any
     weight is allocated: a damaged config cannot make us build a model larger than its file."""
-    from safetensors import SafetensorError, safe_open
-
-    if not file.is_file():
-        raise EarthgenError(f"{file.parent}: missing {file.name}")
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise EarthgenError(f"{file}: unreadable safetensors file ({exc})") from None
+    stored = _read_safetensors(file, _header_shapes)
     with torch.device("meta"):
         declared = {k: tuple(v.shape) for k, v in EarthGenModel(info.model).state_dict().items()}
     if declared != stored:

@@ -220,10 +220,18 @@ def cast_to_dtype(values: np.ndarray, dtype: str | np.dtype, nodata: float | Non
         out = np.clip(np.rint(values, out=values), info.lo, info.hi, out=values)
     else:
         out = np.clip(np.rint(values), info.lo, info.hi)
-    if nodata is not None and math.isfinite(nodata) and info.lo <= nodata <= info.hi:
-        step = 1.0 if nodata < info.hi else -1.0
-        out[out == nodata] = nodata + step
+    move_off_nodata(out, nodata, info)
     return out.astype(dtype)
+
+
+def move_off_nodata(values: np.ndarray, nodata: float | None, info: DtypeInfo) -> None:
+    """In place: valid values equal to an integer output's nodata move one step inside its range
+    (`values` rounded, as floats or already in the integer dtype; `info` of the output dtype)."""
+    if nodata is None or not math.isfinite(nodata) or not info.lo <= nodata <= info.hi:
+        return
+    kind = values.dtype.type
+    nd = kind(int(nodata)) if values.dtype.kind in "iu" else kind(nodata)
+    values[values == nd] = nd + kind(1) if nodata < info.hi else nd - kind(1)
 
 
 # ITU-R BT.601 luma weights, the classic pseudo-panchromatic band.

@@ -24,7 +24,7 @@ from earthgen_cli.flow.generate import SamplingOptions
 from earthgen_cli.inference.joint import (WRITE_ROWS, SceneOptions, check_generation_room, encode_conditions,
                                          open_conditions)
 from earthgen_cli.inference.multidiffusion import (Known, SceneModel, decode_canvas, encode_canvas, modality_salt,
-                                                   noise_canvas, sample_scene)
+                                                   noise_canvas, repaint_passes, sample_scene)
 from earthgen_cli.io.geotiff_writer import GeoTiffWriter, OutputSpec, inherited_tags, provenance_tags
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import check_output
@@ -57,11 +57,6 @@ def open_input(src, path: str, declared: str | None, sm: SceneModel) -> SourceRa
     return SourceRaster(src, path, modality, None)
 
 
-def model_calls(opts: SamplingOptions) -> int:
-    """Steps per tile with RePaint's resampling: every step but the last is taken `resample` times."""
-    return opts.steps + (opts.steps - 1) * (opts.resample - 1)
-
-
 def fill_scene(sm: SceneModel, grid: OutputGrid, modality: str, read_known: WindowReader,
                conditions: Sequence[tuple[str, str]], scene: SceneOptions, opts: SamplingOptions,
                canvas: MemmapCanvas, quiet: bool) -> np.ndarray:
@@ -72,15 +67,16 @@ def fill_scene(sm: SceneModel, grid: OutputGrid, modality: str, read_known: Wind
     cfg = sm.cfg
     text = sm.text_vector(scene.prompt)
     layout = SceneLayout(grid.height, grid.width, cfg.codec.factor, cfg.tile_multiple, scene.tile, scene.overlap)
+    calls = len(repaint_passes(opts.steps, opts.resample)) * len(layout.tiles())
     with open_conditions(sm, grid, conditions, None) as conds, \
-            tqdm(total=model_calls(opts) * len(layout.tiles()), unit="tile", disable=quiet, leave=False) as bar:
+            tqdm(total=calls, unit="tile", disable=quiet, leave=False) as bar:
         cond_lat = encode_conditions(sm, layout, conds, canvas)
         known_lat, keep = encode_canvas(sm, layout, modality, read_known, canvas, "known")
         init = {modality: noise_canvas(canvas, "eps", scene.seed, modality_salt(modality),
                                        cfg.latent_channels(modality), layout.latent_shape)}
         gsd = grid.gsd * (grid.crs.linear_units_factor[1] if grid.crs and grid.crs.linear_units_factor else 1.0)
         latents = sample_scene(sm, layout, init, cond_lat, opts, scene.seed, gsd, scene.batch_size, canvas,
-                               known=Known({modality: known_lat}, keep, opts.resample), progress=bar, text=text)
+                               known=Known({modality: known_lat}, keep), progress=bar, text=text)
         return decode_canvas(sm, layout, modality, latents[modality], canvas, scene.batch_size)
 
 

@@ -77,10 +77,14 @@ class Known:
 
     latents: Mapping[str, np.memmap]  # generated modality -> clean latent (C, h, w)
     keep: np.ndarray  # (h, w) float32, 1 where the latent cell is known
-    # RePaint (Lugmayr et al. 2022): each step is taken `resample` times, going back from t_next to t
-    # with fresh noise in between, so the generated part can agree with the known part it was
-    # given; 1 = a plain step (the known part is only re-imposed)
-    resample: int = 1
+
+
+def repaint_passes(steps: int, resample: int) -> list[tuple[int, int]]:
+    """(step, repeat) in sampling order. RePaint (Lugmayr et al. 2022): with a known region each
+    step but the last (which ends at t=0) is taken `resample` times, going back from t_next to t
+    with fresh noise in between, so the generated part can agree with the known part it was given;
+    resample 1 = plain steps (the known part is only re-imposed)."""
+    return [(i, u) for i in range(steps) for u in range(resample if i < steps - 1 else 1)]
 
 
 def _impose(x: np.memmap, known: np.ndarray, eps: np.ndarray, keep: np.ndarray, t: float, rows: int = 128) -> None:
@@ -127,8 +131,7 @@ def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memm
         for m in gen:
             _impose(cur[m], known.latents[m], init[m], known.keep, schedule[0])
     total_c = sum(chans)
-    resample = known.resample if known is not None else 1
-    for i, u in ((i, u) for i in range(len(schedule) - 1) for u in range(resample if schedule[i + 1] > 0 else 1)):
+    for i, u in repaint_passes(opts.steps, opts.resample if known is not None else 1):
         t, t_next = schedule[i], schedule[i + 1]
         if u > 0:  # RePaint: back from t_next to t, then the same step again
             for k, m in enumerate(gen):

@@ -10,14 +10,13 @@ themselves bit for bit, for every output dtype up to float64 and 64-bit integers
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from rasterio.windows import Window
 
 from earthgen_cli.io.geotiff_writer import GeoTiffWriter
-from earthgen_cli.modalities import cast_to_dtype, dtype_info
+from earthgen_cli.modalities import cast_to_dtype, dtype_info, move_off_nodata
 
 
 def accumulator_dtype(out_dtype: str) -> type:
@@ -81,9 +80,7 @@ def combine_parts(acc: np.ndarray, out_dtype: str, nodata: float | None) -> np.n
         low = np.clip(np.rint(acc[0], out=acc[0]), lo, hi, out=acc[0]).astype(dt)
         out = low + (np.rint(acc[1]).astype(dt) << dt.type(_INT_SHIFT)) \
             + (np.rint(acc[2]).astype(dt) << dt.type(2 * _INT_SHIFT))
-        if nodata is not None and math.isfinite(nodata) and info.min <= nodata <= info.max:
-            nd = dt.type(int(nodata))
-            out[out == nd] = nd + dt.type(1) if nd < info.max else nd - dt.type(1)
+        move_off_nodata(out, nodata, dtype_info(dt))
         return out
     total = acc[0]
     for p in range(1, acc.shape[0]):

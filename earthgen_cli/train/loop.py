@@ -303,18 +303,14 @@ def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
     env, device = init_distributed(cfg.run.device)
     try:
         trainer = Trainer(cfg, config_path, env, device)
+        # check_run_dir refused a folder with checkpoints but no --resume, and a finished run
         start = 0
-        if resume and ck.newest_checkpoint(trainer.ckdir) is None:
+        if resume and ck.newest_checkpoint(trainer.ckdir) is not None:
+            start = trainer.resume()
+        elif resume and env.master:
             # The README's advice after a crash is "run it again with --resume": after a crash before
             # the first checkpoint that must start the run, not fail.
-            if env.master:
-                print(f"earthgen: {trainer.ckdir}: no complete checkpoint yet; starting from step 0", file=sys.stderr)
-        elif resume:
-            start = trainer.resume()
-        elif ck.newest_checkpoint(trainer.ckdir) is not None:
-            raise EarthgenError(f"{trainer.ckdir}: already holds checkpoints; pass --resume or another run.out_dir")
-        if start >= cfg.optim.steps:
-            raise EarthgenError(f"{trainer.ckdir}: already at step {start} of {cfg.optim.steps}; nothing to do")
+            print(f"earthgen: {trainer.ckdir}: no complete checkpoint yet; starting from step 0", file=sys.stderr)
         out = trainer.out
         if env.master:
             import yaml
