@@ -19,7 +19,7 @@ from earthgen_cli.inference.canvas import MemmapCanvas
 from earthgen_cli.flow.generate import SamplingOptions
 from earthgen_cli.inference.inpaint import FillSummary, fill_scene, open_input, output_spec, write_composite
 from earthgen_cli.inference.joint import SceneOptions, check_generation_room
-from earthgen_cli.inference.multidiffusion import SceneModel
+from earthgen_cli.inference.runtime import ModelRuntime
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import check_output
 from earthgen_cli.io.scratch import run_folder
@@ -50,7 +50,7 @@ def _intersect(row: int, col: int, h: int, w: int, top: int, left: int, height: 
     return r0 - top, c0 - left, r1 - r0, c1 - c0, r0 - row, c0 - col
 
 
-def extend_scene(sm: SceneModel, source: str, by: int, sides: Sequence[str], output: str,
+def extend_scene(sm: ModelRuntime, source: str, by: int, sides: Sequence[str], output: str,
                  conditions: Sequence[tuple[str, str]], scene: SceneOptions, opts: SamplingOptions,
                  declared: str | None = None, overwrite: bool = False, quiet: bool = True) -> FillSummary:
     t0 = time.perf_counter()

@@ -23,7 +23,8 @@ from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReade
 from earthgen_cli.flow.generate import SamplingOptions
 from earthgen_cli.inference.joint import (WRITE_ROWS, SceneOptions, check_generation_room, encode_conditions,
                                          open_conditions)
-from earthgen_cli.inference.multidiffusion import (Known, SceneModel, decode_canvas, encode_canvas, modality_salt,
+from earthgen_cli.inference.runtime import ModelRuntime
+from earthgen_cli.inference.multidiffusion import (Known, decode_canvas, encode_canvas, modality_salt,
                                                    noise_canvas, repaint_passes, sample_scene)
 from earthgen_cli.io.geotiff_writer import GeoTiffWriter, OutputSpec, inherited_tags, provenance_tags
 from earthgen_cli.io.grid import OutputGrid
@@ -48,7 +49,7 @@ class FillSummary:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-def open_input(src, path: str, declared: str | None, sm: SceneModel) -> SourceRaster:
+def open_input(src, path: str, declared: str | None, sm: ModelRuntime) -> SourceRaster:
     info = raster_info(src, path)
     modality = resolve_modality(info, declared, src.count)
     want = sm.cfg.bands.get(modality)
@@ -57,7 +58,7 @@ def open_input(src, path: str, declared: str | None, sm: SceneModel) -> SourceRa
     return SourceRaster(src, path, modality, None)
 
 
-def fill_scene(sm: SceneModel, grid: OutputGrid, modality: str, read_known: WindowReader,
+def fill_scene(sm: ModelRuntime, grid: OutputGrid, modality: str, read_known: WindowReader,
                conditions: Sequence[tuple[str, str]], scene: SceneOptions, opts: SamplingOptions,
                canvas: MemmapCanvas, quiet: bool) -> np.ndarray:
     """Generate `modality` over `grid` where `read_known` says a pixel is not known; (C, >=H, >=W)
@@ -93,7 +94,7 @@ def write_composite(like, grid: OutputGrid, spec: OutputSpec, pixels: np.ndarray
             dst.write(block, Window(0, r, grid.width, n))
 
 
-def output_spec(src, sr: SourceRaster, path: str, sm: SceneModel, scene: SceneOptions, opts: SamplingOptions,
+def output_spec(src, sr: SourceRaster, path: str, sm: ModelRuntime, scene: SceneOptions, opts: SamplingOptions,
                 conditions: Sequence[tuple[str, str]], command: str, overwrite: bool = False) -> OutputSpec:
     tags = inherited_tags(src.tags())
     tags.update(provenance_tags(modality=sr.modality, model=sm.label, steps=opts.steps, seed=scene.seed,
@@ -123,7 +124,7 @@ def _mask_reader(mask_path: str, src, stack: contextlib.ExitStack) -> Callable[[
     return read
 
 
-def inpaint_scene(sm: SceneModel, source: str, mask: str, output: str, conditions: Sequence[tuple[str, str]],
+def inpaint_scene(sm: ModelRuntime, source: str, mask: str, output: str, conditions: Sequence[tuple[str, str]],
                   scene: SceneOptions, opts: SamplingOptions, declared: str | None = None,
                   overwrite: bool = False, quiet: bool = True) -> FillSummary:
     t0 = time.perf_counter()

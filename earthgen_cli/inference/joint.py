@@ -27,7 +27,8 @@ from earthgen_cli.inference.scene_translate import TileOptions
 from earthgen_cli.inference.tiling import GENERATE_TILE, resolve_tiling
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
 from earthgen_cli.flow.generate import SamplingOptions
-from earthgen_cli.inference.multidiffusion import (SceneModel, decode_canvas, encode_canvas, modality_salt,
+from earthgen_cli.inference.runtime import ModelRuntime
+from earthgen_cli.inference.multidiffusion import (decode_canvas, encode_canvas, modality_salt,
                                                    noise_canvas, sample_scene)
 from earthgen_cli.io.geotiff_writer import GeoTiffWriter, OutputSpec, provenance_tags
 from earthgen_cli.io.grid import OutputGrid
@@ -162,7 +163,7 @@ def footprint(src, grid: OutputGrid, label: str):
 
 
 @contextlib.contextmanager
-def open_conditions(sm: SceneModel, grid: OutputGrid, conditions: Sequence[tuple[str, str]],
+def open_conditions(sm: ModelRuntime, grid: OutputGrid, conditions: Sequence[tuple[str, str]],
                     osm_pbf: str | None) -> Iterator[list[ConditionSource]]:
     """Rasters warped onto `grid` (lazily, window by window) and OSM rendered onto it."""
     with contextlib.ExitStack() as stack:
@@ -198,7 +199,7 @@ def open_conditions(sm: SceneModel, grid: OutputGrid, conditions: Sequence[tuple
         yield out
 
 
-def encode_conditions(sm: SceneModel, layout: SceneLayout, conds: Sequence[ConditionSource],
+def encode_conditions(sm: ModelRuntime, layout: SceneLayout, conds: Sequence[ConditionSource],
                       canvas: MemmapCanvas) -> dict[str, np.memmap]:
     """Clean latent canvases of the conditions; one that misses the grid entirely is an error."""
     out = {}
@@ -267,7 +268,7 @@ def _prepare_dir(req: JointRequest) -> tuple[Path, list[Path]]:
     return out, samples
 
 
-def generate_joint(sm: SceneModel, req: JointRequest, scene: SceneOptions, opts: SamplingOptions,
+def generate_joint(sm: ModelRuntime, req: JointRequest, scene: SceneOptions, opts: SamplingOptions,
                    quiet: bool = True) -> JointSummary:
     t0 = time.perf_counter()
     if req.count < 1:

@@ -28,7 +28,6 @@ from earthgen_cli.modalities import MODALITY_NAMES
 
 
 # Scene sampling runs on the one model runtime (runtime.py): `load_runtime` loads it.
-SceneModel = ModelRuntime
 
 
 def modality_salt(modality: str) -> int:
@@ -48,7 +47,7 @@ def noise_canvas(canvas: MemmapCanvas, name: str, seed: int, salt: int, channels
 
 
 @torch.inference_mode()
-def encode_canvas(sm: SceneModel, layout: SceneLayout, modality: str, read: WindowReader,
+def encode_canvas(sm: ModelRuntime, layout: SceneLayout, modality: str, read: WindowReader,
                   canvas: MemmapCanvas, name: str) -> tuple[np.memmap, np.memmap]:
     """The clean latent of a raster read window by window (raw units), blended over the tiles, and
     the (h, w) latent-cell validity: 1 where every pixel of the cell was valid."""
@@ -111,7 +110,7 @@ def _crops(arrays: Sequence[np.ndarray], tiles, th: int, tw: int, f: int, device
 
 
 @torch.inference_mode()
-def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memmap],
+def sample_scene(sm: ModelRuntime, layout: SceneLayout, init: Mapping[str, np.memmap],
                  conditions: Mapping[str, np.memmap], opts: SamplingOptions, seed: int, gsd: float | None,
                  batch_size: int, canvas: MemmapCanvas, known: Known | None = None,
                  progress=None, text: np.ndarray | None = None) -> dict[str, np.memmap]:
@@ -174,7 +173,7 @@ def sample_scene(sm: SceneModel, layout: SceneLayout, init: Mapping[str, np.memm
 
 
 @torch.inference_mode()
-def decode_canvas(sm: SceneModel, layout: SceneLayout, modality: str, latent: np.ndarray,
+def decode_canvas(sm: ModelRuntime, layout: SceneLayout, modality: str, latent: np.ndarray,
                   canvas: MemmapCanvas, batch_size: int) -> np.memmap:
     """Adapter + codec decoder + de-normalisation, tile by tile, blended in pixel space:
     (C, hp, wp) float32 raw values of the padded scene."""
