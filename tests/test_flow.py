@@ -112,6 +112,32 @@ def test_flow_loss_mask_and_beta_nll():
     assert lv.grad[1].abs().max().item() == 0.0
 
 
+def test_chip_weight_makes_each_sample_count_by_its_own_variance():
+    from earthgen_cli.flow.objective import chip_weight
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(2, 3, 8, 8, generator=g)
+    x0[1] = x0[1] * 0.1 + 5.0  # a flat chip at another level: variance 0.01, the level ignored
+    valid = torch.ones(2, 1, 8, 8)
+    valid[0, :, :4] = 0  # nodata cells do not count in the variance
+    w = chip_weight(x0, valid, 0.02)
+    v0 = x0[0][:, 4:].var(dim=(1, 2), unbiased=False).mean()
+    v1 = x0[1].var(dim=(1, 2), unbiased=False).mean()
+    assert w.shape == (2, 1, 1, 1)
+    assert w[0].item() == pytest.approx(1 / (v0.item() + 0.02), rel=1e-5)
+    assert w[1].item() == pytest.approx(1 / (v1.item() + 0.02), rel=1e-5)
+    # Through flow_loss (a weighted mean): equal squared errors per sample give the same loss, and
+    # an error on the flat sample costs ~20x what the same error costs on the contrasty one.
+    pred = x0.clone()
+    pred[1] += 0.1
+    flat_err = losses.flow_loss(pred, x0, valid * w).item()
+    pred = x0.clone()
+    pred[0] += 0.1
+    contrasty_err = losses.flow_loss(pred, x0, valid * w).item()
+    assert flat_err / contrasty_err == pytest.approx(w[1].item() * 64 / (w[0].item() * 32), rel=1e-4)
+    assert flat_err / contrasty_err > 10
+
+
 def test_scene_consistency_infonce():
     g = torch.Generator().manual_seed(0)
     s = torch.randn(6, 4, 16, generator=g)

@@ -13,7 +13,7 @@ from earthgen_cli.inference.translator import TileBatch
 from earthgen_cli import checkpoint as ck
 from earthgen_cli.train.config import load_train_config
 from scene_fixtures import run_cli
-from train_fixtures import TINY, chips16, earthgen, read_log  # noqa: F401  (fixture)
+from train_fixtures import BEMM_CONFIG, TINY, chips16, earthgen, read_log  # noqa: F401  (fixture)
 
 
 @pytest.mark.parametrize("sets, message", [
@@ -73,6 +73,28 @@ def test_data_pairs_restricts_the_pairs_trained_on(tmp_path, chips16):
              "--set", "optim.steps=6", "--set", f"run={{out_dir: {run}, save_every: 6, progress: false}}")
     info = ck.read_info(run / "checkpoints" / "step_000006")
     assert info.pairs_seen == {"nir+rgb": 6 * 4}  # every batch from the one pair named (either order)
+
+
+def test_data_exclude_flags_keeps_flagged_scenes_out_of_the_batches(tmp_path, shared_data):
+    """A scene flagged "heavily cloudy" (the dataset config's `flags:`) is built into the chips, and
+    `data.exclude_flags: [cloud]` keeps its chips out of every pair; the other scenes stay."""
+    import yaml
+
+    from earthgen_cli.train.loop import open_dataset
+
+    cfg = yaml.safe_load(BEMM_CONFIG.read_text())
+    cfg["root"] = str(shared_data)
+    cfg["sources"][0]["flags"] = {"bigearthnet_mm/*_87_48": "Heavily CLOUDY (test)"}
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump(cfg))
+    earthgen("build-dataset", str(tmp_path / "d"), "--config", str(tmp_path / "data.yaml"), "--chip", "16", "-q")
+    train = load_train_config(TINY, [f"data.root={tmp_path / 'd'}", "data.exclude_flags=[cloud]"])
+    every = open_dataset(load_train_config(TINY, [f"data.root={tmp_path / 'd'}"]))
+    kept = open_dataset(train)
+    flagged = {i for i, c in enumerate(every.chips) if "cloudy" in c.flags.lower()}
+    assert flagged and len(flagged) < len(every.chips)
+    for pair, idx in every.pairs().items():
+        assert set(kept.pairs()[pair]) == set(idx) - flagged
+    assert kept[(next(iter(set(range(len(every.chips))) - flagged)), ("rgb", "nir"))]["images"]["rgb"].shape[-1] == 16
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

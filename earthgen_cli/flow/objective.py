@@ -24,6 +24,7 @@ class FlowWeights(Protocol):
     lambda_sc: float
     lambda_calib: float
     beta_nll: float
+    chip_norm: float
 
 
 class CodecWeights(Protocol):
@@ -37,6 +38,17 @@ def latent_valid(valid: torch.Tensor, factor: int) -> torch.Tensor:
     """(B, H, W) pixel validity -> (B, 1, h, w): a latent cell counts only if all its pixels are valid."""
     v = valid[:, None].float()
     return -F.max_pool2d(-v, factor) if factor > 1 else v
+
+
+def chip_weight(x0: torch.Tensor, valid: torch.Tensor, floor: float) -> torch.Tensor:
+    """(B, C, h, w) clean latents, (B, 1, h, w) validity -> (B, 1, 1, 1) weights 1 / (v + floor),
+    v the sample's spatial variance over valid cells, averaged over channels. flow_loss is a
+    weighted mean, so the weights set each sample's share, not the loss's scale."""
+    v = valid.to(x0.dtype)
+    n = v.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
+    mean = (x0 * v).sum(dim=(2, 3), keepdim=True) / n
+    var = (((x0 - mean) ** 2) * v).sum(dim=(2, 3), keepdim=True) / n
+    return 1.0 / (var.mean(dim=1, keepdim=True).detach().float() + floor)
 
 
 class FlowObjective(nn.Module):
@@ -58,6 +70,8 @@ class FlowObjective(nn.Module):
         flow, calib, mse = [], [], []
         for k, m in enumerate(mods):
             mask = valid[k] * loss_mask[:, k, None, None, None].to(valid[k].dtype)
+            if self.cfg.chip_norm > 0:
+                mask = mask * chip_weight(x0[k], valid[k], self.cfg.chip_norm)
             target = velocity_target(x0[k], eps[k]) if target_kind is PredictionTarget.velocity else x0[k]
             lv = None if out.logvar is None else out.logvar[k]
             flow.append(losses.flow_loss(out.pred[k], target, mask, lv, self.cfg.beta_nll))

@@ -81,11 +81,17 @@ def pseudo_pan(batch: Batch, rgb: BandScaling, pan: BandScaling) -> Batch:
 
 
 class ChipSubset:
-    """The first `n` chips of a ChipDataset, with its pair index restricted to them."""
+    """A ChipDataset with its pair index restricted: to the first `n` chips (0 = all; overfitting
+    checks) and to chips whose content flags (the data's manifest: "heavy cloudy ...", "snow or
+    cloud covers >15%", "water-only ...") contain none of `exclude_flags` (case-insensitive
+    substrings; `data.exclude_flags`). Chip indexes stay the dataset's own."""
 
-    def __init__(self, dataset, n: int) -> None:
+    def __init__(self, dataset, n: int = 0, exclude_flags: tuple[str, ...] = ()) -> None:
         self.dataset = dataset
-        self.n = min(n, len(dataset))
+        self.n = min(n, len(dataset)) if n else len(dataset)
+        words = [w.lower() for w in exclude_flags]
+        self.keep = [i for i in range(self.n)
+                     if not any(w in (dataset.chips[i].flags or "").lower() for w in words)]
 
     def __getattr__(self, name: str):  # modalities, scaling, bands, built, ...: the dataset's
         return getattr(self.dataset, name)
@@ -94,7 +100,8 @@ class ChipSubset:
         return self.n
 
     def pairs(self) -> dict[tuple[str, str], list[int]]:
-        out = {p: [i for i in idx if i < self.n] for p, idx in self.dataset.pairs().items()}
+        keep = set(self.keep)
+        out = {p: [i for i in idx if i in keep] for p, idx in self.dataset.pairs().items()}
         return {p: idx for p, idx in out.items() if idx}
 
     def __getitem__(self, key):

@@ -38,6 +38,9 @@ class DataConfig:
     augment: bool = True  # random flips and 90-degree rotations (the same for every slot)
     pseudo_pan: float = 0.0  # P(a batch with rgb but no pan gets a pan slot from RGB luminance)
     max_chips: int = 0  # train on the first N chips only (0 = all): overfitting checks
+    # chips whose content flags contain any of these words (case-insensitive) are never drawn:
+    # [cloud, snow] keeps cloudy scenes (another sensor's scaling, a cloud's NIR) out of the pairs
+    exclude_flags: tuple[str, ...] = ()
     workers: int = 0  # DataLoader worker processes
     text: bool = False  # condition on the chips' captions (build-dataset `captions:`; the [text] extra)
     in_memory: bool = True  # read the split's chips into RAM once (fast); false: one zarr read per chip
@@ -69,6 +72,10 @@ class FlowConfig:
     beta_nll: float = 0.5  # beta of the confidence head's beta-NLL
     codec_from: str = ""  # codec-stage checkpoint for kl codecs (required with a kl codec)
     init_from: str = ""  # flow checkpoint whose weights start this run (fine-tuning; fresh optimizer and schedule)
+    # > 0: each sample's flow loss is weighted by 1 / (its target's spatial variance + chip_norm), a
+    # weighted mean over the batch: the loss scored per chip, as the evaluation's PSNR over the
+    # reference chip's own range is (a flat Sentinel-2 chip counts as much as a contrasty aerial one)
+    chip_norm: float = 0.0
 
 
 @dataclass(frozen=True)

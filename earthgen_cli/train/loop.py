@@ -63,7 +63,9 @@ def open_dataset(cfg: TrainConfig):
     ds = ChipDataset(cfg.data.root, cfg.data.split, cfg.data.modalities or None, in_memory=cfg.data.in_memory)
     if len(ds) == 0:
         raise EarthgenError(f"{cfg.data.root}: split {cfg.data.split!r} has no chips")
-    return ChipSubset(ds, cfg.data.max_chips) if cfg.data.max_chips else ds
+    if cfg.data.max_chips or cfg.data.exclude_flags:
+        return ChipSubset(ds, cfg.data.max_chips, cfg.data.exclude_flags)
+    return ds
 
 
 def _check_crop(crop: int, chip: int, multiple: int, where: str) -> None:
