@@ -14,7 +14,9 @@ derived from it (`tests/test_noise.py` pins values):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from typing import Iterator
 
 
 def key_digest(*parts: object) -> bytes:
@@ -25,3 +27,21 @@ def key_digest(*parts: object) -> bytes:
 def derive_seed(*parts: object) -> int:
     """A 63-bit seed (for `torch.Generator.manual_seed`) that is a pure function of the parts."""
     return int.from_bytes(key_digest(*parts), "little") >> 1
+
+
+def sampler_seed(*parts: object) -> int:
+    """A 23-bit seed derived from the parts, for seeds that are multiplied further (the pair
+    sampler's per-step seed, `data.chips.PairBatchSampler`) and must stay within 64 bits."""
+    return derive_seed(*parts) >> 40
+
+
+@contextlib.contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Modules built inside draw their initial weights from torch's default generator seeded with
+    `seed`, and the caller's random state is restored afterwards: torch.nn's initialisers take no
+    generator, so this is the one place where training and the helper fits seed the global one."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

@@ -5,7 +5,7 @@ from typing import List, Optional
 import typer
 
 from earthgen_cli.cli import options as opt
-from earthgen_cli.flow.choices import Sampler
+from earthgen_cli.flow.choices import Estimate, Sampler
 
 NAME = "translate"
 
@@ -33,7 +33,7 @@ def command(
     steps: Optional[int] = opt.ModelSteps,
     sampler: Optional[Sampler] = opt.ModelSampler,
     guidance: Optional[float] = opt.ModelGuidance,
-    estimate: Optional[str] = opt.EstimateOpt,
+    estimate: Optional[Estimate] = opt.EstimateOpt,
     confidence: Optional[str] = typer.Option(None, "--confidence", metavar="OUT.tif",
                                              help="Also write the model's per-pixel confidence (0..1) raster."),
     tile: Optional[int] = opt.Tile,

@@ -32,6 +32,7 @@ from earthgen_cli.evaluate.epochs import cycle_batches
 from earthgen_cli.modalities import luminance
 from earthgen_cli.modalities import BandScaling
 from earthgen_cli.models.unet import UNet, UNetConfig
+from earthgen_cli.seeds import seeded_init
 
 # (source, target, valid) with valid (B, H, W) bool or None (all valid); model space
 TrainingBatch = tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]
@@ -229,8 +230,7 @@ def train_pairwise_unet(batches: Callable[[], Iterable[TrainingBatch]], config: 
     """`steps` L1 steps over the training split, epoch after epoch (pix2pix's Adam settings);
     `batches()` starts one pass. The seed fixes the initial weights without touching global RNG.
     Each step's loss is appended to `losses` when given."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed):
         model = UNet(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
     for source, target, valid in cycle_batches(batches, steps, "pairwise-unet"):

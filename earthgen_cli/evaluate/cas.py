@@ -24,6 +24,7 @@ from torch import nn
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.evaluate.epochs import cycle_batches
+from earthgen_cli.seeds import seeded_init
 
 CAS_FORMAT = "earthgen-cas-encoder"
 
@@ -121,8 +122,7 @@ def train_cas(batches: Callable[[], Iterable[tuple[torch.Tensor, ...]]], config:
     """`steps` InfoNCE steps over real (a, b) unit-scale pairs; `batches()` starts one pass. The
     seed fixes the initial weights without touching the global RNG; each step's loss is appended
     to `losses` when given."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed):
         model = DualEncoder(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     for unit_a, unit_b, *_ in cycle_batches(batches, steps, f"CAS encoder {config.modality_a},{config.modality_b}"):

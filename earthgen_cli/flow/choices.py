@@ -12,3 +12,12 @@ class Sampler(str, enum.Enum):
     euler = "euler"
     heun = "heun"
     euler_maruyama = "euler-maruyama"
+
+
+class Estimate(str, enum.Enum):
+    """What a translation returns. `sample`: one draw from the model's distribution (realistic
+    texture, different per seed). `mean`: the posterior mean E[x0 | sources], read from the x0
+    prediction at t=1 (targets pure noise) in one model call: smooth, but the L2-best estimate, for
+    users who want accuracy over texture."""
+    sample = "sample"
+    mean = "mean"

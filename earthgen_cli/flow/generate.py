@@ -8,26 +8,16 @@ caller (position-keyed in inference), so results do not depend on how tiles are 
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Mapping
 
 import torch
 
-from earthgen_cli.flow.choices import DEFAULT_STEPS
+from earthgen_cli.flow.choices import DEFAULT_STEPS, Estimate
 from earthgen_cli.flow.path import to_velocity, to_x0
 from earthgen_cli.flow.sampling import (NoiseFn, Sampler, VelocityFn, get_schedule, guided, sample,
                                         shift_for_tokens)
 from earthgen_cli.models.earthgen import EarthGenModel
-
-
-class Estimate(str, enum.Enum):
-    """What a translation returns. `sample`: one draw from the model's distribution (realistic
-    texture, different per seed). `mean`: the posterior mean E[x0 | sources], read from the x0
-    prediction at t=1 (targets pure noise) in one model call: smooth, but the L2-best estimate, for
-    users who want accuracy over texture."""
-    sample = "sample"
-    mean = "mean"
 
 
 @dataclass(frozen=True)

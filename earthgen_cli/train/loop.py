@@ -26,7 +26,7 @@ from earthgen_cli.errors import EarthgenError
 from earthgen_cli.io.scratch import make_folder
 from earthgen_cli.modalities import default_scaling
 from earthgen_cli.models.earthgen import EarthGenModel
-from earthgen_cli.seeds import derive_seed
+from earthgen_cli.seeds import derive_seed, sampler_seed, seeded_init
 from earthgen_cli.strict_config import to_mapping
 from earthgen_cli import checkpoint as ck
 from earthgen_cli.train.batches import Batch, ChipSubset, collate, crop_and_augment, pseudo_pan
@@ -79,14 +79,6 @@ def _check_crop(crop: int, chip: int, multiple: int, where: str) -> None:
                             f"patch); try {max(multiple, crop // multiple * multiple)}")
 
 
-# The fixed batches (latent statistics, sample grids) have a sampler seed of their own, offset
-# from run.seed, and are cropped with a generator seeded 0. Both values are part of what a run
-# measures its latent statistics on, so changing either (to a `derive_seed` key, say) changes
-# the trained weights of every flow run on a space-to-depth codec.
-FIXED_BATCH_SEED_OFFSET = 7919
-FIXED_BATCH_CROP_SEED = 0
-
-
 @dataclasses.dataclass
 class LogWindow:
     """Loss sums and throughput since the last log record."""
@@ -119,11 +111,7 @@ class Trainer:
         self.stage = make_stage(cfg, config_path, self.data, self.scaling)
         mcfg = build_model_config(cfg, tuple(mods), {m: bands[m] for m in mods}, config_path)
         _check_crop(cfg.data.crop, self.data.chip, mcfg.tile_multiple, config_path)
-        # The same initial weights on every rank (DDP broadcasts too). The modules draw their
-        # initial weights from torch's default generator, so it is seeded, inside fork_rng: the
-        # caller's random state is left as it was.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.run.seed)
+        with seeded_init(cfg.run.seed):  # the same initial weights on every rank (DDP broadcasts too)
             self.model = EarthGenModel(mcfg)
         self.latent_stats = self.stage.start(self.model, self.fixed_batches)
         self.params = self.stage.trainable_parameters(self.model)
@@ -200,10 +188,11 @@ class Trainer:
                                num_workers=self.cfg.data.workers))
 
     def fixed_batches(self, n: int) -> list[Batch]:
-        """The same few batches every time (a seed of their own): latent statistics, sample grids."""
-        it = self.loader(0, n, self.cfg.run.seed + FIXED_BATCH_SEED_OFFSET, 0, 1)
+        """The same few batches every time (sampler and crop seeds of their own, derived from
+        run.seed): latent statistics, sample grids."""
+        it = self.loader(0, n, sampler_seed(self.cfg.run.seed, "fixed-batches"), 0, 1)
         return [crop_and_augment(next(it), self.cfg.data.crop, False,
-                                 torch.Generator().manual_seed(FIXED_BATCH_CROP_SEED))
+                                 torch.Generator().manual_seed(derive_seed(self.cfg.run.seed, "fixed-crops")))
                 for _ in range(n)]
 
     def prepare(self, batch: Batch, g: torch.Generator) -> Batch:
