@@ -16,6 +16,18 @@ The weights are separable (row weight x column weight) and each 1-D weight is a 
 of 2**-24 that also sum to exactly 1, and a float32 value times such a weight is exact in float64,
 as are the partial sums. So blending identical contributions reproduces them bit for bit, which is
 what lets `--model identity` copy a scene exactly through the tiler.
+
+One grid and one set of weights, three accumulators: translate, joint/inpaint/extend and
+evaluate's tiled scoring all place tiles and weigh them with `TileGrid`, but they sum different
+things in different places, and a single accumulator would have to be all three at once:
+- `stripe_blend.StripeBand` (translate): final pixels of any raster size, streamed to the output
+  GeoTIFF stripe by stripe (memory flat in the scene size), exact for every output dtype up to
+  64-bit integers (value splitting), once per scene.
+- `multidiffusion` (joint, inpaint, extend): latents, re-blended after every sampling step on a
+  memory-mapped canvas, because the next step must start from the averaged latent (MultiDiffusion);
+  nothing is written until the last step is decoded.
+- `evaluate.runner.translator_method`: a batch of 64 px chips held in memory and scored there; no
+  file to stream to, and float scores need no exact integer path.
 """
 
 from __future__ import annotations
