@@ -36,7 +36,7 @@ class DatasetPairs:
             # in memory: baselines fit on every train chip, and a zarr read per chip costs ~25 ms
             ds = self._chip_dataset(self.path, split=split, modalities=(d.source, d.target), require_all=True,
                                     in_memory=True)
-            kept = [c for c in ds.chips if self.include_flagged or not getattr(c, "flags", "")]
+            kept = [c for c in ds.chips if self.include_flagged or not c.flags]
             self._flagged[key] = len(ds.chips) - len(kept)
             ds.chips = kept
             self._sets[key] = ds

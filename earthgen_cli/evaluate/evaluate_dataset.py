@@ -71,9 +71,11 @@ def _load_model(spec: str | None, device: str, steps: int, estimates: Sequence[s
 def _codec_roundtrip(translator):
     """encode -> decode through the checkpoint's own codec, in the checkpoint's normalisation;
     None for translators without a codec (the analytic ones)."""
-    model, info = getattr(translator, "model", None), getattr(translator, "info", None)
-    if model is None or info is None or not hasattr(model, "codec"):
+    from earthgen_cli.inference.model_translator import ModelTranslator
+
+    if not isinstance(translator, ModelTranslator):
         return None
+    model, info = translator.model, translator.info
     import torch
 
     @torch.no_grad()
@@ -141,7 +143,9 @@ def _train_cas(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
 
 
 def _check_joint(pairs: DatasetPairs, translator, pair: tuple[str, str], split: str) -> None:
-    if translator is None or not hasattr(translator, "generate_pair"):
+    from earthgen_cli.inference.model_translator import ModelTranslator
+
+    if not isinstance(translator, ModelTranslator):
         raise EarthgenError(f"--joint {','.join(pair)} needs a checkpoint (--model) that generates")
     for m in pair:
         if m not in pairs.scaling:
@@ -208,7 +212,7 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     translator = next(iter(models.values())) if isinstance(models, dict) else models
     # chips per step = the checkpoint's forward batch (its device's default without --batch-size)
     if batch_size is None:
-        batch_size = getattr(translator, "batch_size", None) or 8
+        batch_size = translator.batch_size or 8
     left_out: list[str] = []
     if directions.strip() == "none":
         if not joint:
@@ -230,7 +234,7 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     if left_out:
         say(f"left out (the model cannot do them): {', '.join(left_out)}")
     # the model's own tile (the crop side it was trained on), else whole chips
-    tile, overlap = resolve_tiling(tile, overlap, getattr(translator, "native_tile", None), None)
+    tile, overlap = resolve_tiling(tile, overlap, translator.native_tile, None)
     options = EvaluateOptions(chosen, split=split, baselines=tuple(baselines), batch_size=batch_size,
                               max_chips=max_chips, fid=fid, seed=seed, tile=tile, overlap=overlap)
     check_directions(pairs, options)

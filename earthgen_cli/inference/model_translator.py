@@ -27,6 +27,7 @@ from earthgen_cli.modalities import get_modality
 
 class ModelTranslator:
     name = "earthgen"
+    bandwise = False
 
     def __init__(self, runtime: ModelRuntime, steps: int = DEFAULT_STEPS, sampler: str | Sampler = Sampler.euler,
                  guidance: float = 1.0, shift: float | None = None, batch_size: int | None = None,
@@ -72,6 +73,10 @@ class ModelTranslator:
     @property
     def native_tile(self) -> int | None:
         return self.runtime.native_tile
+
+    @property
+    def has_confidence(self) -> bool:
+        return bool(self.cfg.confidence)
 
     def output_bands(self, target: str, source_bands: Mapping[str, int]) -> int:
         return self.cfg.bands[target]

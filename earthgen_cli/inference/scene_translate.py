@@ -164,7 +164,7 @@ def _run_stripes(sources: Sequence[SourceRaster], target: str, translator: Trans
         order = [(r, c) for r in range(len(rows)) for c in stripe.tile_cols]
         cur_row = 0
         # a model translator's forward batch (--batch-size), so each call is one forward pass
-        group = opts.batch_size or getattr(translator, "batch_size", None) or 4
+        group = opts.batch_size or translator.batch_size or 4
         for b0 in range(0, len(order), group):
             chunk = order[b0 : b0 + group]
             arrays = {s.modality: None for s in sources}
@@ -293,7 +293,7 @@ def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Tran
     inputs = [s.path for s in sources]
     check_output(out.path, out.overwrite, inputs)
     if confidence is not None:
-        if not hasattr(translator, "translate_with_confidence"):
+        if not translator.has_confidence:
             raise EarthgenError(f"--confidence needs a model with a confidence head, not {translator.name}")
         if confidence.path in (out.path, STDIO) or same_path(confidence.path, out.path):
             raise EarthgenError(f"{confidence.path}: --confidence needs its own file, not the output or stdout")
@@ -317,7 +317,7 @@ def translate_scene(sources: Sequence[SourceSpec], target: str, translator: Tran
                             {"seed": tiles.seed, **(provenance or {})})
         total = len(grid.row_starts) * len(grid.col_starts)
         with contextlib.ExitStack() as stack:
-            band_masks = (getattr(translator, "bandwise", False) and primary.modality == target
+            band_masks = (translator.bandwise and primary.modality == target
                           and out_bands == primary.count)
             outputs = [_Output(stack.enter_context(GeoTiffWriter(src, spec)), out_bands, out_dtype, (nodata, fill),
                                band_masks)]

@@ -43,7 +43,7 @@ class TranslateSettings:
         from earthgen_cli.inference.scene_translate import TileOptions, translate_scene
         from earthgen_cli.inference.tiling import TRANSLATE_TILE, resolve_tiling
 
-        tile, overlap = resolve_tiling(self.tile, self.overlap, getattr(translator, "native_tile", None),
+        tile, overlap = resolve_tiling(self.tile, self.overlap, translator.native_tile,
                                        TRANSLATE_TILE)
         return translate_scene(sources, to, translator,
                                TileOptions(tile=tile, overlap=overlap, batch_size=self.batch_size, seed=self.seed),

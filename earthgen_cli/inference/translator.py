@@ -37,6 +37,10 @@ class TileBatch:
 class Translator(Protocol):
     name: str
     tile_multiple: int  # tile sides must be a multiple of this (codec factor x patch size)
+    native_tile: int | None  # the tile side it works best at (a checkpoint's training crop); None: any
+    batch_size: int | None  # tiles per call it is built for (a model's forward batch); None: any
+    bandwise: bool  # output band b is source band b (identity): nodata masks stay per band
+    has_confidence: bool  # translate_with_confidence returns a confidence raster, not None
 
     def check(self, sources: Sequence[str], target: str) -> None:
         """Raise EarthgenError when this translator cannot map `sources` to `target`."""
@@ -48,15 +52,34 @@ class Translator(Protocol):
     def translate(self, batch: TileBatch, target: str) -> np.ndarray:
         """(B, C_out, H, W) floating values in the target modality's raw units."""
 
+    def translate_with_confidence(self, batch: TileBatch, target: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """`translate`'s output and a (B, 1, H, W) confidence in (0, 1], None without one."""
+
     def describe(self) -> dict[str, str]:
         """Provenance written into the output's tags."""
 
 
-class IdentityTranslator:
+class AnalyticTranslator:
+    """What the analytic translators share: any tile, any batch, no confidence."""
+
+    name = "analytic"
+    tile_multiple = 1
+    native_tile: int | None = None
+    batch_size: int | None = None
+    bandwise = False
+    has_confidence = False
+
+    def translate(self, batch: TileBatch, target: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def translate_with_confidence(self, batch: TileBatch, target: str) -> tuple[np.ndarray, None]:
+        return self.translate(batch, target), None
+
+
+class IdentityTranslator(AnalyticTranslator):
     """Same modality in, same out, bit for bit: for tests and pipeline benchmarks."""
 
     name = "identity"
-    tile_multiple = 1
     bandwise = True  # output band b is source band b: nodata stays per band
 
     def check(self, sources: Sequence[str], target: str) -> None:
@@ -78,11 +101,10 @@ class IdentityTranslator:
         return {"EARTHGEN_MODEL": "identity"}
 
 
-class LuminanceTranslator:
+class LuminanceTranslator(AnalyticTranslator):
     """rgb -> pan as the BT.601 luminance of the RGB bands: an analytic baseline."""
 
     name = "luminance"
-    tile_multiple = 1
 
     def check(self, sources: Sequence[str], target: str) -> None:
         if list(sources) != ["rgb"] or target != "pan":
