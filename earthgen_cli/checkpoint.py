@@ -161,11 +161,15 @@ def _header_shapes(path: str) -> dict[str, tuple[int, ...]]:
         return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
 
 
-def load_weights(module: torch.nn.Module, file: Path) -> None:
+def load_weights(module: torch.nn.Module, file: Path, new: str = "") -> None:
+    """Every tensor of `module` from `file`, shapes checked; tensors whose names start with `new`
+    (a part the file's model did not have) may be missing and keep their initial values."""
     from safetensors.torch import load_file
 
     state = _read_safetensors(file, load_file)
     expected = module.state_dict()
+    if new:
+        state = {**{k: v for k, v in expected.items() if k.startswith(new) and k not in state}, **state}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:

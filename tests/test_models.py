@@ -91,3 +91,31 @@ def test_config_rejects_inconsistent_sizes():
     with pytest.raises(ValueError, match="factor"):
         CodecConfig(CodecKind.kl, 4, 4, (32, 32))
     assert count_parameters(tiny()) < 300_000
+
+
+def test_aligned_skip_grows_a_model_exactly_and_carries_only_a_present_source(tmp_path):
+    """model.aligned_skip on top of a trained model: the zero-initialised skip leaves every
+    prediction as it was (fine-tuning starts from the same model), a dropped source (t = 1) adds
+    nothing through it, and a clean one maps its latent straight to the target's prediction."""
+    from safetensors.torch import save_file
+
+    from earthgen_cli import checkpoint as ck
+
+    base = tiny()
+    for p in base.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    save_file({k: v.contiguous() for k, v in base.state_dict().items()}, tmp_path / "w.safetensors")
+    grown = tiny(aligned_skip=True)
+    with pytest.raises(Exception, match="lacks tensor generator.skip"):
+        ck.load_weights(grown, tmp_path / "w.safetensors")
+    ck.load_weights(grown, tmp_path / "w.safetensors", new="generator.skip.")
+    z = [torch.randn(2, 12, 8, 8), torch.randn(2, 4, 8, 8)]
+    t = torch.tensor([[0.0, 1.0], [1.0, 1.0]])  # sample 0: clean rgb source; sample 1: source dropped
+    a, b = base(z, ["rgb", "nir"], t), grown(z, ["rgb", "nir"], t)
+    assert all(torch.equal(x, y) for x, y in zip(a.pred, b.pred))
+    skip = grown.generator.skip["rgb_to_nir"]
+    torch.nn.init.normal_(skip.weight, std=0.1)
+    c = grown(z, ["rgb", "nir"], t)
+    direct = torch.nn.functional.conv2d(z[0], skip.weight, skip.bias)
+    torch.testing.assert_close(c.pred[1][0] - a.pred[1][0], direct[0], rtol=1e-4, atol=1e-5)
+    assert torch.equal(c.pred[1][1], a.pred[1][1])  # the dropped source contributes exactly nothing

@@ -31,10 +31,11 @@ def command(
     if cfg.stage in (Stage.unet, Stage.cas):  # the evaluation's models: fitted by evaluate, not the loop
         from earthgen_cli.evaluate.fit import fit_stage
 
-        fit_stage(cfg, str(config), resume=resume)
+        fit_stage(cfg, str(config), resume=resume, echo=typer.echo)
         typer.echo(f"models: {Path(cfg.run.out_dir)}", err=True)
         return
     from earthgen_cli.train.loop import train
 
-    last = train(cfg, str(config), resume=resume)
+    last = train(cfg, str(config), resume=resume, echo=typer.echo,
+                 notify=lambda line: typer.echo(line, err=True))
     typer.echo(f"checkpoint: {last}", err=True)

@@ -212,7 +212,7 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     translator = next(iter(models.values())) if isinstance(models, dict) else models
     # chips per step = the checkpoint's forward batch (its device's default without --batch-size)
     if batch_size is None:
-        batch_size = translator.batch_size or 8
+        batch_size = (translator.batch_size if translator is not None else None) or 8
     left_out: list[str] = []
     if directions.strip() == "none":
         if not joint:
@@ -234,7 +234,7 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
     if left_out:
         say(f"left out (the model cannot do them): {', '.join(left_out)}")
     # the model's own tile (the crop side it was trained on), else whole chips
-    tile, overlap = resolve_tiling(tile, overlap, translator.native_tile, None)
+    tile, overlap = resolve_tiling(tile, overlap, translator.native_tile if translator is not None else None, None)
     options = EvaluateOptions(chosen, split=split, baselines=tuple(baselines), batch_size=batch_size,
                               max_chips=max_chips, fid=fid, seed=seed, tile=tile, overlap=overlap)
     check_directions(pairs, options)

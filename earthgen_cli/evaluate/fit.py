@@ -17,7 +17,6 @@ A pair's chips are read once into memory; minibatches are drawn from a generator
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from earthgen_cli.evaluate.metrics import to_unit
 from earthgen_cli.evaluate.pair_source import Direction, parse_directions
 from earthgen_cli.seeds import derive_seed
 from earthgen_cli.train.config import Stage, TrainConfig
+from earthgen_cli.train.run_folder import Echo, RunLog
 
 
 def _load_direction(pairs, split: str, direction, batch: int = 64):
@@ -91,9 +91,9 @@ def item_dir(out_dir: Path, stage: Stage, source: str, target: str) -> Path:
     return Path(out_dir) / f"{stage.value}_{source}_{target}"
 
 
-def fit_stage(cfg: TrainConfig, config_path: str, resume: bool = False) -> list[Path]:
+def fit_stage(cfg: TrainConfig, config_path: str, resume: bool = False, echo: Echo = None) -> list[Path]:
     """Train every U-Net (stage unet) or CAS encoder (stage cas) this process is responsible for;
-    returns the directories it wrote."""
+    returns the directories it wrote. `echo` also gets each log.jsonl line."""
     if cfg.stage not in (Stage.unet, Stage.cas):
         raise ValueError(f"fit_stage trains stages unet and cas, not {cfg.stage.value}")
     if resume:
@@ -115,24 +115,16 @@ def fit_stage(cfg: TrainConfig, config_path: str, resume: bool = False) -> list[
             raise EarthgenError(f"{item_dir(out, cfg.stage, d.source, d.target)}: already exists; "
                                 f"choose another run.out_dir")
     make_folder(out)
+    run_log = RunLog(out, echo)
     if rank == 0:
-        import yaml
-
-        from earthgen_cli.strict_config import to_mapping
-
-        (out / "config.yaml").write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
-    log_file = out / "log.jsonl"
+        run_log.write_config(cfg)
     written = []
     for d in mine:
         started = time.perf_counter()
         path, chips, loss = _fit_and_save(cfg, pairs, d, derive_seed(cfg.run.seed, d.key), out)
-        record = {"stage": cfg.stage.value, "item": d.key, "steps": cfg.optim.steps, "chips": chips,
-                  "final_loss": round(loss, 6), "seconds": round(time.perf_counter() - started, 1),
-                  "rank": rank, "path": str(path)}
-        line = json.dumps(record)
-        print(line, flush=True)
-        with open(log_file, "a") as fh:  # one short line per append: processes do not interleave
-            fh.write(line + "\n")
+        run_log.record({"stage": cfg.stage.value, "item": d.key, "steps": cfg.optim.steps, "chips": chips,
+                        "final_loss": round(loss, 6), "seconds": round(time.perf_counter() - started, 1),
+                        "rank": rank, "path": str(path)})
         written.append(path)
     return written
 

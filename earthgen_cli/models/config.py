@@ -68,6 +68,10 @@ class ModelConfig:
     # The generator also gets the other slots' latents token by token (models/earthgen.py). False
     # here so that checkpoints written before it existed load as they were; every preset sets True.
     aligned: bool = False
+    # A zero-initialised 1x1 linear map from each other slot's latent straight to this slot's
+    # prediction, gated like the aligned path (models/earthgen.py): pixel detail inside a token
+    # without going through the hidden width. False: checkpoints from before it load as they were.
+    aligned_skip: bool = False
 
     def __post_init__(self) -> None:
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):

@@ -95,6 +95,10 @@ class SceneEncoder(nn.Module):
         return self.out(self.norm(h)).reshape(b, k, n, -1)  # (B, K, N, D)
 
 
+def skip_key(source: str, target: str) -> str:
+    return f"{source}_to_{target}"
+
+
 class RoutedGenerator(nn.Module):
     """Per slot: its own noisy latent tokens, token-wise AdaLN from (scene token + time + modality),
     attention within the slot, FFN routed by modality, a per-modality output head."""
@@ -118,6 +122,21 @@ class RoutedGenerator(nn.Module):
             self.align_out = nn.Linear(d, d)
             nn.init.zeros_(self.align_out.weight)
             nn.init.zeros_(self.align_out.bias)
+        if cfg.aligned_skip:
+            self.skip = nn.ModuleDict({skip_key(a, b): nn.Conv2d(cfg.latent_channels(a), cfg.latent_channels(b), 1)
+                                       for a in cfg.modalities for b in cfg.modalities if a != b})
+            for conv in self.skip.values():
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
+
+    def skip_condition(self, latents: Sequence[torch.Tensor], mods: Sequence[str], t: torch.Tensor,
+                       i: int) -> torch.Tensor:
+        """(B, C_i, h, w): slot i's share of the direct skip, the mean over the other slots of a
+        1x1 linear map of their latent, each weighted by (1 - its time) as in `aligned_condition`."""
+        k = len(mods)
+        parts = [self.skip[skip_key(mods[j], mods[i])](latents[j]) * (1.0 - t[:, j]).to(latents[j].dtype)[:, None, None, None]
+                 for j in range(k) if j != i]
+        return torch.stack(parts).sum(0) / (k - 1)
 
     def aligned_condition(self, latents: Sequence[torch.Tensor], mods: Sequence[str],
                           t: torch.Tensor) -> torch.Tensor:
@@ -152,7 +171,10 @@ class RoutedGenerator(nn.Module):
             out = self.heads[m](u[sl], c[sl])  # (B, N, p*p*(C+1))
             out = unpatchify(out, out.shape[-1] // self.cfg.patch**2, self.cfg.patch,
                              z.shape[-2] // self.cfg.patch, z.shape[-1] // self.cfg.patch)
-            preds.append(out[:, :ch])
+            pred = out[:, :ch]
+            if self.cfg.aligned_skip and k > 1 and t is not None:
+                pred = pred + self.skip_condition(latents, mods, t, i).to(pred.dtype)
+            preds.append(pred)
             logvars.append(out[:, ch:ch + 1])
         return preds, (logvars if self.cfg.confidence else None)
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -33,7 +31,7 @@ from earthgen_cli.train.batches import Batch, ChipSubset, collate, crop_and_augm
 from earthgen_cli.train.config import Precision, Stage, TrainConfig, build_model_config
 from earthgen_cli.train.distributed import (DistEnv, check_ranks_identical, init_distributed, mean_over_ranks,
                                             per_rank, shutdown)
-from earthgen_cli.train.run_folder import check_run_dir, truncate_log
+from earthgen_cli.train.run_folder import Echo, RunLog, check_run_dir, truncate_log
 from earthgen_cli.train.stages import make_stage
 
 
@@ -284,9 +282,11 @@ class Trainer:
         return path if path is not None else ck.newest_checkpoint(self.ckdir)
 
 
-def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
-    """Run the codec or flow stage; returns the last checkpoint directory. The evaluation's stages
-    unet and cas are fitted by `evaluate.fit.fit_stage` (cli/train.py dispatches them there)."""
+def train(cfg: TrainConfig, config_path: str, resume: bool = False, echo: Echo = None,
+          notify: Echo = None) -> Path:
+    """Run the codec or flow stage; returns the last checkpoint directory. `echo` also gets each
+    log.jsonl line, `notify` the run's notices (the CLI: stdout and stderr). The evaluation's
+    stages unet and cas are fitted by `evaluate.fit.fit_stage` (cli/train.py dispatches them there)."""
     if cfg.stage in (Stage.unet, Stage.cas):
         raise ValueError(f"stage {cfg.stage.value} is fitted by earthgen_cli.evaluate.fit.fit_stage, "
                          f"not the training loop")
@@ -298,26 +298,15 @@ def train(cfg: TrainConfig, config_path: str, resume: bool = False) -> Path:
         start = 0
         if resume and ck.newest_checkpoint(trainer.ckdir) is not None:
             start = trainer.resume()
-        elif resume and env.master:
+        elif resume and env.master and notify is not None:
             # The README's advice after a crash is "run it again with --resume": after a crash before
             # the first checkpoint that must start the run, not fail.
-            print(f"earthgen: {trainer.ckdir}: no complete checkpoint yet; starting from step 0", file=sys.stderr)
-        out = trainer.out
+            notify(f"earthgen: {trainer.ckdir}: no complete checkpoint yet; starting from step 0")
+        run_log = RunLog(trainer.out, echo)
         if env.master:
-            import yaml
-
-            make_folder(out)
-            (out / "config.yaml").write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
-        log_file = out / "log.jsonl"
-        if env.master:
-            truncate_log(log_file, start)
-
-        def log(record: dict[str, Any]) -> None:
-            line = json.dumps(record)
-            print(line, flush=True)
-            with open(log_file, "a") as fh:
-                fh.write(line + "\n")
-
-        return trainer.run(start, log)
+            make_folder(trainer.out)
+            run_log.write_config(cfg)
+            truncate_log(run_log.file, start)
+        return trainer.run(start, run_log.record)
     finally:
         shutdown(env)

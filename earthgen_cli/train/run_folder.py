@@ -1,15 +1,43 @@
 """A training run's folder: its mistakes found before any loading (checkpoints already there,
-already finished), and log.jsonl cut back to the checkpoint a run resumes from."""
+already finished), its config.yaml and log.jsonl (`RunLog`, shared with the evaluation's helper
+fits), and log.jsonl cut back to the checkpoint a run resumes from."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 from earthgen_cli import checkpoint as ck
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.train.config import TrainConfig
+
+
+Echo = Optional[Callable[[str], None]]  # where a log line also goes (the CLI: stdout); None: nowhere
+
+
+class RunLog:
+    """config.yaml and log.jsonl of a run folder. `record` appends one JSON line (short lines, one
+    append each: processes do not interleave) and hands it to `echo`; library code prints nothing."""
+
+    def __init__(self, out: Path, echo: Echo = None) -> None:
+        self.file = Path(out) / "log.jsonl"
+        self.echo = echo
+
+    def write_config(self, cfg: TrainConfig) -> None:
+        import yaml
+
+        from earthgen_cli.strict_config import to_mapping
+
+        (self.file.parent / "config.yaml").write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
+
+    def record(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record)
+        if self.echo is not None:
+            self.echo(line)
+        with open(self.file, "a") as fh:
+            fh.write(line + "\n")
 
 
 def truncate_log(log_file: Path, start: int) -> None:
