@@ -130,7 +130,7 @@ def _conditions(cond: Mapping[str, Any] | None, tmp: Path) -> list[tuple[str, st
 
 
 def _scene_options(m: Model, tile, overlap, batch_size, seed, prompt, max_pixels):
-    from earthgen_cli.inference.joint import scene_options
+    from earthgen_cli.inference.scene_setup import scene_options
     from earthgen_cli.io.publish import SCENE_MAX_PIXELS
 
     sm = m.scene_model()

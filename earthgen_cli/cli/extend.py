@@ -38,7 +38,7 @@ def command(
     Example: earthgen extend s2_rgb.tif --by 128 --side east,south -m ckpt -o wider.tif
     """
     from earthgen_cli.inference.extend import extend_scene, parse_sides
-    from earthgen_cli.inference.joint import load_scene_model, parse_conditions
+    from earthgen_cli.inference.scene_setup import load_scene_model, parse_conditions
     from earthgen_cli.inference.multidiffusion import sampling_options
 
     sides = parse_sides(side)

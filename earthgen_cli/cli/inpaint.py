@@ -37,7 +37,7 @@ def command(
     Example (SAR-guided cloud removal): earthgen inpaint s2.tif --mask clouds.tif --cond sar=s1.tif -m ckpt -o out.tif
     """
     from earthgen_cli.inference.inpaint import inpaint_scene
-    from earthgen_cli.inference.joint import load_scene_model, parse_conditions
+    from earthgen_cli.inference.scene_setup import load_scene_model, parse_conditions
     from earthgen_cli.inference.multidiffusion import sampling_options
 
     conditions = parse_conditions(cond)

@@ -41,7 +41,8 @@ def command(
     one scene (tiles averaged in latent space at every step). Example:
     earthgen joint --pair osm,rgb --bbox 24.93,60.16,24.95,60.17 --gsd 2 -m ckpt -o out/
     """
-    from earthgen_cli.inference.joint import JointRequest, generate_joint, load_scene_model, parse_conditions
+    from earthgen_cli.inference.joint import JointRequest, generate_joint
+    from earthgen_cli.inference.scene_setup import load_scene_model, parse_conditions
     from earthgen_cli.inference.multidiffusion import sampling_options
     from earthgen_cli.io.grid import bbox_grid
     from earthgen_cli.modalities import parse_modality_list

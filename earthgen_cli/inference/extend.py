@@ -18,7 +18,7 @@ from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.canvas import MemmapCanvas
 from earthgen_cli.flow.generate import SamplingOptions
 from earthgen_cli.inference.inpaint import FillSummary, fill_scene, open_input, output_spec, write_composite
-from earthgen_cli.inference.joint import SceneOptions, check_generation_room
+from earthgen_cli.inference.scene_setup import SceneOptions, check_generation_room
 from earthgen_cli.inference.runtime import ModelRuntime
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import check_output

@@ -21,17 +21,16 @@ from rasterio.windows import Window
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
 from earthgen_cli.flow.generate import SamplingOptions
-from earthgen_cli.inference.joint import (WRITE_ROWS, SceneOptions, check_generation_room, encode_conditions,
-                                         open_conditions)
+from earthgen_cli.inference.scene_setup import (WRITE_ROWS, SceneOptions, cast_rows, check_generation_room,
+                                                encode_conditions, open_conditions, write_row_bands)
 from earthgen_cli.inference.runtime import ModelRuntime
 from earthgen_cli.inference.multidiffusion import (Known, decode_canvas, encode_canvas, modality_salt,
                                                    noise_canvas, repaint_passes, sample_scene)
-from earthgen_cli.io.geotiff_writer import GeoTiffWriter, OutputSpec, inherited_tags, provenance_tags
+from earthgen_cli.io.geotiff_writer import OutputSpec, inherited_tags, provenance_tags
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import check_output
 from earthgen_cli.io.scratch import run_folder
 from earthgen_cli.io.raster import SourceRaster, gdal_env, open_raster, raster_info, resolve_modality
-from earthgen_cli.modalities import cast_to_dtype
 
 
 @dataclass
@@ -85,13 +84,14 @@ def write_composite(like, grid: OutputGrid, spec: OutputSpec, pixels: np.ndarray
                     place: Callable[[int, int, np.ndarray], None]) -> None:
     """Write generated rows cast to the output dtype; `place(row, rows, block)` then puts the
     known input values into the block in place, unchanged."""
-    with GeoTiffWriter(like, spec) as dst:
-        for r in range(0, grid.height, WRITE_ROWS):
-            n = min(WRITE_ROWS, grid.height - r)
-            block = cast_to_dtype(np.array(pixels[:, r : r + n, : grid.width], dtype=np.float64), spec.dtype,
-                                  spec.nodata, overwrite_input=True)
-            place(r, n, block)
-            dst.write(block, Window(0, r, grid.width, n))
+    generated = cast_rows(pixels, grid, spec.dtype, spec.nodata)
+
+    def rows(r: int, n: int) -> np.ndarray:
+        block = generated(r, n)
+        place(r, n, block)
+        return block
+
+    write_row_bands(like, grid, spec, rows)
 
 
 def output_spec(src, sr: SourceRaster, path: str, sm: ModelRuntime, scene: SceneOptions, opts: SamplingOptions,
