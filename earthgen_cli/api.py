@@ -27,6 +27,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.flow.choices import DEFAULT_STEPS
+from earthgen_cli.io.dataarray import read_dataarray, write_dataarray
 
 __all__ = ["Model", "load_model", "translate", "joint", "inpaint", "extend"]
 
@@ -68,43 +69,7 @@ def _model(model: str | Model, device: str) -> Model:
     return model if isinstance(model, Model) else Model(str(model), device)
 
 
-# -- DataArray <-> GeoTIFF ----------------------------------------------------------------------
-
-def _check_dataarray(da: Any, what: str) -> None:
-    import xarray as xr
-
-    if not isinstance(da, xr.DataArray):
-        raise EarthgenError(f"{what}: expected an xarray.DataArray, got {type(da).__name__}")
-    if da.ndim == 2:
-        return
-    if da.ndim != 3 or da.dims[0] != "band":
-        raise EarthgenError(f"{what}: expected dims (band, y, x) or (y, x), got {da.dims}")
-
-
-def _write_input(da: Any, path: Path, what: str) -> str:
-    """Stream `da` to a tiled GeoTIFF, chunk by chunk when it is dask-backed."""
-    import rioxarray  # noqa: F401  (registers the .rio accessor)
-
-    _check_dataarray(da, what)
-    arr = da if da.ndim == 3 else da.expand_dims("band")
-    if arr.rio.crs is None:
-        raise EarthgenError(f"{what}: the DataArray has no CRS (.rio.crs is None); set one with .rio.write_crs")
-    arr = arr.copy(deep=False)
-    arr.attrs = {k: v for k, v in arr.attrs.items() if k in ("long_name", "_FillValue", "scale_factor", "add_offset")}
-    names = arr.attrs.get("long_name")
-    if isinstance(names, (tuple, list)) and len(names) != arr.sizes["band"]:
-        del arr.attrs["long_name"]  # band names of another selection (e.g. one band of an RGB)
-    blocks = {"blockxsize": 256, "blockysize": 256} if arr.sizes["x"] >= 256 and arr.sizes["y"] >= 256 else {}
-    arr.rio.to_raster(str(path), tiled=bool(blocks), windowed=True, **blocks)
-    return str(path)
-
-
-def _read_output(path: str | Path, lazy: bool):
-    import rioxarray
-
-    da = rioxarray.open_rasterio(path, chunks={"band": -1, "y": 1024, "x": 1024} if lazy else None)
-    return da if lazy else da.load()
-
+# -- DataArray <-> GeoTIFF: earthgen_cli.io.dataarray --------------------------------------------
 
 @contextlib.contextmanager
 def _workspace(output: str | None) -> Iterator[tuple[Path, str]]:
@@ -125,7 +90,7 @@ def _conditions(cond: Mapping[str, Any] | None, tmp: Path) -> list[tuple[str, st
     out = []
     for mod, da in (cond or {}).items():
         name = get_modality(mod).name
-        out.append((name, _write_input(da, tmp / f"cond_{name}.tif", f"cond[{mod!r}]")))
+        out.append((name, write_dataarray(da, tmp / f"cond_{name}.tif", f"cond[{mod!r}]")))
     return out
 
 
@@ -156,10 +121,10 @@ def translate(da: Any, to: str, model: str | Model = "default", *, source: str |
     tr = m.translator(settings)
     source = source or _declared_modality(da)
     with _workspace(output) as (tmp, out):
-        src = _write_input(da, tmp / "in.tif", "translate input")
+        src = write_dataarray(da, tmp / "in.tif", "translate input")
         extra = [SourceSpec(p, mod) for mod, p in _conditions(cond, tmp)]
         settings.run(tr, [SourceSpec(src, source), *extra], to, OutputOptions(out, overwrite=overwrite))
-        return _read_output(out, lazy=output is not None)
+        return read_dataarray(out, lazy=output is not None)
 
 
 def inpaint(da: Any, mask: Any = "nodata", model: str | Model = "default", *, source: str | None = None,
@@ -176,12 +141,12 @@ def inpaint(da: Any, mask: Any = "nodata", model: str | Model = "default", *, so
     sm, scene = _scene_options(m, tile, overlap, batch_size, seed, prompt, max_pixels)
     opts = sampling_options(steps, sampler, guidance, resample)
     with _workspace(output) as (tmp, out):
-        src = _write_input(da, tmp / "in.tif", "inpaint input")
+        src = write_dataarray(da, tmp / "in.tif", "inpaint input")
         mask_path = "nodata" if isinstance(mask, str) and mask == "nodata" else \
-            _write_input(mask, tmp / "mask.tif", "inpaint mask")
+            write_dataarray(mask, tmp / "mask.tif", "inpaint mask")
         inpaint_scene(sm, src, mask_path, out, _conditions(cond, tmp), scene, opts,
                       source or _declared_modality(da), overwrite)
-        return _read_output(out, lazy=output is not None)
+        return read_dataarray(out, lazy=output is not None)
 
 
 def extend(da: Any, by: int, side: str | Sequence[str] = "all", model: str | Model = "default", *,
@@ -199,10 +164,10 @@ def extend(da: Any, by: int, side: str | Sequence[str] = "all", model: str | Mod
     sm, scene = _scene_options(m, tile, overlap, batch_size, seed, prompt, max_pixels)
     opts = sampling_options(steps, sampler, guidance, resample)
     with _workspace(output) as (tmp, out):
-        src = _write_input(da, tmp / "in.tif", "extend input")
+        src = write_dataarray(da, tmp / "in.tif", "extend input")
         extend_scene(sm, src, by, sides, out, _conditions(cond, tmp), scene, opts,
                      source or _declared_modality(da), overwrite)
-        return _read_output(out, lazy=output is not None)
+        return read_dataarray(out, lazy=output is not None)
 
 
 def joint(pair: str | Sequence[str], bbox: Sequence[float], gsd: float, model: str | Model = "default", *,
@@ -228,7 +193,7 @@ def joint(pair: str | Sequence[str], bbox: Sequence[float], gsd: float, model: s
         out_dir = output if output is not None else str(tmp / "joint")
         summary = generate_joint(sm, JointRequest(tuple(mods), grid, out_dir, _conditions(cond, tmp), osm, 1,
                                                   overwrite), scene, opts)
-        return {Path(f).stem: _read_output(f, lazy=output is not None) for f in summary.files}
+        return {Path(f).stem: read_dataarray(f, lazy=output is not None) for f in summary.files}
 
 
 def _declared_modality(da: Any) -> str | None:

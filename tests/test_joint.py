@@ -224,7 +224,7 @@ def test_kl_codec_model(tmp_path):
 
 
 def test_condition_footprint_marks_the_area_beyond_the_source_invalid(shared_data):
-    from earthgen_cli.inference.scene_setup import footprint
+    from earthgen_cli.io.grid import footprint
     from earthgen_cli.io.grid import bbox_grid
 
     grid = bbox_grid("404000,5341000,406000,5343000", 10, "EPSG:32633", "EPSG:32633")  # 200 x 200, source 120 x 120

@@ -199,3 +199,22 @@ def test_the_walker_sees_imports():
     _, edges = graph()
     assert sum(len(t) for t in edges.values()) > 100
     assert any(not top for t in edges.values() for _, _, top in t)
+
+
+# The raster, geometry and array-store libraries: io/ is the only layer that touches files.
+IO_LIBRARIES = {"rasterio", "pyproj", "zarr", "rioxarray", "xarray", "dask", "shapely", "numcodecs", "affine"}
+
+
+def test_raster_and_store_libraries_are_imported_in_io_only():
+    """rasterio, pyproj, zarr, xarray and friends are imported under `earthgen_cli/io/` only (at any
+    level, lazy imports included): reading, warping and writing files is io's job (issue 13)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).parts[0] == "io":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            found += [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} imports {n}"
+                      for n in names if n.split(".")[0] in IO_LIBRARIES]
+    assert not found, "\n".join(found)

@@ -60,10 +60,7 @@ class ChipDataset(Dataset):
 
     def _array(self, name: str):
         if self._arrays is None:  # opened in the worker process that reads
-            import zarr
-
-            group = zarr.open_group(self.built.arrays_path, mode="r")
-            self._arrays = {m: group[m] for m in self.modalities}
+            self._arrays = self.built.open_arrays(self.modalities)
             if self.in_memory:
                 self._arrays = {m: self._load_rows(m, a) for m, a in self._arrays.items()}
         return self._arrays[name]

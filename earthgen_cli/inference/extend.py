@@ -12,7 +12,6 @@ import time
 from typing import Sequence
 
 import numpy as np
-from rasterio.windows import Window
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.canvas import MemmapCanvas
@@ -23,7 +22,7 @@ from earthgen_cli.inference.runtime import ModelRuntime
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import check_output
 from earthgen_cli.io.scratch import run_folder
-from earthgen_cli.io.raster import gdal_env, open_raster
+from earthgen_cli.io.raster import Window, gdal_env, open_raster
 
 SIDES = ("north", "south", "east", "west")
 MAX_EXTEND_FACTOR = 16  # --by larger than this many times the scene is almost surely a typo
@@ -89,7 +88,7 @@ def extend_scene(sm: ModelRuntime, source: str, by: int, sides: Sequence[str], o
                 part = _intersect(r, 0, rows, grid.width, n, w, src.height, src.width)
                 if part is not None:
                     orow, ocol, ph, pw, dr, dc = part
-                    block[:, dr : dr + ph, dc : dc + pw] = src.read(list(sr.bands), window=Window(ocol, orow, pw, ph))
+                    block[:, dr : dr + ph, dc : dc + pw] = sr.read_values(Window(ocol, orow, pw, ph))
 
             write_composite(grid, grid, spec, pixels, place)
     new = grid.width * grid.height - src.width * src.height

@@ -10,13 +10,11 @@ final raster is a composite: every unmasked pixel is the input's value read and 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-from rasterio.windows import Window
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
@@ -30,7 +28,8 @@ from earthgen_cli.io.geotiff_writer import OutputSpec, inherited_tags, provenanc
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import check_output
 from earthgen_cli.io.scratch import run_folder
-from earthgen_cli.io.raster import SourceRaster, gdal_env, open_raster, raster_info, resolve_modality
+from earthgen_cli.io.raster import (SourceRaster, Window, gdal_env, mask_reader, open_raster, raster_info,
+                                    resolve_modality)
 
 
 @dataclass
@@ -104,26 +103,6 @@ def output_spec(src, sr: SourceRaster, path: str, sm: ModelRuntime, scene: Scene
     return OutputSpec(path, sr.count, sr.dtype, src.nodata, tuple(src.descriptions), tags, overwrite=overwrite)
 
 
-def _mask_reader(mask_path: str, src, stack: contextlib.ExitStack) -> Callable[[int, int, int, int], np.ndarray]:
-    """Masked pixels (True = regenerate) of a mask raster on exactly the input's grid."""
-    m = stack.enter_context(open_raster(mask_path, allow_no_crs=src.crs is None))
-    if (m.crs, m.transform, m.width, m.height) != (src.crs, src.transform, src.width, src.height):
-        raise EarthgenError(f"--mask {mask_path}: not on the grid of {src.name} (CRS, transform and size must "
-                            f"match; got {m.width}x{m.height} vs {src.width}x{src.height})")
-    if m.count != 1:
-        raise EarthgenError(f"--mask {mask_path}: expected 1 band, got {m.count}")
-    nd = m.nodata
-
-    def read(r: int, c: int, h: int, w: int) -> np.ndarray:
-        a = m.read(1, window=Window(c, r, w, h))
-        masked = a != 0
-        if nd is not None and not (isinstance(nd, float) and math.isnan(nd)):
-            masked &= a != nd
-        return masked & ~np.isnan(a) if a.dtype.kind == "f" else masked
-
-    return read
-
-
 def inpaint_scene(sm: ModelRuntime, source: str, mask: str, output: str, conditions: Sequence[tuple[str, str]],
                   scene: SceneOptions, opts: SamplingOptions, declared: str | None = None,
                   overwrite: bool = False, quiet: bool = True) -> FillSummary:
@@ -139,7 +118,7 @@ def inpaint_scene(sm: ModelRuntime, source: str, mask: str, output: str, conditi
             def masked_at(r, c, h, w):
                 return ~sr.read(Window(c, r, w, h))[1]
         else:
-            masked_at = _mask_reader(mask, src, stack)
+            masked_at = mask_reader(mask, src, stack)
         count = sum(int(masked_at(r, 0, min(WRITE_ROWS, src.height - r), src.width).sum())
                     for r in range(0, src.height, WRITE_ROWS))
         if count == 0:
@@ -155,7 +134,7 @@ def inpaint_scene(sm: ModelRuntime, source: str, mask: str, output: str, conditi
             pixels = fill_scene(sm, grid, sr.modality, read_known, conditions, scene, opts, MemmapCanvas(scratch), quiet)
 
             def place(r, n, block):
-                orig = src.read(list(sr.bands), window=Window(0, r, src.width, n))
+                orig = sr.read_values(Window(0, r, src.width, n))
                 keep = ~masked_at(r, 0, n, src.width)
                 block[:, keep] = orig[:, keep]
 

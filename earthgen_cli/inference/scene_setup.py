@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
-from rasterio.windows import Window
 
 from earthgen_cli.errors import EarthgenError, EarthgenWarning
 from earthgen_cli.inference.canvas import MemmapCanvas, SceneLayout, WindowReader
@@ -19,9 +18,9 @@ from earthgen_cli.inference.runtime import ModelRuntime
 from earthgen_cli.inference.scene_translate import TileOptions
 from earthgen_cli.inference.tiling import GENERATE_TILE, resolve_tiling
 from earthgen_cli.io.geotiff_writer import GeoTiffWriter, OutputSpec
-from earthgen_cli.io.grid import OutputGrid
+from earthgen_cli.io.grid import OutputGrid, footprint
 from earthgen_cli.io.publish import SCENE_MAX_PIXELS, check_output, check_output_room
-from earthgen_cli.io.raster import SourceRaster, open_raster
+from earthgen_cli.io.raster import SourceRaster, Window, open_raster
 from earthgen_cli.modalities import cast_to_dtype, get_modality
 
 WRITE_ROWS = 256
@@ -100,26 +99,6 @@ class ConditionSource:
     label: str
 
 
-def footprint(src, grid: OutputGrid, label: str):
-    """(row, col, h, w) -> validity of the grid pixels whose centres fall inside the source's
-    bounds (projected to the grid CRS): a warp fills the area beyond a source without nodata with
-    zeros that would otherwise pass for data."""
-    from rasterio.warp import transform_bounds
-
-    left, bottom, right, top = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
-    gl, gb, gr, gt = grid.bounds
-    if right <= gl or left >= gr or top <= gb or bottom >= gt:
-        raise EarthgenError(f"{label}: does not overlap the output grid")
-    px = grid.gsd
-
-    def inside(r: int, c: int, h: int, w: int) -> np.ndarray:
-        x = gl + (np.arange(c, c + w) + 0.5) * px
-        y = gt - (np.arange(r, r + h) + 0.5) * px
-        return ((y >= bottom) & (y <= top))[:, None] & ((x >= left) & (x <= right))[None, :]
-
-    return inside
-
-
 @contextlib.contextmanager
 def open_conditions(sm: ModelRuntime, grid: OutputGrid, conditions: Sequence[tuple[str, str]],
                     osm_pbf: str | None) -> Iterator[list[ConditionSource]]:
@@ -143,7 +122,7 @@ def open_conditions(sm: ModelRuntime, grid: OutputGrid, conditions: Sequence[tup
 
             out.append(ConditionSource(
                 mod, read,
-                lambda r, n, sr=sr: sr.reader.read(sr.bands, window=Window(0, r, grid.width, n)),
+                lambda r, n, sr=sr: sr.read_values(Window(0, r, grid.width, n)),
                 sr.dtype, sr.nodata, path))
         if osm_pbf is not None:
             from earthgen_cli.io.osm_render import OsmLayer

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
-from rasterio.windows import Window
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.inference.stripe_blend import Carry, StripeBand
@@ -34,7 +33,7 @@ from earthgen_cli.inference.translator import TileBatch, Translator
 from earthgen_cli.io.geotiff_writer import GeoTiffWriter, OutputSpec, inherited_tags, provenance_tags
 from earthgen_cli.io.publish import SCENE_MAX_PIXELS, STDIO, check_output, check_output_room, same_path
 from earthgen_cli.io.scratch import run_folder
-from earthgen_cli.io.raster import SourceRaster, gdal_env, open_raster, raster_info, resolve_modality
+from earthgen_cli.io.raster import SourceRaster, Window, gdal_env, open_raster, raster_info, resolve_modality
 from earthgen_cli.modalities import dtype_info, get_modality
 
 STRIPE_WIDTH = 1024  # pixels; the accumulator is about tile x (STRIPE_WIDTH + tile) x bands float64

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from rasterio.windows import Window
 
 from earthgen_cli.io.geotiff_writer import GeoTiffWriter
+from earthgen_cli.io.raster import Window
 from earthgen_cli.modalities import cast_to_dtype, dtype_info, move_off_nodata
 
 

@@ -24,7 +24,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from earthgen_cli.errors import EarthgenError
 
@@ -93,6 +93,13 @@ class BuiltDataset:
 
     def chips_in(self, split: str | None) -> list[ChipRecord]:
         return [c for c in self.chips if split is None or c.split == split]
+
+    def open_arrays(self, modalities: Sequence[str]) -> dict[str, Any]:
+        """The chip arrays of `modalities` (zarr, read-only, opened lazily by the caller's process)."""
+        import zarr
+
+        group = zarr.open_group(self.arrays_path, mode="r")
+        return {m: group[m] for m in modalities}
 
 
 def open_dataset(path: str | Path) -> BuiltDataset:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 
@@ -113,3 +114,23 @@ def bbox_grid(bbox: str, gsd: float, bbox_crs: str = "EPSG:4326", crs: str = "ut
         raise EarthgenError(f"--bbox at --gsd {gsd}: {width} x {height} = {width * height:,} pixels exceeds "
                             f"--max-pixels {max_pixels:,}")
     return OutputGrid(dst, Affine(px, 0.0, x0, 0.0, -px, y1), max(width, 1), max(height, 1))
+
+
+def footprint(src, grid: "OutputGrid", label: str):
+    """(row, col, h, w) -> validity of the grid pixels whose centres fall inside the source's
+    bounds (projected to the grid CRS): a warp fills the area beyond a source without nodata with
+    zeros that would otherwise pass for data."""
+    from rasterio.warp import transform_bounds
+
+    left, bottom, right, top = transform_bounds(src.crs, grid.crs, *src.bounds, densify_pts=21)
+    gl, gb, gr, gt = grid.bounds
+    if right <= gl or left >= gr or top <= gb or bottom >= gt:
+        raise EarthgenError(f"{label}: does not overlap the output grid")
+    px = grid.gsd
+
+    def inside(r: int, c: int, h: int, w: int) -> np.ndarray:
+        x = gl + (np.arange(c, c + w) + 0.5) * px
+        y = gt - (np.arange(r, r + h) + 0.5) * px
+        return ((y >= bottom) & (y <= top))[:, None] & ((x >= left) & (x <= right))[None, :]
+
+    return inside

@@ -14,7 +14,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import rasterio
@@ -295,6 +295,11 @@ class SourceRaster:
         except RasterioError as exc:
             raise EarthgenError(f"{self.label}: cannot read pixels ({gdal_reason(exc)})") from None
 
+    def read_values(self, window: Window) -> np.ndarray:
+        """(C, h, w) the selected bands as stored (their own dtype, nodata untouched), through the
+        warp when there is one: for outputs that copy input pixels exactly."""
+        return self.reader.read(list(self.bands), window=window)
+
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """(C, h, w) raw values with invalid pixels set to 0, and the (h, w) mask of pixels valid
         in every band."""
@@ -351,3 +356,23 @@ def work_dtype(dtype: np.dtype | str) -> type:
     if dt.kind in "iu" and dt.itemsize == 8:
         return dt.type
     return np.float32 if dt.itemsize <= 2 or dt == np.float32 else np.float64
+
+
+def mask_reader(mask_path: str, src, stack: contextlib.ExitStack) -> Callable[[int, int, int, int], np.ndarray]:
+    """Masked pixels (True = regenerate) of a mask raster on exactly the input's grid."""
+    m = stack.enter_context(open_raster(mask_path, allow_no_crs=src.crs is None))
+    if (m.crs, m.transform, m.width, m.height) != (src.crs, src.transform, src.width, src.height):
+        raise EarthgenError(f"--mask {mask_path}: not on the grid of {src.name} (CRS, transform and size must "
+                            f"match; got {m.width}x{m.height} vs {src.width}x{src.height})")
+    if m.count != 1:
+        raise EarthgenError(f"--mask {mask_path}: expected 1 band, got {m.count}")
+    nd = m.nodata
+
+    def read(r: int, c: int, h: int, w: int) -> np.ndarray:
+        a = m.read(1, window=Window(c, r, w, h))
+        masked = a != 0
+        if nd is not None and not (isinstance(nd, float) and math.isnan(nd)):
+            masked &= a != nd
+        return masked & ~np.isnan(a) if a.dtype.kind == "f" else masked
+
+    return read
