@@ -252,3 +252,21 @@ def test_the_default_model_warns_for_what_its_card_does_not_validate(tmp_path):
     assert r.exit_code == 0, r.stderr
     if "sar:rgb" not in validated_directions():  # the card judges this direction: it says so when it fails
         assert "the default model is not validated for sar->rgb" in r.stderr
+
+
+def test_output_grid_gsd_in_metres_for_projected_and_geographic_crs():
+    """The GSD condition is in metres whatever the grid's CRS: a geographic grid's degrees are
+    measured on the ellipsoid (they were passed on as degrees before), a projected one's units
+    converted (US survey feet here)."""
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from earthgen_cli.io.grid import OutputGrid
+
+    utm = OutputGrid(CRS.from_epsg(32633), Affine(10.0, 0, 500000, 0, -10.0, 6000000), 64, 64)
+    assert utm.gsd_m == 10.0
+    feet = OutputGrid(CRS.from_epsg(2263), Affine(10.0, 0, 900000, 0, -10.0, 200000), 64, 64)
+    assert feet.gsd_m == pytest.approx(3.048006, rel=1e-5)
+    geo = OutputGrid(CRS.from_epsg(4326), Affine(1e-4, 0, 24.93, 0, -1e-4, 60.16), 64, 64)
+    # at 60 N: 1e-4 deg is ~5.57 m east-west and ~11.13 m north-south; geometric mean ~7.88 m
+    assert geo.gsd_m == pytest.approx(7.88, abs=0.05)

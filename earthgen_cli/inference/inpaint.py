@@ -73,8 +73,7 @@ def fill_scene(sm: ModelRuntime, grid: OutputGrid, modality: str, read_known: Wi
         known_lat, keep = encode_canvas(sm, layout, modality, read_known, canvas, "known")
         init = {modality: noise_canvas(canvas, "eps", scene.seed, modality_salt(modality),
                                        cfg.latent_channels(modality), layout.latent_shape)}
-        gsd = grid.gsd * (grid.crs.linear_units_factor[1] if grid.crs and grid.crs.linear_units_factor else 1.0)
-        latents = sample_scene(sm, layout, init, cond_lat, opts, scene.seed, gsd, scene.batch_size, canvas,
+        latents = sample_scene(sm, layout, init, cond_lat, opts, scene.seed, grid.gsd_m, scene.batch_size, canvas,
                                known=Known({modality: known_lat}, keep), progress=bar, text=text)
         return decode_canvas(sm, layout, modality, latents[modality], canvas, scene.batch_size)
 

@@ -125,8 +125,7 @@ def generate_joint(sm: ModelRuntime, req: JointRequest, scene: SceneOptions, opt
             seed = scene.seed + k
             init = {m: noise_canvas(canvas, f"{m}_eps", seed, modality_salt(m), cfg.latent_channels(m),
                                     layout.latent_shape) for m in generate}
-            gsd = grid.gsd * (grid.crs.linear_units_factor[1] if grid.crs.linear_units_factor else 1.0)
-            latents = sample_scene(sm, layout, init, cond_lat, opts, seed, gsd, scene.batch_size, canvas,
+            latents = sample_scene(sm, layout, init, cond_lat, opts, seed, grid.gsd_m, scene.batch_size, canvas,
                                    progress=bar, text=text)
             folder.mkdir(parents=True, exist_ok=True)
             for m in req.pair:

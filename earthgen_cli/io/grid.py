@@ -35,6 +35,15 @@ class OutputGrid:
         return abs(self.transform.a)
 
     @property
+    def gsd_m(self) -> float:
+        """Metres per pixel (`io.raster.pixel_size_m`: geodesic for a geographic CRS); the grid's
+        own units when it has no CRS."""
+        from earthgen_cli.io.raster import pixel_size_m
+
+        m = pixel_size_m(self.crs, self.transform, self.height, self.width)
+        return self.gsd if m is None else m
+
+    @property
     def bounds(self) -> tuple[float, float, float, float]:
         t = self.transform
         return t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f
