@@ -1,12 +1,14 @@
-"""Which sources does a direction work on? Mean per-chip correlation of a checkpoint's output with
-the reference, per source and split (issue 11: where rgb->nir stands).
+"""Which sources does a direction work on? Per source and split: mean per-chip correlation of a
+checkpoint's output with the reference, PSNR over the reference chip's range beside oracle-mean's,
+and the level error (output mean - reference mean, per band, as a fraction of the reference chip's
+0.5-99.5 % range): where rgb->nir stands, and whether its misses are level or structure (issue 11).
 
     python benchmarks/per_source.py [--data data/sample64] [--model default] [--direction rgb:nir]
                                     [--estimate mean] [--chips 12] [--splits train test holdout]
 
 Up to --chips unflagged chips per source and split (spread over the source's chips), translated as
 64 px tiles in one batch per source through `ModelTranslator` (the path `earthgen translate` uses),
-scored with evaluate's `corr` (per chip and band, averaged).
+scored with evaluate's `corr` and `psnr_ref` (per chip and band, averaged).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 
 from earthgen_cli import checkpoint as ck
 from earthgen_cli.data.chips import ChipDataset
-from earthgen_cli.evaluate.metrics import corr
+from earthgen_cli.evaluate.metrics import corr, psnr_ref
 from earthgen_cli.inference.default_model import default_model_dir
 from earthgen_cli.inference.model_translator import ModelTranslator
 from earthgen_cli.inference.translator import TileBatch
@@ -53,8 +55,13 @@ def main() -> None:
             batch = TileBatch({src: raw[src]}, np.ones((n, side, side), bool),
                               tuple((0, side * k) for k in range(n)), gsd=float(ds.chips[idx[0]].gsd or 10.0), seed=0)
             out = tr.translate(batch, dst)
-            c = corr(torch.from_numpy(out), torch.from_numpy(raw[dst])).mean().item()
-            print(f"{split:8s} {source:22s} chips {n:3d}  corr {c:+.2f}")
+            o, r = torch.from_numpy(out).double(), torch.from_numpy(raw[dst]).double()
+            oracle = r.mean(dim=(2, 3), keepdim=True).expand_as(r)
+            lo, hi = torch.quantile(r.flatten(2), torch.tensor([0.005, 0.995], dtype=torch.float64), dim=2)
+            level = ((o.mean(dim=(2, 3)) - r.mean(dim=(2, 3))) / (hi - lo)).mean().item()
+            print(f"{split:8s} {source:22s} chips {n:3d}  corr {corr(o, r).mean().item():+.2f}  "
+                  f"PSNR {psnr_ref(o, r).mean().item():6.2f} dB (oracle-mean {psnr_ref(oracle, r).mean().item():6.2f})  "
+                  f"level error {level:+.2f} of range")
 
 
 if __name__ == "__main__":
