@@ -177,29 +177,13 @@ class TileGrid:
     def tile_step(self) -> int:
         return aligned_step(self.tile, self.overlap, self.align) if self.step is None else self.step
 
-    @property
-    def padded_height(self) -> int:
-        return padded_length(self.height, self.align)
-
-    @property
-    def padded_width(self) -> int:
-        return padded_length(self.width, self.align)
-
-    @property
-    def tile_h(self) -> int:
-        return min(self.tile, self.padded_height)
-
-    @property
-    def tile_w(self) -> int:
-        return min(self.tile, self.padded_width)
-
-    @property
-    def row_starts(self) -> list[int]:
-        return axis_starts(self.height, self.tile, self.overlap, self.align, self.tile_step)
-
-    @property
-    def col_starts(self) -> list[int]:
-        return axis_starts(self.width, self.tile, self.overlap, self.align, self.tile_step)
+    # per axis (rows: height, columns: width): the padded length, the tile side, the tile origins
+    padded_height = property(lambda self: padded_length(self.height, self.align))
+    padded_width = property(lambda self: padded_length(self.width, self.align))
+    tile_h = property(lambda self: min(self.tile, self.padded_height))
+    tile_w = property(lambda self: min(self.tile, self.padded_width))
+    row_starts = property(lambda self: axis_starts(self.height, self.tile, self.overlap, self.align, self.tile_step))
+    col_starts = property(lambda self: axis_starts(self.width, self.tile, self.overlap, self.align, self.tile_step))
 
     def row_weights(self) -> list[np.ndarray]:
         return axis_weights(self.padded_height, self.tile, self.row_starts, self.overlap)
