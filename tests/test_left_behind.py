@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -71,7 +72,10 @@ class SignalledTranslator(translators.IdentityTranslator):
     def translate(self, batch, target):
         type(self).calls += 1
         if type(self).calls == 2:
-            os.kill(os.getpid(), self.signum)
+            # To the main thread, as a terminal's or a scheduler's signal usually lands: sent to the
+            # process, a leftover thread of an earlier test (torch, dask) may take it, and the main
+            # thread's sleep is then not interrupted until it ends.
+            signal.pthread_kill(threading.main_thread().ident, self.signum)
             time.sleep(5)  # the handler raises long before this ends
         return super().translate(batch, target)
 
@@ -210,7 +214,7 @@ def test_joint_terminated_cleans_up_and_keeps_the_previous_output(ckpt, previous
     before = {p.name: digest(p) for p in previous_joint.iterdir()}
 
     def terminated(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)  # see SignalledTranslator
         time.sleep(5)
 
     monkeypatch.setattr(joint, "sample_scene", terminated)
