@@ -60,7 +60,8 @@ class Translator(Protocol):
 
 
 class AnalyticTranslator:
-    """What the analytic translators share: any tile, any batch, no confidence."""
+    """What the analytic translators share: any tile, any batch, no confidence. A subclass
+    supplies `check`, `output_bands`, `output_dtype`, `translate` and `describe`."""
 
     name = "analytic"
     tile_multiple = 1
@@ -68,9 +69,6 @@ class AnalyticTranslator:
     batch_size: int | None = None
     bandwise = False
     has_confidence = False
-
-    def translate(self, batch: TileBatch, target: str) -> np.ndarray:
-        raise NotImplementedError
 
     def translate_with_confidence(self, batch: TileBatch, target: str) -> tuple[np.ndarray, None]:
         return self.translate(batch, target), None

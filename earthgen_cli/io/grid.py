@@ -17,6 +17,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from earthgen_cli.errors import EarthgenError
+from earthgen_cli.io.raster import pixel_size_m
 from earthgen_cli.io.scene_inputs import Grid
 
 DEFAULT_MAX_PIXELS = 100_000_000  # per modality; a typo'd GSD or bbox would otherwise fill the disk
@@ -38,8 +39,6 @@ class OutputGrid:
     def gsd_m(self) -> float:
         """Metres per pixel (`io.raster.pixel_size_m`: geodesic for a geographic CRS); the grid's
         own units when it has no CRS."""
-        from earthgen_cli.io.raster import pixel_size_m
-
         m = pixel_size_m(self.crs, self.transform, self.height, self.width)
         return self.gsd if m is None else m
 
