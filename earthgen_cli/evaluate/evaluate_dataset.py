@@ -24,6 +24,7 @@ from earthgen_cli.evaluate.runner import (
     evaluate,
     write_outputs,
 )
+from earthgen_cli.inference.model_translator import ModelTranslator
 from earthgen_cli.inference.tiling import resolve_tiling
 from earthgen_cli.io.publish import REPORT, check_output_dir, staged_dir
 
@@ -58,7 +59,6 @@ def _load_model(spec: str | None, device: str, steps: int, estimates: Sequence[s
     path = require_default_model() if spec == DEFAULT else Path(spec)
     if not path.is_dir():
         raise EarthgenError(f"{spec}: no such model; use default, identity, luminance or a checkpoint directory")
-    from earthgen_cli.inference.model_translator import ModelTranslator
 
     first = ModelTranslator.load(path, device=device, steps=steps, estimate=estimates[0], batch_size=batch_size)
     models = {estimates[0]: first}
@@ -71,8 +71,6 @@ def _load_model(spec: str | None, device: str, steps: int, estimates: Sequence[s
 def _codec_roundtrip(translator):
     """encode -> decode through the checkpoint's own codec, in the checkpoint's normalisation;
     None for translators without a codec (the analytic ones)."""
-    from earthgen_cli.inference.model_translator import ModelTranslator
-
     if not isinstance(translator, ModelTranslator):
         return None
     model, info = translator.model, translator.info
@@ -143,8 +141,6 @@ def _train_cas(pairs: DatasetPairs, options: EvaluateOptions, steps: int,
 
 
 def _check_joint(pairs: DatasetPairs, translator, pair: tuple[str, str], split: str) -> None:
-    from earthgen_cli.inference.model_translator import ModelTranslator
-
     if not isinstance(translator, ModelTranslator):
         raise EarthgenError(f"--joint {','.join(pair)} needs a checkpoint (--model) that generates")
     for m in pair:
