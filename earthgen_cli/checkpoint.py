@@ -161,9 +161,10 @@ def _header_shapes(path: str) -> dict[str, tuple[int, ...]]:
         return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
 
 
-def load_weights(module: torch.nn.Module, file: Path, new: str = "") -> None:
+def load_weights(module: torch.nn.Module, file: Path, new: str | tuple[str, ...] = "") -> None:
     """Every tensor of `module` from `file`, shapes checked; tensors whose names start with `new`
-    (a part the file's model did not have) may be missing and keep their initial values."""
+    (a prefix or several: parts the file's model did not have) may be missing and keep their
+    initial values."""
     from safetensors.torch import load_file
 
     state = _read_safetensors(file, load_file)

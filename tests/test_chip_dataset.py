@@ -97,6 +97,39 @@ def test_pair_batches_are_uniform_over_pairs_and_load_in_workers(built):
         assert batch["valid"][a].shape == (4, 32, 32)
 
 
+def test_scene_balanced_batches_draw_every_scene_equally(built):
+    """balance="scene": for a pair, each scene holding it is drawn equally often whatever its chip
+    count; "chip" (the default, unchanged) draws scenes in proportion to their chips."""
+    from earthgen_cli.train.batches import ChipSubset
+
+    full_ds = ChipDataset(built, split="train")
+    order = [full_ds.chips[i].scene for i in range(len(full_ds))]
+    first, second = order[0], next(s for s in order if s != order[0])
+    # the chips up to 3 into the third scene: two whole scenes and a small one
+    cut = next(i for i, s in enumerate(order) if s not in (first, second)) + 3
+    ds = ChipSubset(full_ds, cut)
+    chips = ds.pairs()[("rgb", "nir")]
+    per_scene = Counter(ds.chips[i].scene for i in chips)
+    assert len(per_scene) == 3 and max(per_scene.values()) >= 4 * min(per_scene.values())  # imbalanced
+    draws = {}
+    for balance in ("chip", "scene"):
+        sampler = PairBatchSampler(ds, 8, seed=3, steps=3000, pairs=["rgb+nir"], balance=balance)
+        draws[balance] = Counter(ds.chips[i].scene for batch in sampler for i, _ in batch)
+        assert all(pair == ("rgb", "nir") for batch in list(sampler)[:5] for _, pair in batch)
+    n = 3000 * 8
+    for scene, count in draws["scene"].items():
+        assert abs(count - n / len(per_scene)) < 0.05 * n / len(per_scene), (scene, count)
+    for scene, count in draws["chip"].items():
+        assert abs(count - n * per_scene[scene] / len(chips)) < 0.05 * n * per_scene[scene] / len(chips)
+    # every chip of a scene is drawn, and the sampler stays stateless (resume = same batches)
+    assert {i for batch in PairBatchSampler(ds, 8, seed=3, steps=3000, pairs=["rgb+nir"], balance="scene")
+            for i, _ in batch} == set(chips)
+    full = list(PairBatchSampler(ds, 4, seed=2, steps=20, balance="scene"))
+    assert list(PairBatchSampler(ds, 4, seed=2, start_step=11, steps=9, balance="scene")) == full[11:]
+    with pytest.raises(ValueError, match="balance"):
+        PairBatchSampler(ds, 4, seed=2, balance="sensor")
+
+
 def test_png_pairs_without_geometry(shared_data, tmp_path):
     """QXS-SAROPT-style folders: sar/x.png + opt/x.png, paired by name, no CRS."""
     sar, *_ = read_real(shared_data / BEN_MM / "s1_vvvh_db.tif")

@@ -24,6 +24,7 @@ from train_fixtures import BEMM_CONFIG, TINY, chips16, earthgen, read_log  # noq
     (["flow.modes=[1, 2]"], "flow.modes must have 3 items"),
     (["stage=diffusion"], "stage is 'diffusion'; expected one of codec, flow"),
     (["model.preset=huge"], "model.preset is 'huge'"),
+    (["data.balance=sensor"], "data.balance must be chip or scene, not 'sensor'"),
 ])
 def test_bad_config_is_one_line_error(tmp_path, sets, message):
     out = tmp_path / "run"
@@ -186,6 +187,19 @@ def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips1
     assert tinfo.latent_stats == sinfo.latent_stats
     for k, v in source.state_dict().items():
         assert torch.allclose(tuned.state_dict()[k], v, rtol=0, atol=1e-9), k
+    # growing the pixel path (and drawing scene-balanced batches): the old weights come through,
+    # the new part is there; the other way round (dropping a part) is another model
+    grown_run = tmp_path / "grown"
+    earthgen(*base, "--set", "optim.steps=2", "--set", "optim.lr=1e-12", "--set", f"flow.init_from={src_ck}",
+             "--set", "model.pixel_path=8", "--set", "data.balance=scene",
+             "--set", f"run={{out_dir: {grown_run}, save_every: 2, progress: false}}")
+    grown, ginfo = ck.load_model(grown_run / "checkpoints" / "step_000002", ema=False)
+    assert ginfo.model.pixel_path == 8 and any(k.startswith("generator.pixel.") for k in grown.state_dict())
+    for k, v in source.state_dict().items():
+        assert torch.allclose(grown.state_dict()[k], v, rtol=0, atol=1e-9), k
+    proc = run_cli([*base, "--set", f"flow.init_from={grown_run / 'checkpoints' / 'step_000002'}",
+                    "--set", f"run.out_dir={tmp_path / 'shrunk'}"])
+    assert proc.exit_code == 2 and "has another model" in proc.stderr, proc.stderr
     for sets, message in ((["model.hidden=48"], "has another model"), ([], "not a checkpoint directory")):
         target = src_ck if sets else tmp_path / "nowhere"
         proc = run_cli([*base, *sum((["--set", s] for s in sets), []), "--set", f"flow.init_from={target}",

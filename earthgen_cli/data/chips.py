@@ -137,7 +137,9 @@ def pair_index(dataset, names: Sequence[str | tuple[str, str]] | None = None,
 class PairBatchSampler(Sampler):
     """Batches whose samples all hold one modality pair: the pair drawn uniformly over the pairs
     present (MetaEarth-MM: uniform pair sampling against pair imbalance), then chips uniformly
-    among those holding it.
+    among those holding it (`balance="chip"`), or (`balance="scene"`) each sample's scene uniformly
+    among the scenes holding the pair, then a chip of it: the same remedy one level down, so one
+    large scene (a whole Sentinel-2 tile, 300+ chips) does not outweigh twenty small ones.
 
     Stateless: the batch of step s on rank r comes from a generator seeded by (seed, s, r), so a
     run resumed at step s sees exactly the data it would have seen, whatever happened before.
@@ -149,15 +151,25 @@ class PairBatchSampler(Sampler):
 
     def __init__(self, dataset: ChipDataset, batch_size: int, seed: int, rank: int = 0,
                  world_size: int = 1, start_step: int = 0, steps: int | None = None,
-                 pairs: Sequence[str | tuple[str, str]] | None = None):
+                 pairs: Sequence[str | tuple[str, str]] | None = None, balance: str = "chip"):
         index = pair_index(dataset, pairs)
         if not index:
             raise EarthgenError(f"{dataset.built.path}: no chip holds two of "
                                 f"{', '.join(dataset.modalities)}; nothing to pair")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if balance not in ("chip", "scene"):
+            raise ValueError(f"balance must be 'chip' or 'scene', got {balance!r}")
         self.pairs = sorted(index)
         self.index = index
+        self.balance = balance
+        self.by_scene: dict[tuple[str, str], list[list[int]]] = {}
+        if balance == "scene":
+            for pair, chips in index.items():
+                groups: dict[str, list[int]] = {}
+                for i in chips:
+                    groups.setdefault(dataset.chips[i].scene, []).append(i)
+                self.by_scene[pair] = [groups[k] for k in sorted(groups)]
         self.batch_size = batch_size
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.start_step, self.steps = start_step, steps
@@ -170,6 +182,12 @@ class PairBatchSampler(Sampler):
     def batch(self, step: int) -> list[tuple[int, tuple[str, str]]]:
         g = torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 4099 + self.rank)
         pair = self.pairs[int(torch.randint(len(self.pairs), (1,), generator=g))]
+        if self.balance == "scene":
+            scenes = self.by_scene[pair]
+            which = torch.randint(len(scenes), (self.batch_size,), generator=g)
+            within = torch.rand(self.batch_size, generator=g, dtype=torch.float64)
+            return [(scenes[int(s)][min(int(u * len(scenes[int(s)])), len(scenes[int(s)]) - 1)], pair)
+                    for s, u in zip(which, within)]
         chips = self.index[pair]
         pick = torch.randint(len(chips), (self.batch_size,), generator=g)
         return [(chips[int(i)], pair) for i in pick]

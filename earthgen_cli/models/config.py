@@ -72,6 +72,10 @@ class ModelConfig:
     # prediction, gated like the aligned path (models/earthgen.py): pixel detail inside a token
     # without going through the hidden width. False: checkpoints from before it load as they were.
     aligned_skip: bool = False
+    # Width of the pixel path (models/earthgen.py `PixelPath`): a small dilated conv net at full
+    # pixel resolution from each other slot to this slot's prediction, zero-initialised, gated like
+    # the aligned path; 0 = none (checkpoints from before it load as they were).
+    pixel_path: int = 0
 
     def __post_init__(self) -> None:
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
@@ -90,6 +94,7 @@ class ModelConfig:
         for name, value, top in (("hidden", self.hidden, 2**15), ("scene_depth", self.scene_depth, 1024),
                                  ("gen_depth", self.gen_depth, 1024), ("patch", self.patch, 64),
                                  ("codec factor", self.codec.factor, 64), ("adapter_hidden", self.adapter_hidden, 2**15),
+                                 ("pixel_path", self.pixel_path, 2**12),
                                  ("text_dim", self.text_dim, 2**15), ("latent_channels", self.codec.latent_channels, 2**12),
                                  *((f"bands of {m}", self.bands[m], 2**12) for m in self.modalities)):
             if not 0 <= value <= top:

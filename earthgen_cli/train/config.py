@@ -41,6 +41,9 @@ class DataConfig:
     # chips whose content flags contain any of these words (case-insensitive) are never drawn:
     # [cloud, snow] keeps cloudy scenes (another sensor's scaling, a cloud's NIR) out of the pairs
     exclude_flags: tuple[str, ...] = ()
+    # how a batch's chips are drawn among those holding its pair: "chip" (uniformly) or "scene"
+    # (each scene equally often, then a chip of it: a large scene no longer outweighs many small ones)
+    balance: str = "chip"
     workers: int = 0  # DataLoader worker processes
     text: bool = False  # condition on the chips' captions (build-dataset `captions:`; the [text] extra)
     in_memory: bool = True  # read the split's chips into RAM once (fast); false: one zarr read per chip
@@ -194,6 +197,8 @@ def check(cfg: TrainConfig, where: str) -> None:
         raise EarthgenError(f"{where}: flow.time_uniform must be in [0, 1] (a fraction of the slot times)")
     if any(p < 0 for p in cfg.flow.modes) or sum(cfg.flow.modes) <= 0:
         raise EarthgenError(f"{where}: flow.modes must be three non-negative weights, not all zero")
+    if cfg.data.balance not in ("chip", "scene"):
+        raise EarthgenError(f"{where}: data.balance must be chip or scene, not {cfg.data.balance!r}")
     if not cfg.data.root:
         raise EarthgenError(f"{where}: data.root (a built dataset directory) is required")
     # Catch model overrides that are wrong before any data is read.

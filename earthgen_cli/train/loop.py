@@ -181,7 +181,8 @@ class Trainer:
         from earthgen_cli.data.chips import PairBatchSampler
 
         sampler = PairBatchSampler(self.data, self.cfg.optim.batch_size, seed, rank=rank, world_size=world,
-                                   start_step=start_step, steps=steps, pairs=self.pairs)
+                                   start_step=start_step, steps=steps, pairs=self.pairs,
+                                   balance=self.cfg.data.balance)
         return iter(DataLoader(self.data, batch_sampler=sampler, collate_fn=collate,
                                num_workers=self.cfg.data.workers))
 

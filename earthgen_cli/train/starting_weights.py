@@ -21,16 +21,21 @@ def init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dic
     info = ck.read_info(Path(path))
     if info.stage != "flow":
         raise EarthgenError(f"{where}: flow.init_from {path} is a {info.stage}-stage checkpoint, not a flow one")
-    # A model may grow the zero-initialised skip (model.aligned_skip) on top of one without it.
-    grows_skip = model.cfg.aligned_skip and not info.model.aligned_skip
-    if dataclasses.replace(info.model, aligned_skip=model.cfg.aligned_skip) != model.cfg:
+    # A model may grow the zero-initialised skip (model.aligned_skip) and pixel path
+    # (model.pixel_path) on top of one without them: they start as exact no-ops.
+    grows = tuple(prefix for prefix, new, old in
+                  (("generator.skip.", model.cfg.aligned_skip, info.model.aligned_skip),
+                   ("generator.pixel.", model.cfg.pixel_path, info.model.pixel_path)) if new and not old)
+    grown = dataclasses.replace(info.model, aligned_skip=model.cfg.aligned_skip or info.model.aligned_skip,
+                                pixel_path=info.model.pixel_path or model.cfg.pixel_path)
+    if grown != model.cfg:
         raise EarthgenError(f"{where}: flow.init_from {path} has another model (preset, codec, modalities or "
                             f"bands differ from this config)")
     for m, s in scaling.items():
         if info.scaling.get(m) != s:
             raise EarthgenError(f"{where}: flow.init_from {path} normalises {m} differently from {where}'s "
                                 f"dataset (value scaling differs); fine-tune on a dataset built with its scaling")
-    ck.load_weights(model, Path(path) / "ema.safetensors", new="generator.skip." if grows_skip else "")
+    ck.load_weights(model, Path(path) / "ema.safetensors", new=grows)
     for m, st in info.latent_stats.items():
         model.codecs[m].set_latent_stats(st["shift"], st["scale"])
     return dict(info.latent_stats)
