@@ -25,6 +25,7 @@ from train_fixtures import BEMM_CONFIG, TINY, chips16, earthgen, read_log  # noq
     (["stage=diffusion"], "stage is 'diffusion'; expected one of codec, flow"),
     (["model.preset=huge"], "model.preset is 'huge'"),
     (["data.balance=sensor"], "data.balance must be chip or scene, not 'sensor'"),
+    (["optim.direct_lr_mult=0"], "optim.direct_lr_mult must be > 0"),
 ])
 def test_bad_config_is_one_line_error(tmp_path, sets, message):
     out = tmp_path / "run"
@@ -191,12 +192,16 @@ def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips1
     # the new part is there; the other way round (dropping a part) is another model
     grown_run = tmp_path / "grown"
     earthgen(*base, "--set", "optim.steps=2", "--set", "optim.lr=1e-12", "--set", f"flow.init_from={src_ck}",
-             "--set", "model.pixel_path=8", "--set", "data.balance=scene",
+             "--set", "model.pixel_path=8", "--set", "data.balance=scene", "--set", "optim.direct_lr_mult=10",
              "--set", f"run={{out_dir: {grown_run}, save_every: 2, progress: false}}")
     grown, ginfo = ck.load_model(grown_run / "checkpoints" / "step_000002", ema=False)
     assert ginfo.model.pixel_path == 8 and any(k.startswith("generator.pixel.") for k in grown.state_dict())
     for k, v in source.state_dict().items():
         assert torch.allclose(grown.state_dict()[k], v, rtol=0, atol=1e-9), k
+    state = torch.load(grown_run / "checkpoints" / "step_000002" / "train_state.pt", weights_only=False)
+    groups = state["optimizer"]["param_groups"]
+    assert [g["lr_mult"] for g in groups] == [1.0, 10.0]  # the pixel path learns at 10x the rate
+    assert abs(groups[1]["lr"] - 10 * groups[0]["lr"]) < 1e-20
     proc = run_cli([*base, "--set", f"flow.init_from={grown_run / 'checkpoints' / 'step_000002'}",
                     "--set", f"run.out_dir={tmp_path / 'shrunk'}"])
     assert proc.exit_code == 2 and "has another model" in proc.stderr, proc.stderr

@@ -62,6 +62,9 @@ class OptimConfig:
     clip: float = 1.0  # gradient norm clip; 0 = off
     ema: float = 0.999
     precision: Precision = Precision.auto
+    # learning-rate multiplier of the direct source-to-target parts (model.pixel_path and
+    # model.aligned_skip): grown at zero on a trained model, at the base rate they stayed near zero
+    direct_lr_mult: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,8 @@ def check(cfg: TrainConfig, where: str) -> None:
     o = cfg.optim
     if min(o.steps, o.batch_size, o.accum) < 1 or o.lr <= 0 or not 0 <= o.ema < 1:
         raise EarthgenError(f"{where}: optim needs steps, batch_size, accum >= 1, lr > 0 and 0 <= ema < 1")
+    if o.direct_lr_mult <= 0:
+        raise EarthgenError(f"{where}: optim.direct_lr_mult must be > 0")
     if min(cfg.run.save_every, cfg.run.log_every) < 1 or cfg.run.keep_last < 1:
         raise EarthgenError(f"{where}: run.save_every, run.log_every and run.keep_last must be >= 1")
     if not 0.0 <= cfg.flow.time_uniform <= 1.0:

@@ -66,6 +66,21 @@ def open_dataset(cfg: TrainConfig):
     return ds
 
 
+DIRECT_PARTS = ("generator.pixel.", "generator.skip.")
+
+
+def param_groups(model: torch.nn.Module, params: list[torch.nn.Parameter], direct_lr_mult: float) -> list[dict]:
+    """The optimizer's groups: every trainable parameter at the base rate, except the direct
+    source-to-target parts (`DIRECT_PARTS`) at `direct_lr_mult` times it (one group when 1)."""
+    wanted = {id(p) for p in params}
+    direct = [p for n, p in model.named_parameters() if id(p) in wanted and n.startswith(DIRECT_PARTS)]
+    if direct_lr_mult == 1.0 or not direct:
+        return [{"params": params, "lr_mult": 1.0}]
+    ids = {id(p) for p in direct}
+    return [{"params": [p for p in params if id(p) not in ids], "lr_mult": 1.0},
+            {"params": direct, "lr_mult": direct_lr_mult}]
+
+
 def _check_crop(crop: int, chip: int, multiple: int, where: str) -> None:
     """data.crop must fit the dataset's chips and sit on the model's grid (codec factor x patch);
     0 trains on whole chips, whose side must then be on that grid."""
@@ -117,7 +132,8 @@ class Trainer:
         self.model.to(device)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         o = cfg.optim
-        self.opt = torch.optim.AdamW(self.params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.opt = torch.optim.AdamW(param_groups(self.model, self.params, o.direct_lr_mult), lr=o.lr,
+                                     betas=o.betas, weight_decay=o.weight_decay)
         self.pair_keys = sorted("+".join(sorted(p)) for p in self.pairs)
         if self.use_pseudo_pan:
             self.pair_keys = sorted(set(self.pair_keys) | {"+".join(sorted(("rgb", "pan")))})
@@ -143,6 +159,10 @@ class Trainer:
         if info.model != self.model.cfg or info.stage != self.cfg.stage.value:
             raise EarthgenError(f"{latest}: its model or stage differs from {self.where}; cannot resume")
         state = ck.load_into(latest, self.model, self.ema)
+        if len(state["optimizer"]["param_groups"]) != len(self.opt.param_groups):
+            raise EarthgenError(f"{latest}: its optimizer has {len(state['optimizer']['param_groups'])} parameter "
+                                f"group(s), {self.where} {len(self.opt.param_groups)} (optim.direct_lr_mult "
+                                f"changed?); cannot resume")
         self.opt.load_state_dict(state["optimizer"])
         self.pairs_base = {k: int(state["pairs_seen"].get(k, 0)) for k in self.pair_keys}
         self.latent_stats = info.latent_stats
@@ -206,7 +226,7 @@ class Trainer:
         """One optimizer step over optim.accum micro-batches, then the EMA update."""
         cfg, env, o = self.cfg, self.env, self.cfg.optim
         for group in self.opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr_at(step, cfg) * group.get("lr_mult", 1.0)
         for micro in range(o.accum):
             g = step_generator(cfg.run.seed, step, micro, env.rank)
             batch = self.prepare(next(batches), g)
