@@ -202,6 +202,10 @@ def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips1
     groups = state["optimizer"]["param_groups"]
     assert [g["lr_mult"] for g in groups] == [1.0, 10.0]  # the pixel path learns at 10x the rate
     assert abs(groups[1]["lr"] - 10 * groups[0]["lr"]) < 1e-20
+    # resuming it with another multiplier layout is a one-line error, not torch's traceback
+    proc = run_cli([*base, "--set", "optim.steps=3", "--set", f"flow.init_from={src_ck}", "--set", "model.pixel_path=8",
+                    "--set", f"run={{out_dir: {grown_run}, save_every: 2, progress: false}}", "--resume"])
+    assert proc.exit_code == 2 and "parameter group(s)" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     proc = run_cli([*base, "--set", f"flow.init_from={grown_run / 'checkpoints' / 'step_000002'}",
                     "--set", f"run.out_dir={tmp_path / 'shrunk'}"])
     assert proc.exit_code == 2 and "has another model" in proc.stderr, proc.stderr
