@@ -1,10 +1,14 @@
 """Which conditioning path do a checkpoint's translations come from? (issue 11, item 3 ablation)
 
-The unified model reaches a target slot from its sources by two routes: the scene encoder (full
-attention over all slots, then token-wise AdaLN of the generator; MetaEarth-MM) and the aligned
-path (the source latent added to the target's tokens at the same position; pix2pix / SR3 style).
-This script scores held-out chips with both routes open, then with each one cut:
-  - `scene only`: the aligned contribution is zeroed (a forward hook on `generator.align_out`);
+The unified model reaches a target slot from its sources by up to three routes: the scene encoder
+(full attention over all slots, then token-wise AdaLN of the generator; MetaEarth-MM), the aligned
+path (the source latent added to the target's tokens at the same position; pix2pix / SR3 style)
+and, in models with `pixel_path`, the pixel path (a conv net at pixel resolution from the source
+straight to the target's prediction). This script scores held-out chips with every route open,
+then with routes cut:
+  - `no pixel path` (pixel-path models only): its heads' output zeroed;
+  - `scene only`: the aligned contribution is zeroed (a forward hook on `generator.align_out`),
+    and the pixel path's too;
   - `aligned only`: the scene encoder sees each source replaced by fixed Gaussian noise (a forward
     pre-hook on `scene`), so the source reaches the target only through the aligned path;
   - `shuffled source`: both routes open, each chip's source taken from a chip of another scene.
@@ -33,8 +37,11 @@ from earthgen_cli.inference.translator import TileBatch
 @contextlib.contextmanager
 def cut(model, path: str | None):
     handles = []
+    zero = lambda m, i, out: torch.zeros_like(out)  # noqa: E731
+    if path in ("aligned", "pixel") and hasattr(model.generator, "pixel"):
+        handles += [head.register_forward_hook(zero) for head in model.generator.pixel.head.values()]
     if path == "aligned":
-        handles.append(model.generator.align_out.register_forward_hook(lambda m, i, out: torch.zeros_like(out)))
+        handles.append(model.generator.align_out.register_forward_hook(zero))
     elif path == "scene":
         g = torch.Generator().manual_seed(1234)
 
@@ -94,7 +101,8 @@ def main() -> None:
 
         oracle = torch.from_numpy(np.broadcast_to(raw[tgt].mean(axis=(2, 3), keepdims=True), raw[tgt].shape).copy())
         out[direction] = {"chips": n, "scenes": len(set(scenes)),
-                          "both paths": score(raw[src], None),
+                          "all paths": score(raw[src], None),
+                          **({"no pixel path": score(raw[src], "pixel")} if tr.model.cfg.pixel_path else {}),
                           "scene only": score(raw[src], "aligned"),
                           "aligned only": score(raw[src], "scene"),
                           "shuffled source": score(raw[src][other], None),

@@ -202,6 +202,17 @@ def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips1
     groups = state["optimizer"]["param_groups"]
     assert [g["lr_mult"] for g in groups] == [1.0, 10.0]  # the pixel path learns at 10x the rate
     assert abs(groups[1]["lr"] - 10 * groups[0]["lr"]) < 1e-20
+    # flow.train_only: only the pixel path learns, everything else stays exactly the source's
+    frozen = tmp_path / "frozen"
+    earthgen(*base, "--set", "optim.steps=2", "--set", "optim.lr=1e-2", "--set", f"flow.init_from={src_ck}",
+             "--set", "model.pixel_path=8", "--set", "flow.train_only=[generator.pixel.]",
+             "--set", f"run={{out_dir: {frozen}, save_every: 2, progress: false}}")
+    fz, _ = ck.load_model(frozen / "checkpoints" / "step_000002", ema=False)
+    for k, v in source.state_dict().items():
+        assert torch.equal(fz.state_dict()[k], v), k
+    assert any(fz.state_dict()[k].abs().sum() > 0 for k in fz.state_dict() if k.startswith("generator.pixel.head."))
+    proc = run_cli([*base, "--set", "flow.train_only=[generator.nothing.]", "--set", f"run.out_dir={tmp_path / 'no'}"])
+    assert proc.exit_code == 2 and "names no parameter" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     # resuming it with another multiplier layout is a one-line error, not torch's traceback
     proc = run_cli([*base, "--set", "optim.steps=3", "--set", f"flow.init_from={src_ck}", "--set", "model.pixel_path=8",
                     "--set", f"run={{out_dir: {grown_run}, save_every: 2, progress: false}}", "--resume"])

@@ -78,6 +78,7 @@ class FlowConfig:
     beta_nll: float = 0.5  # beta of the confidence head's beta-NLL
     codec_from: str = ""  # codec-stage checkpoint for kl codecs (required with a kl codec)
     init_from: str = ""  # flow checkpoint whose weights start this run (fine-tuning; fresh optimizer and schedule)
+    train_only: tuple[str, ...] = ()  # parameter-name prefixes to train (e.g. generator.pixel.); () = all
     # > 0: each sample's flow loss is weighted by 1 / (its target's spatial variance + chip_norm), a
     # weighted mean over the batch: the loss scored per chip, as the evaluation's PSNR over the
     # reference chip's own range is (a flat Sentinel-2 chip counts as much as a contrasty aerial one)

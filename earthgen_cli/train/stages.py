@@ -117,7 +117,22 @@ class FlowStage:
         return stats
 
     def trainable_parameters(self, model: EarthGenModel) -> list[torch.nn.Parameter]:
-        return model.flow_parameters()
+        """The flow parameters, or (flow.train_only) those whose names start with one of its
+        prefixes, the rest frozen: a part grown on a trained model learns the residual of a model
+        that stays as it was."""
+        only = tuple(self.cfg.flow.train_only)
+        if not only:
+            return model.flow_parameters()
+        wanted = {id(p) for p in model.flow_parameters()}
+        params = [p for n, p in model.named_parameters() if id(p) in wanted and n.startswith(only)]
+        if not params:
+            raise EarthgenError(f"{self.where}: flow.train_only {list(only)} names no parameter of this model "
+                                f"(e.g. generator.pixel. needs model.pixel_path)")
+        keep = {id(p) for p in params}
+        for p in model.parameters():
+            if id(p) not in keep:
+                p.requires_grad_(False)
+        return params
 
     def objective(self, model: EarthGenModel) -> torch.nn.Module:
         return FlowObjective(model, self.cfg.flow)
