@@ -20,10 +20,10 @@ from scene_fixtures import run_cli
 
 SCENE = "bigearthnet_mm/S2A_MSIL2A_20170613T101031_87_48"
 
-GOLDEN = {  # recorded at db83469 (default model v4) and unchanged since
-    "translate_mean": "33ee7957e7b55cea",
-    "translate_sample": "6e9e064c43d8bfc6",
-    "joint": "2a0498da68bbce51,63aaf19ab1679317",
+GOLDEN = {  # recorded 2026-12-02 for default model v6 (v4 before: 33ee..., 6e9e..., 2a04.../6316...)
+    "translate_mean": "b78fbdd2969e3710",
+    "translate_sample": "e9184d877e39aebf",
+    "joint": "20e781e57992e3e2,32beb1ff955faf01",
 }
 
 
