@@ -96,6 +96,11 @@ class SceneEncoder(nn.Module):
         return self.out(self.norm(h)).reshape(b, k, n, -1)  # (B, K, N, D)
 
 
+# The direct source-to-target parts (model.aligned_skip, model.pixel_path): parameter-name prefix
+# per config field. flow.init_from may grow them on a model without; optim.direct_lr_mult sets their rate.
+DIRECT_PARTS = {"aligned_skip": "generator.skip.", "pixel_path": "generator.pixel."}
+
+
 def skip_key(source: str, target: str) -> str:
     return f"{source}_to_{target}"
 
@@ -122,16 +127,24 @@ class PixelPath(nn.Module):
         for conv in self.head.values():
             nn.init.zeros_(conv.weight)
 
-    def features(self, latents: Sequence[torch.Tensor], mods: Sequence[str], t: torch.Tensor) -> list[torch.Tensor]:
-        """Per slot: its gated features (B, W, H, W) at pixel resolution."""
-        return [self.trunk(self.stem[m](F.pixel_shuffle(z, self.r) if self.r > 1 else z))
-                * (1.0 - t[:, j]).to(z.dtype)[:, None, None, None]
-                for j, (z, m) in enumerate(zip(latents, mods))]
+    def features(self, latents: Sequence[torch.Tensor], mods: Sequence[str],
+                 t: torch.Tensor) -> list[torch.Tensor | None]:
+        """Per slot: its gated features (B, W, H, W) at pixel resolution; None for a slot whose
+        gate is zero for every sample (pure noise: a translation's target), not computed."""
+        out: list[torch.Tensor | None] = []
+        for j, (z, m) in enumerate(zip(latents, mods)):
+            gate = (1.0 - t[:, j]).to(z.dtype)
+            out.append(None if not bool(gate.any()) else
+                       self.trunk(self.stem[m](F.pixel_shuffle(z, self.r) if self.r > 1 else z))
+                       * gate[:, None, None, None])
+        return out
 
-    def to_slot(self, feats: Sequence[torch.Tensor], mods: Sequence[str], i: int) -> torch.Tensor:
-        """(B, C_i, h, w): slot i's share, in its latent layout."""
-        others = sum(f for j, f in enumerate(feats) if j != i) / (len(feats) - 1)
-        out = self.head[mods[i]](others)
+    def to_slot(self, feats: Sequence[torch.Tensor | None], mods: Sequence[str], i: int) -> torch.Tensor | None:
+        """(B, C_i, h, w): slot i's share, in its latent layout; None when it is exactly zero."""
+        present = [f for j, f in enumerate(feats) if j != i and f is not None]
+        if not present:
+            return None
+        out = self.head[mods[i]](sum(present) / (len(feats) - 1))
         return F.pixel_unshuffle(out, self.r) if self.r > 1 else out
 
 
@@ -214,8 +227,9 @@ class RoutedGenerator(nn.Module):
             pred = out[:, :ch]
             if self.cfg.aligned_skip and k > 1 and t is not None:
                 pred = pred + self.skip_condition(latents, mods, t, i).to(pred.dtype)
-            if pixel is not None:
-                pred = pred + self.pixel.to_slot(pixel, mods, i).to(pred.dtype)
+            share = self.pixel.to_slot(pixel, mods, i) if pixel is not None else None
+            if share is not None:
+                pred = pred + share.to(pred.dtype)
             preds.append(pred)
             logvars.append(out[:, ch:ch + 1])
         return preds, (logvars if self.cfg.confidence else None)

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.io.scratch import make_folder
 from earthgen_cli.modalities import default_scaling
-from earthgen_cli.models.earthgen import EarthGenModel
+from earthgen_cli.models.earthgen import DIRECT_PARTS, EarthGenModel
 from earthgen_cli.seeds import derive_seed, sampler_seed, seeded_init
 from earthgen_cli.strict_config import to_mapping
 from earthgen_cli import checkpoint as ck
@@ -66,14 +66,11 @@ def open_dataset(cfg: TrainConfig):
     return ds
 
 
-DIRECT_PARTS = ("generator.pixel.", "generator.skip.")
-
-
 def param_groups(model: torch.nn.Module, params: list[torch.nn.Parameter], direct_lr_mult: float) -> list[dict]:
     """The optimizer's groups: every trainable parameter at the base rate, except the direct
     source-to-target parts (`DIRECT_PARTS`) at `direct_lr_mult` times it (one group when 1)."""
     wanted = {id(p) for p in params}
-    direct = [p for n, p in model.named_parameters() if id(p) in wanted and n.startswith(DIRECT_PARTS)]
+    direct = [p for n, p in model.named_parameters() if id(p) in wanted and n.startswith(tuple(DIRECT_PARTS.values()))]
     if direct_lr_mult == 1.0 or not direct:
         return [{"params": params, "lr_mult": 1.0}]
     ids = {id(p) for p in direct}

@@ -10,7 +10,7 @@ import torch
 
 from earthgen_cli import checkpoint as ck
 from earthgen_cli.errors import EarthgenError
-from earthgen_cli.models.earthgen import EarthGenModel
+from earthgen_cli.models.earthgen import DIRECT_PARTS, EarthGenModel
 from earthgen_cli.train.batches import Batch
 
 
@@ -23,9 +23,8 @@ def init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dic
         raise EarthgenError(f"{where}: flow.init_from {path} is a {info.stage}-stage checkpoint, not a flow one")
     # A model may grow the zero-initialised skip (model.aligned_skip) and pixel path
     # (model.pixel_path) on top of one without them: they start as exact no-ops.
-    grows = tuple(prefix for prefix, new, old in
-                  (("generator.skip.", model.cfg.aligned_skip, info.model.aligned_skip),
-                   ("generator.pixel.", model.cfg.pixel_path, info.model.pixel_path)) if new and not old)
+    grows = tuple(prefix for field, prefix in DIRECT_PARTS.items()
+                  if getattr(model.cfg, field) and not getattr(info.model, field))
     grown = dataclasses.replace(info.model, aligned_skip=model.cfg.aligned_skip or info.model.aligned_skip,
                                 pixel_path=info.model.pixel_path or model.cfg.pixel_path)
     if grown != model.cfg:
