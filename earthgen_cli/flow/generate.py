@@ -39,6 +39,12 @@ class SamplingOptions:
             raise ValueError(f"resample must be 1..64, got {self.resample}")
         if self.guidance < 0:
             raise ValueError(f"guidance must be >= 0, got {self.guidance}")
+        if Estimate(self.estimate) is Estimate.mean and self.guidance != 1.0:
+            # The mean estimate is the network's x0 at t=1: guidance would scale its distance from the
+            # unconditional (dataset-mean) prediction, e.g. rgb->nir on a BigEarthNet scene fell from
+            # 14.1 dB to 7.4 dB at guidance 1.3 and -8.4 dB at 2.
+            raise ValueError(f"guidance {self.guidance:g} applies to the sample estimate only: the mean estimate is "
+                             f"the posterior mean, which guidance would push away from the data (leave guidance at 1)")
 
 
 @dataclass
