@@ -20,10 +20,10 @@ from scene_fixtures import run_cli
 
 SCENE = "bigearthnet_mm/S2A_MSIL2A_20170613T101031_87_48"
 
-GOLDEN = {  # recorded 2026-12-02 for default model v6 (v4 before: 33ee..., 6e9e..., 2a04.../6316...)
-    "translate_mean": "b78fbdd2969e3710",
-    "translate_sample": "e9184d877e39aebf",
-    "joint": "20e781e57992e3e2,32beb1ff955faf01",
+GOLDEN = {  # recorded 2026-12-02 for default model v7 (v6 before: b78f..., e918..., 20e7.../32be...)
+    "translate_mean": "f0e85adb4800ee23",
+    "translate_sample": "9e18eacda7a73c61",
+    "joint": "80d7e5c4cf97eac9,125df35630b9021b",
 }
 
 
