@@ -36,15 +36,16 @@ def main() -> None:
     args = ap.parse_args()
     if not SCENE.is_dir():
         sys.exit(f"figure_translate: {SCENE} not found (needs ../shared/data)")
-    rgb = rasterio.open(SCENE / "s2_rgb.tif").read().astype(np.float64)
-    ref = rasterio.open(SCENE / "s2_nir.tif").read(1).astype(np.float64)
+    with rasterio.open(SCENE / "s2_rgb.tif") as src, rasterio.open(SCENE / "s2_nir.tif") as nir:
+        rgb, ref = src.read().astype(np.float64), nir.read(1).astype(np.float64)
     outs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, extra in (("mean", ["--estimate", "mean"]), ("sample", ["--estimate", "sample", "--seed", "0"])):
             out = Path(tmp) / f"{name}.tif"
             subprocess.run([sys.executable, "-m", "earthgen_cli", "translate", str(SCENE / "s2_rgb.tif"), "--from", "rgb",
                             "--to", "nir", "--model", args.model, "-o", str(out), "-q", *extra], check=True)
-            outs[name] = rasterio.open(out).read(1).astype(np.float64)
+            with rasterio.open(out) as src:
+                outs[name] = src.read(1).astype(np.float64)
     lo, hi = np.percentile(ref, [1, 99])
     panels = [np.stack([stretch(b, *np.percentile(b, [1, 99])) for b in rgb], -1)]
     panels += [np.repeat(stretch(a, lo, hi)[..., None], 3, -1) for a in (ref, outs["mean"], outs["sample"])]

@@ -4,6 +4,7 @@ the tiles in each forward pass of the network."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,20 @@ def pytest_terminal_summary(terminalreporter):
     skipped = len(terminalreporter.stats.get("skipped", []))
     terminalreporter.write_line(f"earthgen: {skipped} test(s) skipped"
                                 f"{' (EARTHGEN_REQUIRE_DATA=1: only optional extras may skip)' if REQUIRE_DATA else ''}")
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run the block with `n` torch intra-op threads (float sums reduce in an order that depends on
+    it, so bit-exact comparisons pin it), then restore the count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def write_geotiff(path: Path, data: np.ndarray, *, crs: str | None = "EPSG:32633",

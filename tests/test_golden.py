@@ -14,8 +14,8 @@ import hashlib
 import numpy as np
 import pytest
 import rasterio
-import torch
 
+from conftest import torch_threads
 from scene_fixtures import run_cli
 
 SCENE = "bigearthnet_mm/S2A_MSIL2A_20170613T101031_87_48"
@@ -35,10 +35,8 @@ def pixel_hash(path) -> str:
 
 @pytest.fixture
 def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.mark.parametrize("name, args", [

@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import pytest
 import rasterio
-import torch
 
-from conftest import write_geotiff
+from conftest import torch_threads, write_geotiff
+from earthgen_cli.inference.many import worker_threads
 from test_translate import assert_one_line_error
 from scene_fixtures import run_cli
 
@@ -83,11 +83,9 @@ def test_worker_processes_and_a_dask_cluster_give_the_single_run_outputs(shared_
     assert r.returncode == 0, r.stderr
     assert "2 translated" in r.stdout and "on 2 worker(s)" in r.stdout
     # identical given the same torch threads per process (docs/cli.md): each of the 2 workers has
-    # CPU count / 2; the dask worker and the single runs below run in this process, so they get as many
+    # worker_threads(2); the dask worker and the single runs below run in this process, so they get as many
     # (with another count the last float bits differ, and a uint16 value can round the other way)
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2))
-    try:
+    with torch_threads(worker_threads(2)):
         with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
                                       dashboard_address=None) as cluster:
             r = run_cli(["translate", *scenes, *common, "-o", tmp_path / "dask", "--scheduler",
@@ -99,8 +97,6 @@ def test_worker_processes_and_a_dask_cluster_give_the_single_run_outputs(shared_
             for folder in ("procs", "dask"):
                 got = _read(tmp_path / folder / s.name)
                 assert np.array_equal(got[0], one[0]) and got[1:] == one[1:], folder
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("extra, message", [

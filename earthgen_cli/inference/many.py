@@ -173,12 +173,16 @@ def run_many(jobs: list[SceneJob], skipped: list[dict], out_dir: str, opts: Many
     return ManySummary(out_dir, skipped + results, round(time.perf_counter() - t0, 3), n)
 
 
+def worker_threads(n: int) -> int:
+    """Torch threads of each of `n` local worker processes when not given: the CPU count shared out."""
+    return max(1, (os.cpu_count() or 1) // n)
+
+
 def _on_local_processes(jobs, opts: ManyOptions, n: int, done) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    threads = opts.threads or max(1, (os.cpu_count() or 1) // n)
-    opts = replace(opts, threads=threads)
+    opts = replace(opts, threads=opts.threads or worker_threads(n))
     # spawn: a fresh interpreter per worker (no torch state forked from this process)
     with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
         for fut in as_completed([pool.submit(translate_one, j, opts) for j in jobs]):
