@@ -3,8 +3,10 @@ the report folder read back, and bad input as one-line errors (exit 2)."""
 
 from __future__ import annotations
 
+import csv
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -53,6 +55,18 @@ def test_evaluate_writes_a_report_with_every_baseline(dataset, tmp_path):
     md = (out / "report.md").read_text()
     assert "| pairwise-unet |" in md and "sar→rgb PSNR (ref range)↑" in md and "## Claims by direction" in md
     assert (out / "grid.png").stat().st_size > 0
+    # chips.csv: every scored chip's PSNR and corr per method, and they average to the report's numbers
+    with open(out / "chips.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["direction", "method", "chip", "scene", "psnr", "corr"]
+    for r in report.results:
+        if "psnr" not in r.metrics:  # real pairs: CAS only
+            continue
+        mine = [c for c in rows if (c["direction"], c["method"]) == (r.direction, r.method)]
+        assert len(mine) == r.n_images == len({c["chip"] for c in mine}), (r.direction, r.method)
+        assert all(c["chip"].startswith(c["scene"] + "/") for c in mine)  # the dataset's chip ids
+        for metric in ("psnr", "corr"):
+            assert abs(np.mean([float(c[metric]) for c in mine]) - r.metrics[metric]) < 1e-3, (r.method, metric)
     again = _evaluate("--data", dataset, "-o", out, "--directions", "rgb:nir", "--no-fid")
     assert again.exit_code == 2 and "--overwrite" in again.output
 

@@ -13,7 +13,7 @@ NAME = "evaluate"
 
 def command(
     data: Path = typer.Option(..., "--data", help="Built dataset folder (earthgen build-dataset)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Report folder: report.json, report.md, grid.png."),
+    output: Path = typer.Option(..., "--output", "-o", help="Report folder: report.json, report.md, chips.csv, grid.png."),
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help="default (the model shipped with earthgen), a checkpoint directory, "
                                              "luminance or identity; leave it out to score the baselines only."),

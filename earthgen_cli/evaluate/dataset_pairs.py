@@ -72,7 +72,7 @@ class DatasetPairs:
             gsd = tuple(float(it["gsd"]) if math.isfinite(float(it["gsd"])) else math.nan for it in items)
             yield PairBatch(torch.stack([it["images"][s] for it in items]),
                             torch.stack([it["images"][t] for it in items]), valid, gsd, tuple(idx),
-                            tuple(ds.chips[i].scene for i in idx))
+                            tuple(ds.chips[i].scene for i in idx), tuple(ds.chips[i].id for i in idx))
 
     def split_size(self, split: str) -> int:
         return len(self._built.chips_in(split))

@@ -194,7 +194,7 @@ def evaluate_dataset(data: Path, out_dir: Path, *, model: str | None = None, dir
                      say: Callable[[str], None] = lambda _: None, bars: bool = False) -> Report:
     """Score `model` (once per estimate, each beside its shuffled-source control), the controls and
     the baselines on the `split` chips of dataset `data` (any split name; flagged chips left out
-    unless `include_flagged`); write report.json, report.md and grid.png into `out_dir` (published
+    unless `include_flagged`); write report.json, report.md, chips.csv and grid.png into `out_dir` (published
     whole; --overwrite replaces only a report folder, io.publish). `say` gets the plan (directions,
     chips per direction, total) before any work; `bars`: a progress bar per direction on stderr.
     `max_chips`: chips scored per direction, shared out between the scenes (None: every chip)."""

@@ -53,13 +53,14 @@ class PairBatch:
     gsd: tuple[float, ...]  # metres per pixel per chip (nan when unknown)
     index: tuple[int, ...] = ()  # each chip's position among the direction's chips of the split
     scene: tuple[str, ...] = ()  # each chip's scene
+    chip: tuple[str, ...] = ()  # each chip's id in the dataset (chips.csv), when the source has one
 
     def select(self, keep: list[bool]) -> "PairBatch":
         """The chips where `keep` is true."""
         mask = torch.tensor(keep, dtype=torch.bool)
         pick = lambda t: tuple(v for v, k in zip(t, keep) if k)  # noqa: E731
         return PairBatch(self.source[mask], self.target[mask], self.valid[mask], pick(self.gsd),
-                         pick(self.index), pick(self.scene))
+                         pick(self.index), pick(self.scene), pick(self.chip))
 
 
 def chip_indices(total: int, limit: int | None, scenes: Sequence[str] | None = None) -> list[int]:

@@ -15,6 +15,7 @@ honest masked form.
 
 from __future__ import annotations
 
+import csv
 import math
 import time
 from dataclasses import dataclass, field
@@ -80,6 +81,22 @@ class EvaluationOutput:
     # direction -> {"chips": scored, "scenes": held-out scenes (none of their chips in the training
     # split), "scenes_scored": all scenes scored, "flagged_left_out": flagged chips not scored}
     held_out: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    chips: tuple["ChipScore", ...] = ()  # every chip's primary scores, per direction and method
+
+
+@dataclass(frozen=True)
+class ChipScore:
+    """One row of chips.csv: a chip's PSNR (reference range) and corr for one method, so a user can
+    see which scenes and chips a direction wins or loses on."""
+
+    direction: str
+    method: str
+    chip: str  # the dataset's chip id, or the chip's position among the direction's chips
+    scene: str
+    psnr: float
+    corr: float
+
+    FIELDS = ("direction", "method", "chip", "scene", "psnr", "corr")
 
 
 Predict = Callable[[PairBatch, int], torch.Tensor]  # (batch, index of its first chip) -> model space
@@ -141,7 +158,7 @@ def shuffled_method(model: Predict, pairs: PairSource, split: str, d: Direction,
         idx = [donors[i] for i in batch.index]
         donor = next(iter(pairs.batches(split, d, len(idx), indices=idx)))
         return model(PairBatch(donor.source, batch.target, donor.valid, donor.gsd, batch.index,
-                               batch.scene), first)
+                               batch.scene, batch.chip), first)
 
     return predict
 
@@ -233,6 +250,7 @@ class _DirectionScores:
     skipped: int  # chips with nodata
     fid_chips: int
     scenes: frozenset[str] = frozenset()  # scenes of the chips scored
+    chips: tuple[ChipScore, ...] = ()
 
 
 def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
@@ -244,6 +262,7 @@ def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
     grid_rows: list[tuple[np.ndarray, ...]] = []
     skipped = seen = 0
     scenes: set[str] = set()
+    chip_rows: list[ChipScore] = []
     src_scale, tgt_scale = pairs.scaling[d.source], pairs.scaling[d.target]
     ends = tgt_scale.from_model(torch.tensor([-1.0, 1.0], dtype=torch.float64).reshape(2, 1, 1, 1)
                                 .expand(2, tgt_scale.bands, 1, 1))
@@ -271,6 +290,9 @@ def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
             pred_unit = preds[name] = to_unit(pred_raw, tgt_scale)
             a = acc[name]
             scores = {**raw_scores(pred_raw, tgt_raw, batch.valid, floor), **pixel_scores(pred_unit, tgt_unit)}
+            names = batch.chip or tuple(str(i) for i in batch.index)
+            chip_rows += [ChipScore(d.key, name, c, sc, float(p), float(r)) for c, sc, p, r
+                          in zip(names, batch.scene, scores["psnr"].tolist(), scores["corr"].tolist())]
             for metric, values in scores.items():
                 a.scores.setdefault(metric, []).append(values)
             if inception is not None:
@@ -297,7 +319,7 @@ def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
         scores = torch.cat(real_cas)
         results.append(MethodScores(d.key, REAL_PAIRS, {"cas": float(scores.double().mean())}, len(scores)))
     return _DirectionScores(tuple(results), tuple(grid_rows), skipped,
-                            0 if real is None else int(real.shape[0]), frozenset(scenes))
+                            0 if real is None else int(real.shape[0]), frozenset(scenes), tuple(chip_rows))
 
 
 def evaluate(pairs: PairSource, options: EvaluateOptions,
@@ -324,6 +346,7 @@ def evaluate(pairs: PairSource, options: EvaluateOptions,
     skipped: dict[str, int] = {}
     timings: dict[str, float] = {}
     held_out: dict[str, dict[str, int]] = {}
+    chips: list[ChipScore] = []
     train_scenes = set(pairs.scenes(options.train_split))
     for d in options.directions:
         direction_started = time.perf_counter()
@@ -337,6 +360,7 @@ def evaluate(pairs: PairSource, options: EvaluateOptions,
         with chip_bar(min(n, options.max_chips or n), d.key, bars) as bar:
             scored = _score_direction(pairs, d, options, methods, encoder, inception if options.fid else None, bar)
         results += scored.results
+        chips += scored.chips
         skipped[d.key] = scored.skipped
         if scored.skipped:
             notes.setdefault("chips with nodata left out: {}", []).append(f"{d.key} {scored.skipped}")
@@ -355,12 +379,12 @@ def evaluate(pairs: PairSource, options: EvaluateOptions,
         timings[d.key] = round(time.perf_counter() - direction_started, 1)
     warnings = tuple(template.format(", ".join(keys)) for template, keys in notes.items())
     return EvaluationOutput(tuple(results), tuple(sections), warnings, skipped, time.perf_counter() - started,
-                            timings, held_out)
+                            timings, held_out, tuple(chips))
 
 
 def write_outputs(out_dir: Path, output: EvaluationOutput, config: Mapping[str, Any],
                   data: Mapping[str, Any], checkpoint: Mapping[str, Any]) -> Report:
-    """report.json, report.md and (when there are chips to show) grid.png under `out_dir`."""
+    """report.json, report.md, chips.csv and (when there are chips to show) grid.png under `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {**data, "skipped_nodata_chips": dict(output.skipped_chips),
@@ -370,6 +394,10 @@ def write_outputs(out_dir: Path, output: EvaluationOutput, config: Mapping[str, 
                     warnings=output.warnings)
     write_json(report, out_dir / "report.json")
     write_markdown(report, out_dir / "report.md")
+    with open(out_dir / "chips.csv", "w", newline="") as f:
+        rows = csv.writer(f)
+        rows.writerow(ChipScore.FIELDS)
+        rows.writerows((c.direction, c.method, c.chip, c.scene, f"{c.psnr:.4f}", f"{c.corr:.4f}") for c in output.chips)
     if output.sections:
         write_grid(out_dir / "grid.png", output.sections)
     return report
