@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -95,8 +95,6 @@ class ChipScore:
     scene: str
     psnr: float
     corr: float
-
-    FIELDS = ("direction", "method", "chip", "scene", "psnr", "corr")
 
 
 Predict = Callable[[PairBatch, int], torch.Tensor]  # (batch, index of its first chip) -> model space
@@ -284,13 +282,13 @@ def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
             real_features.append(inception(tgt_unit))
         if encoder is not None:
             real_cas.append(cas_score(encoder, tgt_unit, d.target, src_unit, d.source))
+        names = batch.chip or tuple(str(i) for i in batch.index)
         preds = {}
         for name, predict in methods.items():
             pred_raw = tgt_scale.from_model(predict(batch, first).to(torch.float64))
             pred_unit = preds[name] = to_unit(pred_raw, tgt_scale)
             a = acc[name]
             scores = {**raw_scores(pred_raw, tgt_raw, batch.valid, floor), **pixel_scores(pred_unit, tgt_unit)}
-            names = batch.chip or tuple(str(i) for i in batch.index)
             chip_rows += [ChipScore(d.key, name, c, sc, float(p), float(r)) for c, sc, p, r
                           in zip(names, batch.scene, scores["psnr"].tolist(), scores["corr"].tolist())]
             for metric, values in scores.items():
@@ -396,7 +394,7 @@ def write_outputs(out_dir: Path, output: EvaluationOutput, config: Mapping[str, 
     write_markdown(report, out_dir / "report.md")
     with open(out_dir / "chips.csv", "w", newline="") as f:
         rows = csv.writer(f)
-        rows.writerow(ChipScore.FIELDS)
+        rows.writerow(f.name for f in fields(ChipScore))
         rows.writerows((c.direction, c.method, c.chip, c.scene, f"{c.psnr:.4f}", f"{c.corr:.4f}") for c in output.chips)
     if output.sections:
         write_grid(out_dir / "grid.png", output.sections)
