@@ -5,10 +5,10 @@ metadata does not enter. Float sums are reduced in another order with another th
 another set of vector kernels, and the last bits of a translation differ: the CLI runs in a child
 process with one torch thread (`OMP_NUM_THREADS=1`) and the AVX2 kernels of PyTorch and oneDNN
 (`ATEN_CPU_CAPABILITY=avx2`, `ONEDNN_MAX_CPU_ISA=AVX2`; every x86-64 CPU with AVX2 runs them, AVX-512
-ones included), so the values are the same on every such machine (they match the values recorded
-earlier on another machine; checked on an AVX-512 one). Elsewhere (no AVX2: another architecture) the test skips.
-When the default model is replaced on purpose, record the new values (the test prints them) in the
-same commit."""
+ones included), so the values are the same on every such machine (v7's hashes, recorded on an
+AVX2-only machine, matched this way on an AVX-512 one). Elsewhere (no AVX2: another architecture)
+the test skips. When the default model is replaced on purpose, record the new values (the test
+prints them) in the same commit."""
 
 from __future__ import annotations
 
