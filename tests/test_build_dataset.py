@@ -61,6 +61,9 @@ def test_sample_config_builds_with_disjoint_splits(shared_data, tmp_path):
     assert {c.split for c in ds.chips if c.source in ("terramind", "s2_virginia", "sen1floods11")} == {"holdout"}
     flagged = {c.scene for c in ds.chips if c.flags}
     assert "terramind/609U_541L_3_0" in flagged and "landsat8/landsat8_sattestdata" in flagged
+    # the two snow-covered scenes the manifest misses (the config's per-source flags)
+    assert {"bigearthnet_mm/S2B_MSIL2A_20180204T94161_57_38",
+            "bigearthnet_s2only/S2A_MSIL2A_20180510T94033_19_86"} <= flagged
     assert sum(meta["flagged"].values()) == sum(1 for c in ds.chips if c.flags) > 0
     kampala = [c for c in ds.chips if c.source == "aerial_osm_kampala"]
     assert kampala and all(c.modalities == ("rgb", "osm") for c in kampala)
