@@ -161,14 +161,20 @@ def _header_shapes(path: str) -> dict[str, tuple[int, ...]]:
         return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
 
 
-def load_weights(module: torch.nn.Module, file: Path, new: str | tuple[str, ...] = "") -> None:
+def load_weights(module: torch.nn.Module, file: Path, new: str | tuple[str, ...] = "",
+                 fresh: str | tuple[str, ...] = "") -> None:
     """Every tensor of `module` from `file`, shapes checked; tensors whose names start with `new`
     (a prefix or several: parts the file's model did not have) may be missing and keep their
-    initial values."""
+    initial values. The file's tensors under `fresh` are ignored and the module's own initial
+    values kept (a part the new model builds differently)."""
     from safetensors.torch import load_file
 
     state = _read_safetensors(file, load_file)
     expected = module.state_dict()
+    if fresh:
+        state = {k: v for k, v in state.items() if not k.startswith(fresh)}
+        new = (new,) if isinstance(new, str) and new else tuple(new)
+        new = new + ((fresh,) if isinstance(fresh, str) else tuple(fresh))
     if new:
         state = {**{k: v for k, v in expected.items() if k.startswith(new) and k not in state}, **state}
     missing = sorted(set(expected) - set(state))

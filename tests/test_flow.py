@@ -179,3 +179,18 @@ def test_slot_times_uniform_fraction_covers_low_noise():
     low = lambda t: float((t < 0.5).float().mean())  # noqa: E731
     assert low(draw(0.0)) < 0.04 and 0.15 < low(draw(0.3)) < 0.2
     assert torch.equal(draw(0.0), path.logit_normal((20000, 1), torch.Generator().manual_seed(1), mean=2.0))
+
+
+def test_slot_times_time_one_trains_the_mean_estimates_pure_noise_time():
+    """time_one 0.3 sets ~30 % of the times to exactly 1 (the mean estimate's x0 at t=1, which
+    logit-normal(2) reaches above 0.98 in only ~3 % of its draws); in conditional mode the source
+    stays clean. time_one 0 draws exactly what it drew before the option existed."""
+    draw = lambda p, modes=(1.0, 0.0, 0.0): path.sample_slot_times(  # noqa: E731
+        20000, 2, modes, torch.Generator().manual_seed(2), time_mean=2.0, time_uniform=0.3, time_one=p)
+    assert float((draw(0.0).t == 1.0).float().mean()) < 0.001
+    assert 0.28 < float((draw(0.3).t == 1.0).float().mean()) < 0.32
+    cond = draw(0.3, (0.0, 1.0, 0.0)).t
+    assert ((cond == 0.0).sum(1) == 1).all()  # one clean source per sample, never moved to t=1
+    assert 0.28 < float((cond.max(1).values == 1.0).float().mean()) < 0.32
+    assert torch.equal(draw(0.0).t, path.sample_slot_times(20000, 2, (1.0, 0.0, 0.0), torch.Generator().manual_seed(2),
+                                                           time_mean=2.0, time_uniform=0.3).t)

@@ -121,6 +121,58 @@ def test_aligned_skip_grows_a_model_exactly_and_carries_only_a_present_source(tm
     assert torch.equal(c.pred[1][1], a.pred[1][1])  # the dropped source contributes exactly nothing
 
 
+def test_pixel_norm_keeps_the_pixel_path_alive_where_the_plain_trunk_dies():
+    """v7-v9's pixel path died: its last convolution's outputs sat near -53, where SiLU and its
+    gradient vanish, so the head got no signal. Put both trunks in that state: the plain one adds
+    nothing and passes no gradient to its head; with model.pixel_norm the path still adds to the
+    prediction and its head still learns."""
+    z = [torch.randn(2, 12, 8, 8), torch.randn(2, 4, 8, 8)]
+    t = torch.tensor([[0.0, 1.0], [0.0, 1.0]])  # a clean rgb source, the nir target at pure noise
+    grads = {}
+    for norm in (False, True):
+        model = tiny(pixel_path=8, pixel_norm=norm)
+        path = model.generator.pixel
+        for h in path.head.values():
+            torch.nn.init.normal_(h.weight, std=0.2)
+        last = [m for m in path.trunk if isinstance(m, torch.nn.Conv2d)][-1]
+        with torch.no_grad():
+            last.bias.fill_(-53.0)
+        feats = path.features(z, ["rgb", "nir"], t)
+        share = path.to_slot(feats, ["rgb", "nir"], 1)
+        share.square().mean().backward()
+        grads[norm] = (share.abs().max().item(), path.head["nir"].weight.grad.abs().max().item())
+    assert grads[False][0] < 1e-12 and grads[False][1] < 1e-12, grads
+    assert grads[True][0] > 1e-2 and grads[True][1] > 1e-3, grads
+
+
+def test_pixel_path_remade_with_pixel_norm_starts_as_an_exact_no_op(tmp_path):
+    """flow.init_from with model.pixel_norm on a checkpoint whose pixel path has none: the file's path
+    is left out (load_weights `fresh`), every other weight comes through, and the new path (zero head)
+    adds exactly nothing until it learns."""
+    from safetensors.torch import save_file
+
+    from earthgen_cli import checkpoint as ck
+
+    old = tiny(pixel_path=8)
+    for p in old.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    save_file({k: v.contiguous() for k, v in old.state_dict().items()}, tmp_path / "w.safetensors")
+    remade = tiny(pixel_path=8, pixel_norm=True)
+    with pytest.raises(Exception, match="does not match config.json"):
+        ck.load_weights(remade, tmp_path / "w.safetensors")
+    ck.load_weights(remade, tmp_path / "w.safetensors", fresh="generator.pixel.")
+    for k, v in old.state_dict().items():
+        if not k.startswith("generator.pixel."):
+            assert torch.equal(remade.state_dict()[k], v), k
+    for h in old.generator.pixel.head.values():  # the old path's contribution taken out
+        torch.nn.init.zeros_(h.weight)
+    z = [torch.randn(2, 12, 8, 8), torch.randn(2, 4, 8, 8)]
+    t = torch.tensor([[0.0, 1.0], [0.0, 0.5]])
+    with torch.no_grad():
+        a, b = old(z, ["rgb", "nir"], t), remade(z, ["rgb", "nir"], t)
+    assert all(torch.equal(x, y) for x, y in zip(a.pred, b.pred))
+
+
 def test_pixel_path_grows_a_model_exactly_and_works_at_pixel_resolution(tmp_path):
     """model.pixel_path on top of a trained model starts as an exact no-op, a dropped source adds
     nothing through it, and what it adds is per pixel: a source changed in one pixel changes the

@@ -52,6 +52,8 @@ def test_config_files(tmp_path):
     assert load_train_config(TINY, ["optim.lr=1e-4", "flow.time_uniform=.5E+0"]).optim.lr == 1e-4
     with pytest.raises(EarthgenError, match="flow.time_uniform must be in"):
         load_train_config(TINY, ["flow.time_uniform=1.5"])
+    with pytest.raises(EarthgenError, match="flow.time_one must be in"):
+        load_train_config(TINY, ["flow.time_one=-0.1"])
 
 
 def test_dataset_problems_are_one_line_errors(tmp_path, chips16):
@@ -206,6 +208,17 @@ def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips1
     for k, v in source.state_dict().items():
         assert torch.equal(fz.state_dict()[k], v), k
     assert any(fz.state_dict()[k].abs().sum() > 0 for k in fz.state_dict() if k.startswith("generator.pixel.head."))
+    # model.pixel_norm on a checkpoint whose pixel path has none re-makes the path (v7-v9's had died):
+    # every other weight comes through, the path is the normalised one
+    remade = tmp_path / "remade"
+    earthgen(*base, "--set", "optim.steps=2", "--set", "optim.lr=1e-12", "--set", "model.pixel_path=8",
+             "--set", "model.pixel_norm=true", "--set", f"flow.init_from={grown_run / 'checkpoints' / 'step_000002'}",
+             "--set", f"run={{out_dir: {remade}, save_every: 2, progress: false}}")
+    rm, rinfo = ck.load_model(remade / "checkpoints" / "step_000002", ema=False)
+    assert rinfo.model.pixel_norm and any(isinstance(m, torch.nn.GroupNorm) for m in rm.generator.pixel.trunk)
+    for k, v in grown.state_dict().items():
+        if not k.startswith("generator.pixel."):
+            assert torch.allclose(rm.state_dict()[k], v, rtol=0, atol=1e-9), k
     proc = run_cli([*base, "--set", "flow.train_only=[generator.nothing.]", "--set", f"run.out_dir={tmp_path / 'no'}"])
     assert proc.exit_code == 2 and "names no parameter" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     # resuming it with another multiplier layout is a one-line error, not torch's traceback

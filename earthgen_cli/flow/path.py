@@ -69,7 +69,7 @@ def logit_normal(shape: tuple[int, ...], generator: torch.Generator, mean: float
 
 
 def sample_slot_times(batch: int, slots: int, probs: tuple[float, float, float], generator: torch.Generator,
-                      time_mean: float = 0.0, time_uniform: float = 0.0) -> SlotTimes:
+                      time_mean: float = 0.0, time_uniform: float = 0.0, time_one: float = 0.0) -> SlotTimes:
     """Per-slot times for a batch: a mode per sample drawn with `probs` (joint, conditional, dropped).
 
     With one slot every sample is joint (there is nothing to condition on). Drawn on the CPU from
@@ -77,11 +77,16 @@ def sample_slot_times(batch: int, slots: int, probs: tuple[float, float, float],
     towards noise, where few-step translation relies most on the prediction; `time_uniform` > 0 draws
     that fraction of the times uniformly in (0, 1) instead (SD3's heavy-tailed mixture), so a model
     trained near t=1 still learns the low noise levels every multi-step sampler passes through.
+    `time_one` > 0 sets that fraction of the times to exactly 1 (pure noise): the x0 prediction
+    there is the mean estimate (`--estimate mean`) and a translation's first step, which the
+    logit-normal density reaches only in its tail (a few % of the draws above 0.98).
     """
     t = logit_normal((batch, slots), generator, mean=time_mean)
     if time_uniform > 0:  # no extra draws at 0: runs without it stay bit-identical
         uniform = torch.rand((batch, slots), generator=generator)
         t = torch.where(torch.rand((batch, slots), generator=generator) < time_uniform, uniform, t)
+    if time_one > 0:  # likewise: no draws at 0
+        t = torch.where(torch.rand((batch, slots), generator=generator) < time_one, torch.ones_like(t), t)
     if slots == 1:
         mode = torch.zeros(batch, dtype=torch.long)
     else:

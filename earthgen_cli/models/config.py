@@ -76,6 +76,17 @@ class ModelConfig:
     # pixel resolution from each other slot to this slot's prediction, zero-initialised, gated like
     # the aligned path; 0 = none (checkpoints from before it load as they were).
     pixel_path: int = 0
+    # A GroupNorm before every SiLU of the pixel path's trunk. Without it the path can die: in v7-v9
+    # its last convolution's outputs sat near -53, where SiLU and its gradient are ~0, so the head
+    # got no signal and the path added ~1e-5 of the prediction. False: checkpoints from before it
+    # load as they were; a run that turns it on re-makes the path (flow.init_from).
+    pixel_norm: bool = False
+    # The pixel path's share of a slot's prediction scaled by that slot's own time: it corrects a
+    # target drawn from noise (t=1: translation) and fades out as the target's own pixels show
+    # through (t -> 0), where the transformer already sees them. Without it the low-noise samples,
+    # where the right correction is ~0 and the confident NLL weights them most, held the path near
+    # zero (a least-squares probe explains 62 % of v9's ms->nir residual with a 3x3 linear map).
+    pixel_by_time: bool = False
 
     def __post_init__(self) -> None:
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):

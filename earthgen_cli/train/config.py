@@ -72,6 +72,7 @@ class FlowConfig:
     modes: tuple[float, float, float] = (0.3, 0.6, 0.1)  # P(joint), P(conditional), P(dropped)
     time_mean: float = 0.0  # logit-normal mean of the slot times; > 0 trains more at high noise
     time_uniform: float = 0.0  # fraction of slot times drawn uniformly in (0, 1) (covers low noise too)
+    time_one: float = 0.0  # fraction of slot times set to exactly 1: trains the mean estimate's x0 at t=1
     cond_drop: float = 0.1  # P(dropping GSD/text) per sample: enables guidance on them
     lambda_sc: float = 0.1  # scene-consistency InfoNCE weight (MetaEarth-MM eq. 19)
     lambda_calib: float = 1.0  # adapter calibration weight (Any2Any)
@@ -199,8 +200,9 @@ def check(cfg: TrainConfig, where: str) -> None:
         raise EarthgenError(f"{where}: optim.direct_lr_mult must be > 0")
     if min(cfg.run.save_every, cfg.run.log_every) < 1 or cfg.run.keep_last < 1:
         raise EarthgenError(f"{where}: run.save_every, run.log_every and run.keep_last must be >= 1")
-    if not 0.0 <= cfg.flow.time_uniform <= 1.0:
-        raise EarthgenError(f"{where}: flow.time_uniform must be in [0, 1] (a fraction of the slot times)")
+    for name in ("time_uniform", "time_one"):
+        if not 0.0 <= getattr(cfg.flow, name) <= 1.0:
+            raise EarthgenError(f"{where}: flow.{name} must be in [0, 1] (a fraction of the slot times)")
     if any(p < 0 for p in cfg.flow.modes) or sum(cfg.flow.modes) <= 0:
         raise EarthgenError(f"{where}: flow.modes must be three non-negative weights, not all zero")
     if cfg.data.balance not in ("chip", "scene"):

@@ -140,7 +140,8 @@ class FlowStage:
     def losses(self, objective: torch.nn.Module, model: EarthGenModel, batch: Batch, g: torch.Generator,
                device: torch.device) -> Losses:
         flow, b = self.cfg.flow, batch.size
-        st = sample_slot_times(b, len(batch.mods), flow.modes, g, flow.time_mean, flow.time_uniform)
+        st = sample_slot_times(b, len(batch.mods), flow.modes, g, flow.time_mean, flow.time_uniform,
+                                flow.time_one)
         # Condition dropout drops GSD and text together (what guidance compares against); a missing
         # GSD (NaN) or caption (a NaN text row) is handled per condition by the model.
         drop = (torch.rand(b, generator=g) < flow.cond_drop) | (st.mode == SlotMode.dropped)

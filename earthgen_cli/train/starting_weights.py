@@ -25,8 +25,16 @@ def init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dic
     # (model.pixel_path) on top of one without them: they start as exact no-ops.
     grows = tuple(prefix for field, prefix in DIRECT_PARTS.items()
                   if getattr(model.cfg, field) and not getattr(info.model, field))
+    # A pixel path with model.pixel_norm on a checkpoint whose path has none is re-made: the old
+    # path's weights are left out (v7-v9's had died) and the new one starts as an exact no-op.
+    # model.pixel_by_time may change with it (the path's share scaled by the target's time).
+    remake = (DIRECT_PARTS["pixel_path"],) if (model.cfg.pixel_path and info.model.pixel_path
+                                               and model.cfg.pixel_norm != info.model.pixel_norm) else ()
+    new_path = bool(model.cfg.pixel_path and (remake or DIRECT_PARTS["pixel_path"] in grows))
     grown = dataclasses.replace(info.model, aligned_skip=model.cfg.aligned_skip or info.model.aligned_skip,
-                                pixel_path=info.model.pixel_path or model.cfg.pixel_path)
+                                pixel_path=info.model.pixel_path or model.cfg.pixel_path,
+                                pixel_norm=model.cfg.pixel_norm if new_path else info.model.pixel_norm,
+                                pixel_by_time=model.cfg.pixel_by_time if new_path else info.model.pixel_by_time)
     if grown != model.cfg:
         raise EarthgenError(f"{where}: flow.init_from {path} has another model (preset, codec, modalities or "
                             f"bands differ from this config)")
@@ -34,7 +42,7 @@ def init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dic
         if info.scaling.get(m) != s:
             raise EarthgenError(f"{where}: flow.init_from {path} normalises {m} differently from {where}'s "
                                 f"dataset (value scaling differs); fine-tune on a dataset built with its scaling")
-    ck.load_weights(model, Path(path) / "ema.safetensors", new=grows)
+    ck.load_weights(model, Path(path) / "ema.safetensors", new=grows, fresh=remake)
     for m, st in info.latent_stats.items():
         model.codecs[m].set_latent_stats(st["shift"], st["scale"])
     return dict(info.latent_stats)
