@@ -161,6 +161,10 @@ def _header_shapes(path: str) -> dict[str, tuple[int, ...]]:
         return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
 
 
+def _prefixes(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) and value else tuple(p for p in value if p)
+
+
 def load_weights(module: torch.nn.Module, file: Path, new: str | tuple[str, ...] = "",
                  fresh: str | tuple[str, ...] = "") -> None:
     """Every tensor of `module` from `file`, shapes checked; tensors whose names start with `new`
@@ -171,10 +175,10 @@ def load_weights(module: torch.nn.Module, file: Path, new: str | tuple[str, ...]
 
     state = _read_safetensors(file, load_file)
     expected = module.state_dict()
+    new, fresh = _prefixes(new), _prefixes(fresh)
     if fresh:
         state = {k: v for k, v in state.items() if not k.startswith(fresh)}
-        new = (new,) if isinstance(new, str) and new else tuple(new)
-        new = new + ((fresh,) if isinstance(fresh, str) else tuple(fresh))
+        new += fresh
     if new:
         state = {**{k: v for k, v in expected.items() if k.startswith(new) and k not in state}, **state}
     missing = sorted(set(expected) - set(state))

@@ -120,15 +120,11 @@ class PixelPath(nn.Module):
         self.r = cfg.codec.factor if cfg.codec.kind is CodecKind.pixel else 1
         ch = {m: cfg.latent_channels(m) // self.r**2 for m in cfg.modalities}
         self.stem = nn.ModuleDict({m: nn.Conv2d(ch[m], w, 3, padding=1) for m in cfg.modalities})
-        if cfg.pixel_norm:  # centred pre-activations: the trunk cannot fall where SiLU is flat
-            groups = math.gcd(8, w)
-            self.trunk = nn.Sequential(*(layer for d in (1, 2, 4) for layer in
-                                         (nn.GroupNorm(groups, w), nn.SiLU(),
-                                          nn.Conv2d(w, w, 3, padding=d, dilation=d))),
-                                       nn.GroupNorm(groups, w), nn.SiLU())
-        else:
-            self.trunk = nn.Sequential(*(layer for d in (1, 2, 4) for layer in
-                                         (nn.SiLU(), nn.Conv2d(w, w, 3, padding=d, dilation=d))), nn.SiLU())
+        # model.pixel_norm: centred pre-activations, so the trunk cannot fall where SiLU is flat
+        norm = (lambda: [nn.GroupNorm(math.gcd(8, w), w)]) if cfg.pixel_norm else list
+        self.trunk = nn.Sequential(*(layer for d in (1, 2, 4) for layer in
+                                     (*norm(), nn.SiLU(), nn.Conv2d(w, w, 3, padding=d, dilation=d))),
+                                   *norm(), nn.SiLU())
         # no bias: a dropped source (all features gated to zero) must add exactly nothing
         self.head = nn.ModuleDict({m: nn.Conv2d(w, ch[m], 1, bias=False) for m in cfg.modalities})
         for conv in self.head.values():
@@ -235,9 +231,9 @@ class RoutedGenerator(nn.Module):
             if self.cfg.aligned_skip and k > 1 and t is not None:
                 pred = pred + self.skip_condition(latents, mods, t, i).to(pred.dtype)
             share = self.pixel.to_slot(pixel, mods, i) if pixel is not None else None
-            if share is not None and self.cfg.pixel_by_time:
-                share = share * t[:, i].to(share.dtype)[:, None, None, None]
             if share is not None:
+                if self.cfg.pixel_by_time:
+                    share = share * t[:, i].to(share.dtype)[:, None, None, None]
                 pred = pred + share.to(pred.dtype)
             preds.append(pred)
             logvars.append(out[:, ch:ch + 1])

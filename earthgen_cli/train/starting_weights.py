@@ -28,13 +28,13 @@ def init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dic
     # A pixel path with model.pixel_norm on a checkpoint whose path has none is re-made: the old
     # path's weights are left out (v7-v9's had died) and the new one starts as an exact no-op.
     # model.pixel_by_time may change with it (the path's share scaled by the target's time).
-    remake = (DIRECT_PARTS["pixel_path"],) if (model.cfg.pixel_path and info.model.pixel_path
-                                               and model.cfg.pixel_norm != info.model.pixel_norm) else ()
-    new_path = bool(model.cfg.pixel_path and (remake or DIRECT_PARTS["pixel_path"] in grows))
+    pixel = DIRECT_PARTS["pixel_path"]
+    remake = (pixel,) if (model.cfg.pixel_path and info.model.pixel_path
+                          and model.cfg.pixel_norm != info.model.pixel_norm) else ()
+    path_cfg = model.cfg if (remake or pixel in grows) else info.model  # whose pixel-path settings hold
     grown = dataclasses.replace(info.model, aligned_skip=model.cfg.aligned_skip or info.model.aligned_skip,
                                 pixel_path=info.model.pixel_path or model.cfg.pixel_path,
-                                pixel_norm=model.cfg.pixel_norm if new_path else info.model.pixel_norm,
-                                pixel_by_time=model.cfg.pixel_by_time if new_path else info.model.pixel_by_time)
+                                pixel_norm=path_cfg.pixel_norm, pixel_by_time=path_cfg.pixel_by_time)
     if grown != model.cfg:
         raise EarthgenError(f"{where}: flow.init_from {path} has another model (preset, codec, modalities or "
                             f"bands differ from this config)")
