@@ -173,6 +173,30 @@ def test_pixel_path_remade_with_pixel_norm_starts_as_an_exact_no_op(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a.pred, b.pred))
 
 
+def test_pixel_pairs_give_each_direction_its_own_path():
+    """model.pixel_pairs: a stem, trunk and head per (source, target). It starts as an exact no-op,
+    a dropped source adds nothing, and training one direction's path (here: its head) changes that
+    direction's prediction only: rgb->nir moves, nir->rgb and sar->nir stay exactly as they were."""
+    z = {"rgb": torch.randn(2, 12, 8, 8), "nir": torch.randn(2, 4, 8, 8), "sar": torch.randn(2, 8, 8, 8)}
+    t = torch.tensor([[0.0, 1.0], [1.0, 1.0]])  # sample 0: a clean source; sample 1: source dropped
+    base, pairs = tiny(pixel_path=8, pixel_norm=True), tiny(pixel_path=8, pixel_norm=True, pixel_pairs=True)
+    shared = {k: v for k, v in base.state_dict().items() if not k.startswith("generator.pixel.")}
+    pairs.load_state_dict({**pairs.state_dict(), **shared})
+    assert sorted(pairs.generator.pixel.head) == sorted(f"{a}_to_{b}" for a in ("rgb", "sar", "nir")
+                                                        for b in ("rgb", "sar", "nir") if a != b)
+    directions = [("rgb", "nir"), ("nir", "rgb"), ("sar", "nir")]
+    with torch.no_grad():
+        before = {d: pairs([z[d[0]], z[d[1]]], list(d), t).pred[1] for d in directions}
+        for d in directions:  # zero heads: exactly the model without the path
+            assert torch.equal(before[d], base([z[d[0]], z[d[1]]], list(d), t).pred[1])
+        torch.nn.init.normal_(pairs.generator.pixel.head["rgb_to_nir"].weight, std=0.2)
+        after = {d: pairs([z[d[0]], z[d[1]]], list(d), t).pred[1] for d in directions}
+    assert (after[("rgb", "nir")][0] - before[("rgb", "nir")][0]).abs().max() > 1e-3
+    assert torch.equal(after[("rgb", "nir")][1], before[("rgb", "nir")][1])  # the dropped source adds nothing
+    assert torch.equal(after[("nir", "rgb")], before[("nir", "rgb")])
+    assert torch.equal(after[("sar", "nir")], before[("sar", "nir")])
+
+
 def test_pixel_path_grows_a_model_exactly_and_works_at_pixel_resolution(tmp_path):
     """model.pixel_path on top of a trained model starts as an exact no-op, a dropped source adds
     nothing through it, and what it adds is per pixel: a source changed in one pixel changes the

@@ -219,6 +219,17 @@ def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips1
     for k, v in grown.state_dict().items():
         if not k.startswith("generator.pixel."):
             assert torch.allclose(rm.state_dict()[k], v, rtol=0, atol=1e-9), k
+    # model.pixel_pairs re-makes it too: a path per (source, target), every other weight as it was
+    paired = tmp_path / "paired"
+    earthgen(*base, "--set", "optim.steps=2", "--set", "optim.lr=1e-12", "--set", "model.pixel_path=8",
+             "--set", "model.pixel_norm=true", "--set", "model.pixel_pairs=true",
+             "--set", f"flow.init_from={remade / 'checkpoints' / 'step_000002'}",
+             "--set", f"run={{out_dir: {paired}, save_every: 2, progress: false}}")
+    pm, pinfo = ck.load_model(paired / "checkpoints" / "step_000002", ema=False)
+    assert pinfo.model.pixel_pairs and "rgb_to_nir" in pm.generator.pixel.head
+    for k, v in rm.state_dict().items():
+        if not k.startswith("generator.pixel."):
+            assert torch.allclose(pm.state_dict()[k], v, rtol=0, atol=1e-9), k
     proc = run_cli([*base, "--set", "flow.train_only=[generator.nothing.]", "--set", f"run.out_dir={tmp_path / 'no'}"])
     assert proc.exit_code == 2 and "names no parameter" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     # resuming it with another multiplier layout is a one-line error, not torch's traceback

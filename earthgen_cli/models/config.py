@@ -87,6 +87,11 @@ class ModelConfig:
     # where the right correction is ~0 and the confident NLL weights them most, held the path near
     # zero (a least-squares probe explains 62 % of v9's ms->nir residual with a 3x3 linear map).
     pixel_by_time: bool = False
+    # A pixel path of its own (stem, trunk and head) per (source, target) pair instead of one trunk
+    # shared by every pair. Shared, the trunk learnt a compromise that helped no pair much (v11: all
+    # nine pairs, ms->nir 19.0 dB); trained on nir+ms alone, the same path reached 22.4 dB. False:
+    # checkpoints from before it load as they were; a run that turns it on re-makes the path.
+    pixel_pairs: bool = False
 
     def __post_init__(self) -> None:
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):

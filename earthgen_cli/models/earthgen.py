@@ -118,36 +118,56 @@ class PixelPath(nn.Module):
         super().__init__()
         w = cfg.pixel_path
         self.r = cfg.codec.factor if cfg.codec.kind is CodecKind.pixel else 1
+        self.pairs = cfg.pixel_pairs
         ch = {m: cfg.latent_channels(m) // self.r**2 for m in cfg.modalities}
-        self.stem = nn.ModuleDict({m: nn.Conv2d(ch[m], w, 3, padding=1) for m in cfg.modalities})
         # model.pixel_norm: centred pre-activations, so the trunk cannot fall where SiLU is flat
         norm = (lambda: [nn.GroupNorm(math.gcd(8, w), w)]) if cfg.pixel_norm else list
-        self.trunk = nn.Sequential(*(layer for d in (1, 2, 4) for layer in
-                                     (*norm(), nn.SiLU(), nn.Conv2d(w, w, 3, padding=d, dilation=d))),
-                                   *norm(), nn.SiLU())
+
+        def trunk() -> nn.Sequential:
+            return nn.Sequential(*(layer for d in (1, 2, 4) for layer in
+                                   (*norm(), nn.SiLU(), nn.Conv2d(w, w, 3, padding=d, dilation=d))),
+                                 *norm(), nn.SiLU())
+
+        if self.pairs:  # model.pixel_pairs: stem, trunk and head of their own per (source, target)
+            pairs = [(a, b) for a in cfg.modalities for b in cfg.modalities if a != b]
+            self.stem = nn.ModuleDict({skip_key(a, b): nn.Conv2d(ch[a], w, 3, padding=1) for a, b in pairs})
+            self.trunk = nn.ModuleDict({skip_key(a, b): trunk() for a, b in pairs})
+            heads = {skip_key(a, b): ch[b] for a, b in pairs}
+        else:
+            self.stem = nn.ModuleDict({m: nn.Conv2d(ch[m], w, 3, padding=1) for m in cfg.modalities})
+            self.trunk = trunk()
+            heads = ch
         # no bias: a dropped source (all features gated to zero) must add exactly nothing
-        self.head = nn.ModuleDict({m: nn.Conv2d(w, ch[m], 1, bias=False) for m in cfg.modalities})
+        self.head = nn.ModuleDict({k: nn.Conv2d(w, c, 1, bias=False) for k, c in heads.items()})
         for conv in self.head.values():
             nn.init.zeros_(conv.weight)
 
     def features(self, latents: Sequence[torch.Tensor], mods: Sequence[str],
-                 t: torch.Tensor) -> list[torch.Tensor | None]:
-        """Per slot: its gated features (B, W, H, W) at pixel resolution; None for a slot whose
-        gate is zero for every sample (pure noise: a translation's target), not computed."""
-        out: list[torch.Tensor | None] = []
+                 t: torch.Tensor) -> list:
+        """Per slot: its gated features (B, W, H, W) at pixel resolution (with model.pixel_pairs:
+        its pixels and gate, the features depending on the target); None for a slot whose gate is
+        zero for every sample (pure noise: a translation's target), not computed."""
+        out: list = []
         for j, (z, m) in enumerate(zip(latents, mods)):
             gate = (1.0 - t[:, j]).to(z.dtype)
-            out.append(None if not bool(gate.any()) else
-                       self.trunk(self.stem[m](F.pixel_shuffle(z, self.r) if self.r > 1 else z))
-                       * gate[:, None, None, None])
+            if not bool(gate.any()):
+                out.append(None)
+                continue
+            x = F.pixel_shuffle(z, self.r) if self.r > 1 else z
+            out.append((x, gate[:, None, None, None]) if self.pairs else
+                       self.trunk(self.stem[m](x)) * gate[:, None, None, None])
         return out
 
-    def to_slot(self, feats: Sequence[torch.Tensor | None], mods: Sequence[str], i: int) -> torch.Tensor | None:
+    def to_slot(self, feats: Sequence, mods: Sequence[str], i: int) -> torch.Tensor | None:
         """(B, C_i, h, w): slot i's share, in its latent layout; None when it is exactly zero."""
-        present = [f for j, f in enumerate(feats) if j != i and f is not None]
+        present = [(j, f) for j, f in enumerate(feats) if j != i and f is not None]
         if not present:
             return None
-        out = self.head[mods[i]](sum(present) / (len(feats) - 1))
+        if self.pairs:
+            keys = [(skip_key(mods[j], mods[i]), f) for j, f in present]
+            out = sum(self.head[k](self.trunk[k](self.stem[k](x)) * g) for k, (x, g) in keys) / (len(feats) - 1)
+        else:
+            out = self.head[mods[i]](sum(f for _, f in present) / (len(feats) - 1))
         return F.pixel_unshuffle(out, self.r) if self.r > 1 else out
 
 

@@ -29,12 +29,15 @@ def init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dic
     # path's weights are left out (v7-v9's had died) and the new one starts as an exact no-op.
     # model.pixel_by_time may change with it (the path's share scaled by the target's time).
     pixel = DIRECT_PARTS["pixel_path"]
+    # So is one whose model.pixel_pairs differs (a path per pair against one shared).
     remake = (pixel,) if (model.cfg.pixel_path and info.model.pixel_path
-                          and model.cfg.pixel_norm != info.model.pixel_norm) else ()
+                          and (model.cfg.pixel_norm, model.cfg.pixel_pairs)
+                          != (info.model.pixel_norm, info.model.pixel_pairs)) else ()
     path_cfg = model.cfg if (remake or pixel in grows) else info.model  # whose pixel-path settings hold
     grown = dataclasses.replace(info.model, aligned_skip=model.cfg.aligned_skip or info.model.aligned_skip,
                                 pixel_path=info.model.pixel_path or model.cfg.pixel_path,
-                                pixel_norm=path_cfg.pixel_norm, pixel_by_time=path_cfg.pixel_by_time)
+                                pixel_norm=path_cfg.pixel_norm, pixel_by_time=path_cfg.pixel_by_time,
+                                pixel_pairs=path_cfg.pixel_pairs)
     if grown != model.cfg:
         raise EarthgenError(f"{where}: flow.init_from {path} has another model (preset, codec, modalities or "
                             f"bands differ from this config)")
