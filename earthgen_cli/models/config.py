@@ -88,8 +88,8 @@ class ModelConfig:
     # zero (a least-squares probe explains 62 % of v9's ms->nir residual with a 3x3 linear map).
     pixel_by_time: bool = False
     # A pixel path of its own (stem, trunk and head) per (source, target) pair instead of one trunk
-    # shared by every pair. Shared, the trunk learnt a compromise that helped no pair much (v11: all
-    # nine pairs, ms->nir 19.0 dB); trained on nir+ms alone, the same path reached 22.4 dB. False:
+    # shared by every pair. Shared, the trunk learnt a compromise that helped no pair much (on v9,
+    # lr 3e-3: all nine pairs, ms->nir 19.0 dB; nir+ms alone, 22.4 dB; MODEL_CARD "After v9"). False:
     # checkpoints from before it load as they were; a run that turns it on re-makes the path.
     pixel_pairs: bool = False
 
