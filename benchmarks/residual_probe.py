@@ -20,6 +20,7 @@ import torch
 
 from earthgen_cli import checkpoint as ck
 from earthgen_cli.data.chips import ChipDataset
+from earthgen_cli.flow.path import to_x0
 
 
 def collect(model, data: str, split: str, src: str, tgt: str, n: int, pred_only: bool):
@@ -31,9 +32,10 @@ def collect(model, data: str, split: str, src: str, tgt: str, n: int, pred_only:
         s = ds[(int(i), (src, tgt))]
         xs, xt = s["images"][src][None], s["images"][tgt][None]
         zs, z0 = model.codec(src).encode(xs), model.codec(tgt).encode(xt)
-        with torch.no_grad():
-            pred = model([zs, torch.randn(z0.shape, generator=g)], [src, tgt], torch.tensor([[0.0, 1.0]])).pred[1]
-        est = model.codec(tgt).decode(pred)
+        noise, t = torch.randn(z0.shape, generator=g), torch.tensor([[0.0, 1.0]])
+        with torch.no_grad():  # what `--estimate mean` returns: x0 at t=1, through the target's adapter
+            out = model([zs, noise], [src, tgt], t).pred[1]
+            est = model.codec(tgt).decode(model.adapt(tgt, to_x0(out, noise, t[:, 1], model.cfg.target)))
         resid = model.codec(tgt).decode(z0) - est
         nb = torch.cat([torch.roll(xs, (dy, dx), (2, 3)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], 1)
         feats = est if pred_only else torch.cat([nb, xs**2, est], 1)

@@ -85,7 +85,7 @@ class ModelConfig:
     # target drawn from noise (t=1: translation) and fades out as the target's own pixels show
     # through (t -> 0), where the transformer already sees them. Without it the low-noise samples,
     # where the right correction is ~0 and the confident NLL weights them most, held the path near
-    # zero (a least-squares probe explains 62 % of v9's ms->nir residual with a 3x3 linear map).
+    # zero (a least-squares probe explains 59 % of v9's ms->nir residual with a 3x3 linear map).
     pixel_by_time: bool = False
     # A pixel path of its own (stem, trunk and head) per (source, target) pair instead of one trunk
     # shared by every pair. Shared, the trunk learnt a compromise that helped no pair much (on v9,
