@@ -5,7 +5,9 @@ chips, its residual (reference - estimate, in model space, per pixel), and fit b
 per-pixel linear map of the source's 3x3 neighbourhood, its squares and the estimate itself to
 that residual on train chips. The share of the residual's variance the map explains on test chips
 is how much a model at its L2 optimum at t=1 would still gain from a local function of its input
-(`--pred-only`: the estimate alone, i.e. a rescaling; what that explains is miscalibration).
+(`--pred-only`: the estimate alone, i.e. a rescaling; what that explains is miscalibration;
+`--source-only`: the source terms alone, what a correction blind to the estimate, like the pixel
+path, could give).
 
     python benchmarks/residual_probe.py --model CKPT --direction ms:nir [--data data/sample64]
 """
@@ -23,7 +25,8 @@ from earthgen_cli.data.chips import ChipDataset
 from earthgen_cli.flow.path import to_x0
 
 
-def collect(model, data: str, split: str, src: str, tgt: str, n: int, pred_only: bool):
+def collect(model, data: str, split: str, src: str, tgt: str, n: int, pred_only: bool,
+            source_only: bool = False):
     ds = ChipDataset(data, split, modalities=[src, tgt], require_all=True)
     idx = np.random.default_rng(0).permutation([i for i, c in enumerate(ds.chips) if not c.flags])[:n]
     g = torch.Generator().manual_seed(0)
@@ -38,7 +41,7 @@ def collect(model, data: str, split: str, src: str, tgt: str, n: int, pred_only:
             est = model.codec(tgt).decode(model.adapt(tgt, to_x0(out, noise, t[:, 1], model.cfg.target)))
         resid = model.codec(tgt).decode(z0) - est
         nb = torch.cat([torch.roll(xs, (dy, dx), (2, 3)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], 1)
-        feats = est if pred_only else torch.cat([nb, xs**2, est], 1)
+        feats = est if pred_only else torch.cat([nb, xs**2] + ([] if source_only else [est]), 1)
         xs_.append(feats[0].flatten(1).T.numpy())
         ys_.append(resid[0].flatten(1).T.numpy())
     x = np.concatenate(xs_)
@@ -53,12 +56,15 @@ def main() -> None:
     ap.add_argument("--train-chips", type=int, default=150)
     ap.add_argument("--test-chips", type=int, default=40)
     ap.add_argument("--pred-only", action="store_true")
+    ap.add_argument("--source-only", action="store_true",
+                    help="the source terms alone: what a correction that does not see the estimate "
+                         "(the pixel path) could give")
     args = ap.parse_args()
     src, tgt = args.direction.split(":")
     model, _ = ck.load_model(Path(args.model), ema=True)
     model = model.float().eval()
-    xtr, ytr = collect(model, args.data, "train", src, tgt, args.train_chips, args.pred_only)
-    xte, yte = collect(model, args.data, "test", src, tgt, args.test_chips, args.pred_only)
+    xtr, ytr = collect(model, args.data, "train", src, tgt, args.train_chips, args.pred_only, args.source_only)
+    xte, yte = collect(model, args.data, "test", src, tgt, args.test_chips, args.pred_only, args.source_only)
     w = np.linalg.lstsq(xtr, ytr, rcond=None)[0]
     for name, x, y in (("train", xtr, ytr), ("test", xte, yte)):
         e = y - x @ w

@@ -166,11 +166,13 @@ def _prefixes(value: str | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def load_weights(module: torch.nn.Module, file: Path, new: str | tuple[str, ...] = "",
-                 fresh: str | tuple[str, ...] = "") -> None:
+                 fresh: str | tuple[str, ...] = "", widen: str | tuple[str, ...] = "") -> None:
     """Every tensor of `module` from `file`, shapes checked; tensors whose names start with `new`
     (a prefix or several: parts the file's model did not have) may be missing and keep their
     initial values. The file's tensors under `fresh` are ignored and the module's own initial
-    values kept (a part the new model builds differently)."""
+    values kept (a part the new model builds differently). Convolution weights under `widen` may
+    have fewer input channels in the file: they fill the first ones, the rest are zero (inputs the
+    file's model did not read, so the module computes what it did)."""
     from safetensors.torch import load_file
 
     state = _read_safetensors(file, load_file)
@@ -181,6 +183,10 @@ def load_weights(module: torch.nn.Module, file: Path, new: str | tuple[str, ...]
         new += fresh
     if new:
         state = {**{k: v for k, v in expected.items() if k.startswith(new) and k not in state}, **state}
+    for k in [k for k in state if widen and k.startswith(_prefixes(widen)) and k in expected]:
+        v, e = state[k], expected[k]
+        if v.dim() == 4 and v.shape[0] == e.shape[0] and v.shape[2:] == e.shape[2:] and v.shape[1] < e.shape[1]:
+            state[k] = torch.cat([v.to(e.dtype), e.new_zeros(e.shape[0], e.shape[1] - v.shape[1], *e.shape[2:])], 1)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:

@@ -225,3 +225,35 @@ def test_pixel_path_grows_a_model_exactly_and_works_at_pixel_resolution(tmp_path
     assert added.abs().min() > 0
     # per-pixel grain: the added map is not constant within the codec's 2x2 cells
     assert (added[0::2, 0::2] - added[1::2, 1::2]).abs().mean() > 0.01 * added.abs().mean()
+
+
+def test_pixel_sees_pred_widens_a_paired_path_exactly_and_reads_the_prediction(tmp_path):
+    """model.pixel_sees_pred: each pair's stem reads the target's prediction beside the source.
+    Widened from a pixel_pairs checkpoint (zero weights for the new channels) it computes exactly
+    what that checkpoint did; once those weights move, the rgb->nir share depends on the
+    prediction, and a dropped source still adds nothing."""
+    from safetensors.torch import save_file
+
+    from earthgen_cli import checkpoint as ck
+
+    with pytest.raises(ValueError, match="needs model.pixel_pairs"):
+        tiny(pixel_path=8, pixel_sees_pred=True)
+    pairs = tiny(pixel_path=8, pixel_norm=True, pixel_pairs=True)
+    for p in pairs.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    save_file({k: v.contiguous() for k, v in pairs.state_dict().items()}, tmp_path / "w.safetensors")
+    sees = tiny(pixel_path=8, pixel_norm=True, pixel_pairs=True, pixel_sees_pred=True)
+    with pytest.raises(Exception, match="has shape"):
+        ck.load_weights(sees, tmp_path / "w.safetensors")
+    ck.load_weights(sees, tmp_path / "w.safetensors", widen="generator.pixel.stem.")
+    stem = sees.generator.pixel.stem["rgb_to_nir"].weight
+    assert stem.shape[1] == 3 + 1 and torch.equal(stem[:, 3:], torch.zeros_like(stem[:, 3:]))
+    z = [torch.randn(2, 12, 8, 8), torch.randn(2, 4, 8, 8)]
+    t = torch.tensor([[0.0, 1.0], [1.0, 1.0]])  # sample 0: a clean source; sample 1: source dropped
+    with torch.no_grad():
+        before = sees(z, ["rgb", "nir"], t).pred[1]
+        assert torch.allclose(before, pairs(z, ["rgb", "nir"], t).pred[1], rtol=0, atol=1e-6)
+        torch.nn.init.normal_(stem[:, 3:], std=0.5)
+        after = sees(z, ["rgb", "nir"], t).pred[1]
+    assert (after[0] - before[0]).abs().max() > 1e-3
+    assert torch.equal(after[1], before[1])

@@ -230,6 +230,19 @@ def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips1
     for k, v in rm.state_dict().items():
         if not k.startswith("generator.pixel."):
             assert torch.allclose(pm.state_dict()[k], v, rtol=0, atol=1e-9), k
+    # model.pixel_sees_pred widens each pair's stem (zero weights for the prediction's channels):
+    # every weight comes through, the paths included
+    seeing = tmp_path / "seeing"
+    earthgen(*base, "--set", "optim.steps=2", "--set", "optim.lr=1e-12", "--set", "model.pixel_path=8",
+             "--set", "model.pixel_norm=true", "--set", "model.pixel_pairs=true", "--set", "model.pixel_sees_pred=true",
+             "--set", f"flow.init_from={paired / 'checkpoints' / 'step_000002'}",
+             "--set", f"run={{out_dir: {seeing}, save_every: 2, progress: false}}")
+    sm, sinfo = ck.load_model(seeing / "checkpoints" / "step_000002", ema=False)
+    assert sinfo.model.pixel_sees_pred
+    for k, v in pm.state_dict().items():
+        w = sm.state_dict()[k]
+        assert torch.allclose(w[:, :v.shape[1]] if w.dim() == 4 and k.startswith("generator.pixel.stem.") else w, v,
+                              rtol=0, atol=1e-9), k
     proc = run_cli([*base, "--set", "flow.train_only=[generator.nothing.]", "--set", f"run.out_dir={tmp_path / 'no'}"])
     assert proc.exit_code == 2 and "names no parameter" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     # resuming it with another multiplier layout is a one-line error, not torch's traceback

@@ -92,8 +92,18 @@ class ModelConfig:
     # lr 3e-3: all nine pairs, ms->nir 19.0 dB; nir+ms alone, 22.4 dB; MODEL_CARD "After v9"). False:
     # checkpoints from before it load as they were; a run that turns it on re-makes the path.
     pixel_pairs: bool = False
+    # With model.pixel_pairs: each pair's path sees the transformer's prediction of the target
+    # beside the source (its stem reads both), so its correction can blend or rescale that
+    # prediction instead of only adding a function of the source. Why: for v12's rgb->nir a
+    # per-pixel linear map of the source alone, fit on train chips, makes the test residual worse
+    # (explained -1.22), with the prediction beside it explains 0.50 (benchmarks/residual_probe.py
+    # --source-only). Turned on from a checkpoint without it, each stem gets zero weights for the
+    # prediction's channels: the run starts from exactly that checkpoint's model.
+    pixel_sees_pred: bool = False
 
     def __post_init__(self) -> None:
+        if self.pixel_sees_pred and not self.pixel_pairs:
+            raise ValueError("model.pixel_sees_pred needs model.pixel_pairs: true")
         if not self.modalities or len(set(self.modalities)) != len(self.modalities):
             raise ValueError(f"modalities must be a non-empty list without repeats, got {self.modalities}")
         for m in self.modalities:

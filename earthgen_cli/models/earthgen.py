@@ -119,6 +119,7 @@ class PixelPath(nn.Module):
         w = cfg.pixel_path
         self.r = cfg.codec.factor if cfg.codec.kind is CodecKind.pixel else 1
         self.pairs = cfg.pixel_pairs
+        self.sees_pred = cfg.pixel_sees_pred  # model.pixel_sees_pred: the stem reads the target's prediction too
         ch = {m: cfg.latent_channels(m) // self.r**2 for m in cfg.modalities}
         # model.pixel_norm: centred pre-activations, so the trunk cannot fall where SiLU is flat
         norm = (lambda: [nn.GroupNorm(math.gcd(8, w), w)]) if cfg.pixel_norm else list
@@ -130,7 +131,8 @@ class PixelPath(nn.Module):
 
         if self.pairs:  # model.pixel_pairs: stem, trunk and head of their own per (source, target)
             pairs = [(a, b) for a in cfg.modalities for b in cfg.modalities if a != b]
-            self.stem = nn.ModuleDict({skip_key(a, b): nn.Conv2d(ch[a], w, 3, padding=1) for a, b in pairs})
+            self.stem = nn.ModuleDict({skip_key(a, b): nn.Conv2d(ch[a] + (ch[b] if self.sees_pred else 0), w, 3,
+                                                                 padding=1) for a, b in pairs})
             self.trunk = nn.ModuleDict({skip_key(a, b): trunk() for a, b in pairs})
             heads = {skip_key(a, b): ch[b] for a, b in pairs}
         else:
@@ -158,12 +160,17 @@ class PixelPath(nn.Module):
                        self.trunk(self.stem[m](x)) * gate[:, None, None, None])
         return out
 
-    def to_slot(self, feats: Sequence, mods: Sequence[str], i: int) -> torch.Tensor | None:
-        """(B, C_i, h, w): slot i's share, in its latent layout; None when it is exactly zero."""
+    def to_slot(self, feats: Sequence, mods: Sequence[str], i: int,
+                pred: torch.Tensor | None = None) -> torch.Tensor | None:
+        """(B, C_i, h, w): slot i's share, in its latent layout; None when it is exactly zero.
+        `pred`: slot i's prediction so far (its latent layout), read with model.pixel_sees_pred."""
         present = [(j, f) for j, f in enumerate(feats) if j != i and f is not None]
         if not present:
             return None
         if self.pairs:
+            if self.sees_pred:
+                p = F.pixel_shuffle(pred, self.r) if self.r > 1 else pred
+                present = [(j, (torch.cat([x, p.to(x.dtype)], 1), g)) for j, (x, g) in present]
             keys = [(skip_key(mods[j], mods[i]), f) for j, f in present]
             out = sum(self.head[k](self.trunk[k](self.stem[k](x)) * g) for k, (x, g) in keys) / (len(feats) - 1)
         else:
@@ -250,7 +257,7 @@ class RoutedGenerator(nn.Module):
             pred = out[:, :ch]
             if self.cfg.aligned_skip and k > 1 and t is not None:
                 pred = pred + self.skip_condition(latents, mods, t, i).to(pred.dtype)
-            share = self.pixel.to_slot(pixel, mods, i) if pixel is not None else None
+            share = self.pixel.to_slot(pixel, mods, i, pred) if pixel is not None else None
             if share is not None:
                 if self.cfg.pixel_by_time:
                     share = share * t[:, i].to(share.dtype)[:, None, None, None]

@@ -37,7 +37,8 @@ def init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dic
     grown = dataclasses.replace(info.model, aligned_skip=model.cfg.aligned_skip or info.model.aligned_skip,
                                 pixel_path=info.model.pixel_path or model.cfg.pixel_path,
                                 pixel_norm=path_cfg.pixel_norm, pixel_by_time=path_cfg.pixel_by_time,
-                                pixel_pairs=path_cfg.pixel_pairs)
+                                pixel_pairs=path_cfg.pixel_pairs,
+                                pixel_sees_pred=path_cfg.pixel_sees_pred or model.cfg.pixel_sees_pred)
     if grown != model.cfg:
         raise EarthgenError(f"{where}: flow.init_from {path} has another model (preset, codec, modalities or "
                             f"bands differ from this config)")
@@ -45,7 +46,9 @@ def init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dic
         if info.scaling.get(m) != s:
             raise EarthgenError(f"{where}: flow.init_from {path} normalises {m} differently from {where}'s "
                                 f"dataset (value scaling differs); fine-tune on a dataset built with its scaling")
-    ck.load_weights(model, Path(path) / "ema.safetensors", new=grows, fresh=remake)
+    # model.pixel_sees_pred turned on: each pair's stem reads the prediction too, with zero weights
+    widen = (pixel + "stem.",) if model.cfg.pixel_sees_pred and not info.model.pixel_sees_pred else ()
+    ck.load_weights(model, Path(path) / "ema.safetensors", new=grows, fresh=remake, widen=widen)
     for m, st in info.latent_stats.items():
         model.codecs[m].set_latent_stats(st["shift"], st["scale"])
     return dict(info.latent_stats)
