@@ -239,6 +239,10 @@ def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips1
              "--set", f"run={{out_dir: {seeing}, save_every: 2, progress: false}}")
     sm, sinfo = ck.load_model(seeing / "checkpoints" / "step_000002", ema=False)
     assert sinfo.model.pixel_sees_pred
+    # pairs_seen carries on init_from's count: every stage's samples (inference refuses unseen pairs)
+    before = ck.read_info(paired / "checkpoints" / "step_000002").pairs_seen
+    assert set(before) <= set(sinfo.pairs_seen) and sum(sinfo.pairs_seen.values()) > sum(before.values())
+    assert all(sinfo.pairs_seen[k] >= v for k, v in before.items())
     for k, v in pm.state_dict().items():
         w = sm.state_dict()[k]
         assert torch.allclose(w[:, :v.shape[1]] if w.dim() == 4 and k.startswith("generator.pixel.stem.") else w, v,

@@ -134,7 +134,10 @@ class Trainer:
         self.pair_keys = sorted("+".join(sorted(p)) for p in self.pairs)
         if self.use_pseudo_pan:
             self.pair_keys = sorted(set(self.pair_keys) | {"+".join(sorted(("rgb", "pan")))})
-        self.pairs_base = {k: 0 for k in self.pair_keys}
+        # A run from flow.init_from carries on that checkpoint's count: pairs_seen is what the
+        # weights have seen in every stage (inference refuses a pair the model never saw).
+        init = getattr(getattr(cfg, "flow", None), "init_from", "") if cfg.stage.value == "flow" else ""
+        self.pairs_base = {k: int(v) for k, v in ck.read_info(Path(init)).pairs_seen.items()} if init else {}
         self.pair_counts = torch.zeros(len(self.pair_keys), dtype=torch.float64)
         self.out = Path(cfg.run.out_dir)
         self.ckdir = self.out / "checkpoints"
@@ -161,7 +164,7 @@ class Trainer:
                                 f"group(s), {self.where} {len(self.opt.param_groups)} (optim.direct_lr_mult "
                                 f"changed?); cannot resume")
         self.opt.load_state_dict(state["optimizer"])
-        self.pairs_base = {k: int(state["pairs_seen"].get(k, 0)) for k in self.pair_keys}
+        self.pairs_base = {k: int(v) for k, v in state["pairs_seen"].items()}  # init_from's included
         self.latent_stats = info.latent_stats
         for m, s in self.latent_stats.items():
             self.model.codecs[m].set_latent_stats(s["shift"], s["scale"])
@@ -172,7 +175,10 @@ class Trainer:
         counts = self.pair_counts.clone()
         if self.env.enabled:
             dist.all_reduce(counts)
-        return {k: self.pairs_base[k] + int(c) for k, c in zip(self.pair_keys, counts.tolist())}
+        seen = dict(self.pairs_base)
+        for k, c in zip(self.pair_keys, counts.tolist()):
+            seen[k] = seen.get(k, 0) + int(c)
+        return dict(sorted(seen.items()))
 
     def save(self, step: int) -> Path:
         pairs = self.pairs_seen()  # collective: every rank takes part
