@@ -55,8 +55,9 @@ def main() -> None:
     ap.add_argument("--direction", required=True, help="source:target, e.g. ms:nir")
     ap.add_argument("--train-chips", type=int, default=150)
     ap.add_argument("--test-chips", type=int, default=40)
-    ap.add_argument("--pred-only", action="store_true")
-    ap.add_argument("--source-only", action="store_true",
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--pred-only", action="store_true")
+    which.add_argument("--source-only", action="store_true",
                     help="the source terms alone: what a correction that does not see the estimate "
                          "(the pixel path) could give")
     args = ap.parse_args()

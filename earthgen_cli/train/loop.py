@@ -134,10 +134,9 @@ class Trainer:
         self.pair_keys = sorted("+".join(sorted(p)) for p in self.pairs)
         if self.use_pseudo_pan:
             self.pair_keys = sorted(set(self.pair_keys) | {"+".join(sorted(("rgb", "pan")))})
-        # A run from flow.init_from carries on that checkpoint's count: pairs_seen is what the
-        # weights have seen in every stage (inference refuses a pair the model never saw).
-        init = getattr(getattr(cfg, "flow", None), "init_from", "") if cfg.stage.value == "flow" else ""
-        self.pairs_base = {k: int(v) for k, v in ck.read_info(Path(init)).pairs_seen.items()} if init else {}
+        # pairs_seen is what the weights have seen in every stage (inference refuses a pair the
+        # model never saw), so a run from flow.init_from carries on that checkpoint's count
+        self.pairs_base = dict(self.stage.pairs_seen)
         self.pair_counts = torch.zeros(len(self.pair_keys), dtype=torch.float64)
         self.out = Path(cfg.run.out_dir)
         self.ckdir = self.out / "checkpoints"

@@ -30,6 +30,10 @@ Losses = dict[str, torch.Tensor]
 
 
 class TrainingStage(Protocol):
+    # Samples per modality pair the starting weights have already seen (flow.init_from's count,
+    # set by start(); {} from scratch): a run's pairs_seen carries it on.
+    pairs_seen: dict[str, int]
+
     def start(self, model: EarthGenModel, fixed_batches: FixedBatches) -> LatentStats:
         """Load or measure the starting weights and latent statistics; returns the statistics."""
 
@@ -53,6 +57,7 @@ class TrainingStage(Protocol):
 class CodecStage:
     def __init__(self, cfg: TrainConfig, where: str) -> None:
         self.cfg, self.where = cfg, where
+        self.pairs_seen: dict[str, int] = {}
 
     def start(self, model: EarthGenModel, fixed_batches: FixedBatches) -> LatentStats:
         kind = model.cfg.codec.kind
@@ -91,6 +96,7 @@ class CodecStage:
 class FlowStage:
     def __init__(self, cfg: TrainConfig, where: str, data, scaling: dict) -> None:
         self.cfg, self.where, self.scaling = cfg, where, scaling  # scaling: init_from must match it
+        self.pairs_seen: dict[str, int] = {}
         self.captions = None
         if cfg.data.text:
             from earthgen_cli.train.captions import CaptionTable
@@ -112,7 +118,7 @@ class FlowStage:
             for m, st in stats.items():
                 model.codecs[m].set_latent_stats(st["shift"], st["scale"])
         if flow.init_from:
-            stats = init_from(model, self.scaling, flow.init_from, self.where)
+            stats, self.pairs_seen = init_from(model, self.scaling, flow.init_from, self.where)
         model.codecs.requires_grad_(False)
         return stats
 

@@ -14,10 +14,12 @@ from earthgen_cli.models.earthgen import DIRECT_PARTS, EarthGenModel
 from earthgen_cli.train.batches import Batch
 
 
-def init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dict[str, dict[str, list[float]]]:
+def init_from(model: EarthGenModel, scaling: dict, path: str,
+              where: str) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
     """Start from another flow checkpoint's EMA weights (codecs and latent statistics included).
     The architecture and the value scaling of every modality must match: the weights only mean
-    something on data normalised the way they were trained."""
+    something on data normalised the way they were trained. Returns its latent statistics and its
+    samples per pair (pairs_seen), which the new run's count carries on."""
     info = ck.read_info(Path(path))
     if info.stage != "flow":
         raise EarthgenError(f"{where}: flow.init_from {path} is a {info.stage}-stage checkpoint, not a flow one")
@@ -51,7 +53,7 @@ def init_from(model: EarthGenModel, scaling: dict, path: str, where: str) -> dic
     ck.load_weights(model, Path(path) / "ema.safetensors", new=grows, fresh=remake, widen=widen)
     for m, st in info.latent_stats.items():
         model.codecs[m].set_latent_stats(st["shift"], st["scale"])
-    return dict(info.latent_stats)
+    return dict(info.latent_stats), {k: int(v) for k, v in info.pairs_seen.items()}
 
 
 def load_codecs(model: EarthGenModel, path: str, where: str) -> dict[str, dict[str, list[float]]]:
