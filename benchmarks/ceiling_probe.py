@@ -1,0 +1,140 @@
+"""How far can a direction go on this data? Leave-one-scene-out bounds against oracle-mean.
+
+`oracle-mean` (each reference chip's own per-band mean) is the floor the claim rule asks a model to
+beat. Its advantage is the chip's level, which a model has to read from the source. This probe
+measures, per direction, over every unflagged in-region chip (train, val and test splits):
+
+- level: the target chip's per-band mean predicted from source chip statistics (per band mean, std,
+  10/50/90 percentiles) by ridge regression fit with the chip's whole scene left out (LOSO);
+- structure: the deviation from the chip mean from the source's per-pixel deviations and their
+  squares, either fit LOSO (a model could learn it) or on the chip itself against its own reference
+  (an upper bound for any per-pixel polynomial map: no model trained elsewhere does better with it);
+
+and prints mean PSNR (reference chip's 0.5-99.5 percentile range, per chip and band, as
+`earthgen evaluate`) and correlation of each combination beside oracle-mean. If even "LOSO level +
+chip-fit structure" cannot beat oracle-mean, a direction's failure is the level the source does
+not tell, not the model.
+
+    python benchmarks/ceiling_probe.py --direction sar:nir [--data data/sample64]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+
+import numpy as np
+import torch
+
+from earthgen_cli.evaluate.baselines import oracle_mean
+from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
+from earthgen_cli.evaluate.metrics import RANGE_FLOOR, corr, psnr_ref
+from earthgen_cli.evaluate.pair_source import Direction
+
+
+def chip_stats(x: np.ndarray) -> np.ndarray:
+    f = x.reshape(x.shape[0], -1)
+    return np.concatenate([f.mean(1), f.std(1), *np.percentile(f, (10, 50, 90), axis=1)])
+
+
+def ridge(x: np.ndarray, y: np.ndarray, lam: float = 1e-2):
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    xs = np.c_[(x - mu) / sd, np.ones(len(x))]
+    w = np.linalg.solve(xs.T @ xs + lam * len(x) * np.eye(xs.shape[1]), xs.T @ y)
+    return lambda z: np.c_[(z - mu) / sd, np.ones(len(z))] @ w
+
+
+def knn(x: np.ndarray, y: np.ndarray, k: int = 8):
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    xs = (x - mu) / sd
+
+    def predict(z):
+        d = ((((z - mu) / sd)[:, None] - xs[None]) ** 2).sum(-1)
+        return y[np.argsort(d, 1)[:, :k]].mean(1)
+    return predict
+
+
+def pixel_terms(x: np.ndarray) -> np.ndarray:
+    """(C, H, W) -> (H*W, 2C): each pixel's deviation from the chip mean per band, and its square."""
+    d = (x - x.reshape(x.shape[0], -1).mean(1)[:, None, None]).reshape(x.shape[0], -1).T
+    return np.c_[d, d**2 - (d**2).mean(0)]
+
+
+def load(args, src: str, tgt: str):
+    """Every fully valid, unflagged chip of the splits, in model space, as `earthgen evaluate` reads them."""
+    pairs, d = DatasetPairs(args.data), Direction(src, tgt)
+    srcs, tgts, scenes = [], [], []
+    for split in args.splits.split(","):
+        for b in pairs.batches(split, d, 64):
+            for k in range(len(b.index)):
+                if bool(b.valid[k].all()) and args.only in b.scene[k]:
+                    srcs.append(b.source[k].numpy().astype(np.float64))
+                    tgts.append(b.target[k].numpy().astype(np.float64))
+                    scenes.append(b.scene[k])
+    return pairs.scaling[tgt], srcs, tgts, scenes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--direction", required=True, help="source:target, e.g. sar:nir")
+    ap.add_argument("--data", default="data/sample64")
+    ap.add_argument("--splits", default="train,val,test")
+    ap.add_argument("--only", default="", help="keep scenes whose name contains this (e.g. bigearthnet)")
+    args = ap.parse_args()
+    src, tgt = args.direction.split(":")
+    scaling, srcs, tgts, scenes = load(args, src, tgt)
+    n = len(srcs)
+    by_scene = collections.defaultdict(list)
+    for i, s in enumerate(scenes):
+        by_scene[s].append(i)
+    print(f"{args.direction}: {n} chips from {len(by_scene)} scenes ({args.splits}{', ' + args.only if args.only else ''})")
+    if len(by_scene) < 3:
+        raise SystemExit("ceiling_probe: fewer than 3 scenes, nothing to leave out")
+    feats = np.stack([chip_stats(x) for x in srcs])
+    tmeans = np.stack([t.reshape(t.shape[0], -1).mean(1) for t in tgts])
+    within = np.mean([t.reshape(t.shape[0], -1).std(1).mean() for t in tgts])
+    level_ridge, level_knn = np.zeros_like(tmeans), np.zeros_like(tmeans)
+    struct_loso = [None] * n
+    for s, idx in by_scene.items():  # every scene left out in turn
+        tr = [i for i in range(n) if scenes[i] != s]
+        level_ridge[idx] = ridge(feats[tr], tmeans[tr])(feats[idx])
+        level_knn[idx] = knn(feats[tr], tmeans[tr])(feats[idx])
+        xs = np.concatenate([pixel_terms(srcs[i]) for i in tr])
+        ys = np.concatenate([(tgts[i] - tmeans[i][:, None, None]).reshape(len(tmeans[i]), -1).T for i in tr])
+        w = np.linalg.lstsq(xs, ys, rcond=None)[0]
+        for i in idx:
+            struct_loso[i] = (pixel_terms(srcs[i]) @ w).T.reshape(tgts[i].shape)
+    struct_chip = []
+    for i in range(n):  # fit on the chip itself against its own reference: no model trained elsewhere does better
+        x = pixel_terms(srcs[i])
+        y = (tgts[i] - tmeans[i][:, None, None]).reshape(len(tmeans[i]), -1).T
+        struct_chip.append((x @ np.linalg.lstsq(x, y, rcond=None)[0]).T.reshape(tgts[i].shape))
+    # the better of the two level predictors (each fit scene-out): optimistic, as a bound should be
+    use_knn = ((level_knn - tmeans) ** 2).mean() < ((level_ridge - tmeans) ** 2).mean()
+    level = level_knn if use_knn else level_ridge
+    err = np.sqrt(((level - tmeans) ** 2).mean())
+    r2 = 1 - ((level - tmeans) ** 2).sum() / ((tmeans - tmeans.mean(0)) ** 2).sum()
+    print(f"  level from {'the 8 nearest chips of other scenes' if use_knn else 'ridge regression'}: "
+          f"RMSE {err:.3f} (model units) against a mean within-chip std of {within:.3f}; R2 {r2:.2f}")
+    flat = lambda m: [np.broadcast_to(m[i][:, None, None], tgts[i].shape) for i in range(n)]
+    target = torch.tensor(np.stack(tgts))
+    rows = {
+        "oracle-mean": None,
+        "all-chips mean (constant)": flat(np.broadcast_to(tmeans.mean(0), tmeans.shape)),
+        "LOSO level": flat(level),
+        "LOSO level + LOSO structure": [a + b for a, b in zip(flat(level), struct_loso)],
+        "LOSO level + chip-fit structure": [a + b for a, b in zip(flat(level), struct_chip)],
+        "true level + LOSO structure": [a + b for a, b in zip(flat(tmeans), struct_loso)],
+    }
+    ends = scaling.from_model(torch.tensor([-1.0, 1.0], dtype=torch.float64).reshape(2, 1, 1, 1)
+                              .expand(2, scaling.bands, 1, 1))
+    floor = RANGE_FLOOR * (ends[1] - ends[0]).abs().flatten()  # as the report
+    ref = scaling.from_model(target)
+    for name, pred in rows.items():
+        model = oracle_mean(target, None, scaling) if pred is None else torch.tensor(np.stack(pred))
+        raw = scaling.from_model(model)
+        print(f"  {name:34s} PSNR (ref range) {psnr_ref(raw, ref, None, floor).mean():6.2f}  "
+              f"corr {corr(raw, ref).mean():5.2f}")
+
+
+if __name__ == "__main__":
+    main()
