@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import datetime
+import re
 
 import numpy as np
 import torch
@@ -53,6 +55,33 @@ def knn(x: np.ndarray, y: np.ndarray, k: int = 8):
     return predict
 
 
+def day_of_year(scene: str) -> tuple[float, float] | None:
+    """The season of a scene whose name carries its acquisition date (YYYYMMDD, as BigEarthNet's
+    do), on the unit circle; None when the name has no date."""
+    m = re.search(r"(20\d\d)(\d\d)(\d\d)T", scene)
+    if not m:
+        return None
+    day = datetime.date(*map(int, m.groups())).timetuple().tm_yday
+    return np.cos(2 * np.pi * day / 365.25), np.sin(2 * np.pi * day / 365.25)
+
+
+def loso_levels(feats: np.ndarray, tmeans: np.ndarray, by_scene) -> np.ndarray:
+    """Each chip's level predicted with its scene left out: the better of ridge and 8 nearest chips
+    (optimistic, as a bound should be)."""
+    level_ridge, level_knn = np.zeros_like(tmeans), np.zeros_like(tmeans)
+    for idx in by_scene.values():
+        tr = np.setdiff1d(np.arange(len(feats)), idx)
+        level_ridge[idx] = ridge(feats[tr], tmeans[tr])(feats[idx])
+        level_knn[idx] = knn(feats[tr], tmeans[tr])(feats[idx])
+    mse = lambda lv: ((lv - tmeans) ** 2).mean()
+    return level_knn if mse(level_knn) < mse(level_ridge) else level_ridge
+
+
+def level_r2(feats, tmeans, by_scene) -> float:
+    level = loso_levels(feats, tmeans, by_scene)
+    return float(1 - ((level - tmeans) ** 2).sum() / ((tmeans - tmeans.mean(0)) ** 2).sum())
+
+
 def pixel_terms(x: np.ndarray) -> np.ndarray:
     """(C, H, W) -> (H*W, 2C): each pixel's deviation from the chip mean per band, and its square."""
     d = (x - x.reshape(x.shape[0], -1).mean(1)[:, None, None]).reshape(x.shape[0], -1).T
@@ -79,9 +108,15 @@ def main() -> None:
     ap.add_argument("--data", default="data/sample64")
     ap.add_argument("--splits", default="train,val,test")
     ap.add_argument("--only", default="", help="keep scenes whose name contains this (e.g. bigearthnet)")
+    ap.add_argument("--season", action="store_true",
+                    help="add the acquisition day of year (from a YYYYMMDD in the scene name; scenes "
+                         "without one are left out) to the level's features: what a date condition could add")
     args = ap.parse_args()
     src, tgt = args.direction.split(":")
     scaling, srcs, tgts, scenes = load(args, src, tgt)
+    if args.season:
+        keep = [i for i, s in enumerate(scenes) if day_of_year(s) is not None]
+        srcs, tgts, scenes = [srcs[i] for i in keep], [tgts[i] for i in keep], [scenes[i] for i in keep]
     n = len(srcs)
     by_scene = collections.defaultdict(list)
     for i, s in enumerate(scenes):
@@ -91,13 +126,14 @@ def main() -> None:
         raise SystemExit("ceiling_probe: fewer than 3 scenes, nothing to leave out")
     feats = np.stack([chip_stats(x) for x in srcs])
     tmeans = np.stack([t.reshape(t.shape[0], -1).mean(1) for t in tgts])
+    if args.season:  # the same chips without the date first, for comparison
+        print(f"  without the date: level R2 {level_r2(feats, tmeans, by_scene):.2f}")
+        feats = np.c_[feats, np.array([day_of_year(s) for s in scenes]) * 3.0]  # weighted up for the neighbours
     within = np.mean([t.reshape(t.shape[0], -1).std(1).mean() for t in tgts])
-    level_ridge, level_knn = np.zeros_like(tmeans), np.zeros_like(tmeans)
+    level = loso_levels(feats, tmeans, by_scene)
     struct_loso = [None] * n
     for s, idx in by_scene.items():  # every scene left out in turn
         tr = [i for i in range(n) if scenes[i] != s]
-        level_ridge[idx] = ridge(feats[tr], tmeans[tr])(feats[idx])
-        level_knn[idx] = knn(feats[tr], tmeans[tr])(feats[idx])
         xs = np.concatenate([pixel_terms(srcs[i]) for i in tr])
         ys = np.concatenate([(tgts[i] - tmeans[i][:, None, None]).reshape(len(tmeans[i]), -1).T for i in tr])
         w = np.linalg.lstsq(xs, ys, rcond=None)[0]
@@ -108,13 +144,10 @@ def main() -> None:
         x = pixel_terms(srcs[i])
         y = (tgts[i] - tmeans[i][:, None, None]).reshape(len(tmeans[i]), -1).T
         struct_chip.append((x @ np.linalg.lstsq(x, y, rcond=None)[0]).T.reshape(tgts[i].shape))
-    # the better of the two level predictors (each fit scene-out): optimistic, as a bound should be
-    use_knn = ((level_knn - tmeans) ** 2).mean() < ((level_ridge - tmeans) ** 2).mean()
-    level = level_knn if use_knn else level_ridge
     err = np.sqrt(((level - tmeans) ** 2).mean())
     r2 = 1 - ((level - tmeans) ** 2).sum() / ((tmeans - tmeans.mean(0)) ** 2).sum()
-    print(f"  level from {'the 8 nearest chips of other scenes' if use_knn else 'ridge regression'}: "
-          f"RMSE {err:.3f} (model units) against a mean within-chip std of {within:.3f}; R2 {r2:.2f}")
+    print(f"  level (ridge or 8 nearest chips of other scenes, the closer): RMSE {err:.3f} (model units) "
+          f"against a mean within-chip std of {within:.3f}; R2 {r2:.2f}")
     flat = lambda m: [np.broadcast_to(m[i][:, None, None], tgts[i].shape) for i in range(n)]
     target = torch.tensor(np.stack(tgts))
     rows = {
