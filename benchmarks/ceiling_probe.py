@@ -93,7 +93,7 @@ def load(args, src: str, tgt: str):
     pairs, d = DatasetPairs(args.data), Direction(src, tgt)
     srcs, tgts, scenes = [], [], []
     for split in args.splits.split(","):
-        for b in pairs.batches(split, d, 64):
+        for b in pairs.batches(split, d, 64, limit=args.max_chips or None):
             for k in range(len(b.index)):
                 if bool(b.valid[k].all()) and args.only in b.scene[k]:
                     srcs.append(b.source[k].numpy().astype(np.float64))
@@ -107,6 +107,8 @@ def main() -> None:
     ap.add_argument("--direction", required=True, help="source:target, e.g. sar:nir")
     ap.add_argument("--data", default="data/sample64")
     ap.add_argument("--splits", default="train,val,test")
+    ap.add_argument("--max-chips", type=int, default=2000,
+                    help="per split, shared out over its scenes as `evaluate` does (0: all)")
     ap.add_argument("--only", default="", help="keep scenes whose name contains this (e.g. bigearthnet)")
     ap.add_argument("--season", action="store_true",
                     help="add the acquisition day of year (from a YYYYMMDD in the scene name; scenes "
@@ -131,19 +133,20 @@ def main() -> None:
         feats = np.c_[feats, np.array([day_of_year(s) for s in scenes]) * 3.0]  # weighted up for the neighbours
     within = np.mean([t.reshape(t.shape[0], -1).std(1).mean() for t in tgts])
     level = loso_levels(feats, tmeans, by_scene)
+    # least squares per scene left out from per-chip normal equations: memory flat in the chip count
+    terms = [pixel_terms(x) for x in srcs]
+    devs = [(t - m[:, None, None]).reshape(len(m), -1).T for t, m in zip(tgts, tmeans)]
+    xtx = np.stack([x.T @ x for x in terms])
+    xty = np.stack([x.T @ y for x, y in zip(terms, devs)])
     struct_loso = [None] * n
-    for s, idx in by_scene.items():  # every scene left out in turn
-        tr = [i for i in range(n) if scenes[i] != s]
-        xs = np.concatenate([pixel_terms(srcs[i]) for i in tr])
-        ys = np.concatenate([(tgts[i] - tmeans[i][:, None, None]).reshape(len(tmeans[i]), -1).T for i in tr])
-        w = np.linalg.lstsq(xs, ys, rcond=None)[0]
+    for idx in by_scene.values():  # every scene left out in turn
+        a, b = xtx.sum(0) - xtx[idx].sum(0), xty.sum(0) - xty[idx].sum(0)
+        w = np.linalg.solve(a + 1e-9 * np.trace(a) * np.eye(len(a)), b)
         for i in idx:
-            struct_loso[i] = (pixel_terms(srcs[i]) @ w).T.reshape(tgts[i].shape)
+            struct_loso[i] = (terms[i] @ w).T.reshape(tgts[i].shape)
     struct_chip = []
-    for i in range(n):  # fit on the chip itself against its own reference: no model trained elsewhere does better
-        x = pixel_terms(srcs[i])
-        y = (tgts[i] - tmeans[i][:, None, None]).reshape(len(tmeans[i]), -1).T
-        struct_chip.append((x @ np.linalg.lstsq(x, y, rcond=None)[0]).T.reshape(tgts[i].shape))
+    for x, y, t in zip(terms, devs, tgts):  # fit on the chip itself against its own reference: no model trained elsewhere does better
+        struct_chip.append((x @ np.linalg.lstsq(x, y, rcond=None)[0]).T.reshape(t.shape))
     err = np.sqrt(((level - tmeans) ** 2).mean())
     r2 = 1 - ((level - tmeans) ** 2).sum() / ((tmeans - tmeans.mean(0)) ** 2).sum()
     print(f"  level (ridge or 8 nearest chips of other scenes, the closer): RMSE {err:.3f} (model units) "
