@@ -29,13 +29,14 @@ import torch
 
 from earthgen_cli.evaluate.baselines import oracle_mean
 from earthgen_cli.evaluate.dataset_pairs import DatasetPairs
-from earthgen_cli.evaluate.metrics import RANGE_FLOOR, corr, psnr_ref
+from earthgen_cli.evaluate.metrics import corr, psnr_ref, range_floor
 from earthgen_cli.evaluate.pair_source import Direction
 
 
 def chip_stats(x: np.ndarray) -> np.ndarray:
-    f = x.reshape(x.shape[0], -1)
-    return np.concatenate([f.mean(1), f.std(1), *np.percentile(f, (10, 50, 90), axis=1)])
+    """(N, C, H, W) -> (N, 5C): per band mean, std and 10/50/90 percentiles."""
+    f = x.reshape(*x.shape[:2], -1)
+    return np.concatenate([f.mean(2), f.std(2), *np.percentile(f, (10, 50, 90), axis=2)], 1)
 
 
 def ridge(x: np.ndarray, y: np.ndarray, lam: float = 1e-2):
@@ -65,11 +66,11 @@ def day_of_year(scene: str) -> tuple[float, float] | None:
     return np.cos(2 * np.pi * day / 365.25), np.sin(2 * np.pi * day / 365.25)
 
 
-def loso_levels(feats: np.ndarray, tmeans: np.ndarray, by_scene) -> np.ndarray:
+def loso_levels(feats: np.ndarray, tmeans: np.ndarray, folds) -> np.ndarray:
     """Each chip's level predicted with its scene left out: the better of ridge and 8 nearest chips
     (optimistic, as a bound should be)."""
     level_ridge, level_knn = np.zeros_like(tmeans), np.zeros_like(tmeans)
-    for idx in by_scene.values():
+    for idx in folds:
         tr = np.setdiff1d(np.arange(len(feats)), idx)
         level_ridge[idx] = ridge(feats[tr], tmeans[tr])(feats[idx])
         level_knn[idx] = knn(feats[tr], tmeans[tr])(feats[idx])
@@ -77,29 +78,28 @@ def loso_levels(feats: np.ndarray, tmeans: np.ndarray, by_scene) -> np.ndarray:
     return level_knn if mse(level_knn) < mse(level_ridge) else level_ridge
 
 
-def level_r2(feats, tmeans, by_scene) -> float:
-    level = loso_levels(feats, tmeans, by_scene)
+def r2(level: np.ndarray, tmeans: np.ndarray) -> float:
     return float(1 - ((level - tmeans) ** 2).sum() / ((tmeans - tmeans.mean(0)) ** 2).sum())
 
 
-def pixel_terms(x: np.ndarray) -> np.ndarray:
-    """(C, H, W) -> (H*W, 2C): each pixel's deviation from the chip mean per band, and its square."""
-    d = (x - x.reshape(x.shape[0], -1).mean(1)[:, None, None]).reshape(x.shape[0], -1).T
+def pixel_terms(d: np.ndarray) -> np.ndarray:
+    """(C, H, W) deviations from the chip mean -> (H*W, 2C): each pixel's deviation per band and its square."""
+    d = d.reshape(d.shape[0], -1).T
     return np.c_[d, d**2 - (d**2).mean(0)]
 
 
 def load(args, src: str, tgt: str):
-    """Every fully valid, unflagged chip of the splits, in model space, as `earthgen evaluate` reads them."""
+    """Every fully valid, unflagged chip of the splits, in model space, as `earthgen evaluate` reads
+    them: source (N, C, H, W), target (N, C', H, W), scene names."""
     pairs, d = DatasetPairs(args.data), Direction(src, tgt)
     srcs, tgts, scenes = [], [], []
     for split in args.splits.split(","):
         for b in pairs.batches(split, d, 64, limit=args.max_chips or None):
-            for k in range(len(b.index)):
-                if bool(b.valid[k].all()) and args.only in b.scene[k]:
-                    srcs.append(b.source[k].numpy().astype(np.float64))
-                    tgts.append(b.target[k].numpy().astype(np.float64))
-                    scenes.append(b.scene[k])
-    return pairs.scaling[tgt], srcs, tgts, scenes
+            keep = [k for k in range(len(b.index)) if bool(b.valid[k].all()) and args.only in b.scene[k]]
+            srcs.append(b.source[keep])
+            tgts.append(b.target[keep])
+            scenes += [b.scene[k] for k in keep]
+    return (pairs.scaling[tgt], torch.cat(srcs).double().numpy(), torch.cat(tgts).double().numpy(), scenes)
 
 
 def main() -> None:
@@ -118,55 +118,51 @@ def main() -> None:
     scaling, srcs, tgts, scenes = load(args, src, tgt)
     if args.season:
         keep = [i for i, s in enumerate(scenes) if day_of_year(s) is not None]
-        srcs, tgts, scenes = [srcs[i] for i in keep], [tgts[i] for i in keep], [scenes[i] for i in keep]
-    n = len(srcs)
+        srcs, tgts, scenes = srcs[keep], tgts[keep], [scenes[i] for i in keep]
     by_scene = collections.defaultdict(list)
     for i, s in enumerate(scenes):
         by_scene[s].append(i)
-    print(f"{args.direction}: {n} chips from {len(by_scene)} scenes ({args.splits}{', ' + args.only if args.only else ''})")
-    if len(by_scene) < 3:
+    folds = list(by_scene.values())
+    print(f"{args.direction}: {len(srcs)} chips from {len(folds)} scenes ({args.splits}{', ' + args.only if args.only else ''})")
+    if len(folds) < 3:
         raise SystemExit("ceiling_probe: fewer than 3 scenes, nothing to leave out")
-    feats = np.stack([chip_stats(x) for x in srcs])
-    tmeans = np.stack([t.reshape(t.shape[0], -1).mean(1) for t in tgts])
+    feats = chip_stats(srcs)
+    tmeans = tgts.mean((2, 3))
     if args.season:  # the same chips without the date first, for comparison
-        print(f"  without the date: level R2 {level_r2(feats, tmeans, by_scene):.2f}")
+        print(f"  without the date: level R2 {r2(loso_levels(feats, tmeans, folds), tmeans):.2f}")
         feats = np.c_[feats, np.array([day_of_year(s) for s in scenes]) * 3.0]  # weighted up for the neighbours
-    within = np.mean([t.reshape(t.shape[0], -1).std(1).mean() for t in tgts])
-    level = loso_levels(feats, tmeans, by_scene)
+    level = loso_levels(feats, tmeans, folds)
+    print(f"  level (ridge or 8 nearest chips of other scenes, the closer): RMSE "
+          f"{np.sqrt(((level - tmeans) ** 2).mean()):.3f} (model units) against a mean within-chip std of "
+          f"{tgts.std((2, 3)).mean():.3f}; R2 {r2(level, tmeans):.2f}")
     # least squares per scene left out from per-chip normal equations: memory flat in the chip count
-    terms = [pixel_terms(x) for x in srcs]
-    devs = [(t - m[:, None, None]).reshape(len(m), -1).T for t, m in zip(tgts, tmeans)]
+    devs = tgts - tmeans[:, :, None, None]
+    terms = [pixel_terms(x) for x in srcs - srcs.mean((2, 3), keepdims=True)]
+    ys = [y.reshape(y.shape[0], -1).T for y in devs]
     xtx = np.stack([x.T @ x for x in terms])
-    xty = np.stack([x.T @ y for x, y in zip(terms, devs)])
-    struct_loso = [None] * n
-    for idx in by_scene.values():  # every scene left out in turn
+    xty = np.stack([x.T @ y for x, y in zip(terms, ys)])
+    struct_loso = np.zeros_like(tgts)
+    for idx in folds:  # every scene left out in turn
         a, b = xtx.sum(0) - xtx[idx].sum(0), xty.sum(0) - xty[idx].sum(0)
         w = np.linalg.solve(a + 1e-9 * np.trace(a) * np.eye(len(a)), b)
         for i in idx:
-            struct_loso[i] = (terms[i] @ w).T.reshape(tgts[i].shape)
-    struct_chip = []
-    for x, y, t in zip(terms, devs, tgts):  # fit on the chip itself against its own reference: no model trained elsewhere does better
-        struct_chip.append((x @ np.linalg.lstsq(x, y, rcond=None)[0]).T.reshape(t.shape))
-    err = np.sqrt(((level - tmeans) ** 2).mean())
-    r2 = 1 - ((level - tmeans) ** 2).sum() / ((tmeans - tmeans.mean(0)) ** 2).sum()
-    print(f"  level (ridge or 8 nearest chips of other scenes, the closer): RMSE {err:.3f} (model units) "
-          f"against a mean within-chip std of {within:.3f}; R2 {r2:.2f}")
-    flat = lambda m: [np.broadcast_to(m[i][:, None, None], tgts[i].shape) for i in range(n)]
-    target = torch.tensor(np.stack(tgts))
+            struct_loso[i] = (terms[i] @ w).T.reshape(tgts.shape[1:])
+    # fit on the chip itself against its own reference: no model trained elsewhere does better
+    struct_chip = np.stack([(x @ np.linalg.lstsq(x, y, rcond=None)[0]).T.reshape(tgts.shape[1:])
+                            for x, y in zip(terms, ys)])
+    flat = lambda m: np.broadcast_to(m[:, :, None, None], tgts.shape)
     rows = {
         "oracle-mean": None,
         "all-chips mean (constant)": flat(np.broadcast_to(tmeans.mean(0), tmeans.shape)),
         "LOSO level": flat(level),
-        "LOSO level + LOSO structure": [a + b for a, b in zip(flat(level), struct_loso)],
-        "LOSO level + chip-fit structure": [a + b for a, b in zip(flat(level), struct_chip)],
-        "true level + LOSO structure": [a + b for a, b in zip(flat(tmeans), struct_loso)],
+        "LOSO level + LOSO structure": flat(level) + struct_loso,
+        "LOSO level + chip-fit structure": flat(level) + struct_chip,
+        "true level + LOSO structure": flat(tmeans) + struct_loso,
     }
-    ends = scaling.from_model(torch.tensor([-1.0, 1.0], dtype=torch.float64).reshape(2, 1, 1, 1)
-                              .expand(2, scaling.bands, 1, 1))
-    floor = RANGE_FLOOR * (ends[1] - ends[0]).abs().flatten()  # as the report
-    ref = scaling.from_model(target)
+    target = torch.from_numpy(tgts)
+    floor, ref = range_floor(scaling), scaling.from_model(target)
     for name, pred in rows.items():
-        model = oracle_mean(target, None, scaling) if pred is None else torch.tensor(np.stack(pred))
+        model = oracle_mean(target, None, scaling) if pred is None else torch.from_numpy(np.ascontiguousarray(pred))
         raw = scaling.from_model(model)
         print(f"  {name:34s} PSNR (ref range) {psnr_ref(raw, ref, None, floor).mean():6.2f}  "
               f"corr {corr(raw, ref).mean():5.2f}")

@@ -183,7 +183,8 @@ def load_weights(module: torch.nn.Module, file: Path, new: str | tuple[str, ...]
         new += fresh
     if new:
         state = {**{k: v for k, v in expected.items() if k.startswith(new) and k not in state}, **state}
-    for k in [k for k in state if k in expected and k.startswith(_prefixes(widen))] if widen else ():
+    widen = _prefixes(widen)  # () matches no name
+    for k in [k for k in state if k in expected and k.startswith(widen)]:
         v, e = state[k], expected[k]
         if v.dim() == 4 and v.shape[0] == e.shape[0] and v.shape[2:] == e.shape[2:] and v.shape[1] < e.shape[1]:
             state[k] = torch.cat([v.to(e.dtype), e.new_zeros(e.shape[0], e.shape[1] - v.shape[1], *e.shape[2:])], 1)

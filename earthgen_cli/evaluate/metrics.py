@@ -81,6 +81,14 @@ def scc(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 PERCENTILES = (0.005, 0.995)  # the reference chip's own data range for the primary PSNR
 RANGE_FLOOR = 1e-3  # ... floored at this share of the dataset range: a flat chip gives no inf
+
+
+def range_floor(scaling: BandScaling) -> torch.Tensor:
+    """`psnr_ref`'s floor for a modality, per band in raw units: RANGE_FLOOR of the dataset range
+    (what model space's -1..1 maps to)."""
+    ends = scaling.from_model(torch.tensor([-1.0, 1.0], dtype=torch.float64).reshape(2, 1, 1, 1)
+                              .expand(2, scaling.bands, 1, 1))
+    return RANGE_FLOOR * (ends[1] - ends[0]).abs().flatten()
 FLAT = 1e-9  # a band whose std is below this share of its largest value is constant for `corr`
 
 

@@ -32,7 +32,7 @@ from earthgen_cli.claims import ORACLE, SHUFFLED, UNIFIED
 from earthgen_cli.evaluate.controls import scene_derangement
 from earthgen_cli.evaluate.fid import InceptionFeatures, fid_kid
 from earthgen_cli.evaluate.contact_sheet import GridSection, write_grid
-from earthgen_cli.evaluate.metrics import RANGE_FLOOR, pixel_scores, raw_scores, to_unit
+from earthgen_cli.evaluate.metrics import pixel_scores, range_floor, raw_scores, to_unit
 from earthgen_cli.evaluate.pair_source import Direction, PairBatch, PairSource, chip_indices
 from earthgen_cli.evaluate.report import REAL_PAIRS, MethodScores, Report, write_json, write_markdown
 from earthgen_cli.inference.tiling import TileGrid
@@ -262,9 +262,7 @@ def _score_direction(pairs: PairSource, d: Direction, options: EvaluateOptions,
     scenes: set[str] = set()
     chip_rows: list[ChipScore] = []
     src_scale, tgt_scale = pairs.scaling[d.source], pairs.scaling[d.target]
-    ends = tgt_scale.from_model(torch.tensor([-1.0, 1.0], dtype=torch.float64).reshape(2, 1, 1, 1)
-                                .expand(2, tgt_scale.bands, 1, 1))
-    floor = RANGE_FLOOR * (ends[1] - ends[0]).abs().flatten()  # per band, raw units
+    floor = range_floor(tgt_scale)  # per band, raw units
     for batch in pairs.batches(options.split, d, options.batch_size, options.max_chips):
         full = batch.valid.flatten(1).all(dim=1)
         skipped += int((~full).sum())
