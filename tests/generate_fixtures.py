@@ -42,6 +42,24 @@ def smooth_fields(n: int, channels: int, size: int, gen: torch.Generator) -> tor
     return (level + ramp).expand(n, channels, size, size).contiguous()
 
 
+def optimizer_step(model: EarthGenModel):
+    """loss -> one AdamW step (lr 3e-3) on the model's flow parameters."""
+    opt = torch.optim.AdamW(model.flow_parameters(), lr=3e-3)
+
+    def step(loss: torch.Tensor) -> None:
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def save_trained(path: Path, info: ck.CheckpointInfo, model: EarthGenModel) -> Path:
+    model.eval()
+    ck.save_checkpoint(path, info, model, model)
+    return path
+
+
 def smooth_checkpoint(path: Path, steps: int = 150, size: int = 16) -> Path:
     """A tiny rgb+sar model trained in-process for a few seconds on smooth random tiles (rgb and
     sar levels linked): it learns to paint one smooth level per tile, so tiles sampled
@@ -50,7 +68,7 @@ def smooth_checkpoint(path: Path, steps: int = 150, size: int = 16) -> Path:
     torch.manual_seed(0)
     model = EarthGenModel(info.model)
     gen = torch.Generator().manual_seed(0)
-    opt = torch.optim.AdamW(model.flow_parameters(), lr=3e-3)
+    step = optimizer_step(model)
     for _ in range(steps):
         rgb = smooth_fields(16, 3, size, gen)
         sar = rgb[:, :2].flip(1) * 0.5
@@ -62,12 +80,36 @@ def smooth_checkpoint(path: Path, steps: int = 150, size: int = 16) -> Path:
         out = model(xt, ["rgb", "sar"], t, gsd=torch.full((16,), 10.0))
         loss = sum(((p - (e - a)) ** 2 * (t[:, k, None, None, None] > 0)).mean()
                    for k, (p, a, e) in enumerate(zip(out.pred, x0, eps)))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    ck.save_checkpoint(path, info, model, model)
-    return path
+        step(loss)
+    return save_trained(path, info, model)
+
+
+def masked_smooth_checkpoint(path: Path, steps: int = 200, size: int = 32) -> Path:
+    """A tiny rgb model with model.token_times, trained in-process through the training stage's own
+    objective on masked-slot samples of smooth random tiles (flow.path.mask_slot_times +
+    FlowObjective): it can only fill a hole at the right level by reading the known tokens."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from earthgen_cli.flow.objective import FlowObjective
+    from earthgen_cli.flow.path import mask_slot_times, sample_slot_times
+
+    info = checkpoint_info(("rgb",), ())
+    info = replace(info, model=replace(info.model, token_times=True))
+    torch.manual_seed(0)
+    model = EarthGenModel(info.model)
+    objective = FlowObjective(model, SimpleNamespace(lambda_sc=0.0, lambda_calib=0.0, beta_nll=0.0, chip_norm=0.0))
+    gen = torch.Generator().manual_seed(0)
+    step = optimizer_step(model)
+    grid = (size // (info.model.codec.factor * info.model.patch),) * 2
+    for _ in range(steps):
+        x0 = [model.codec("rgb").encode(smooth_fields(16, 3, size, gen))]
+        eps = [torch.randn(x0[0].shape, generator=gen)]
+        st = mask_slot_times(sample_slot_times(16, 1, (1.0, 0.0, 0.0), gen), grid, gen)
+        loss = objective(x0, [torch.ones_like(x0[0][:, :1])], ["rgb"], eps, st.t, st.loss_mask,
+                         torch.full((16,), 10.0), torch.zeros(16, dtype=torch.bool))["loss"]
+        step(loss)
+    return save_trained(path, info, model)
 
 
 def shared_smooth_checkpoint(tmp_path_factory) -> Path:

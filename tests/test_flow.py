@@ -194,3 +194,65 @@ def test_slot_times_time_one_trains_the_mean_estimates_pure_noise_time():
     assert 0.28 < float((cond.max(1).values == 1.0).float().mean()) < 0.32
     assert torch.equal(draw(0.0).t, path.sample_slot_times(20000, 2, (1.0, 0.0, 0.0), torch.Generator().manual_seed(2),
                                                            time_mean=2.0, time_uniform=0.3).t)
+
+
+def test_masked_slot_times_clean_outside_a_rectangle_noisy_inside():
+    """One slot per sample known outside a random rectangle of tokens (t=0) and at one time inside
+    (half exactly 1, the one-call fill), the other slots as drawn; the loss mask follows the
+    noisy tokens; drawn from the generator alone (a resumed run draws the same)."""
+    draw = lambda: path.mask_slot_times(  # noqa: E731
+        path.sample_slot_times(400, 2, (0.0, 1.0, 0.0), torch.Generator().manual_seed(3)), (16, 12),
+        torch.Generator().manual_seed(4))
+    st = draw()
+    assert st.t.shape == (400, 2, 16, 12) and torch.equal(st.t, draw().t)
+    noisy = st.t > 0
+    frac = noisy.float().mean((2, 3))
+    masked = (frac > 0) & (frac < 1)  # (B, K): the slot with a hole
+    assert (masked.sum(1) <= 1).all() and masked.any(1).float().mean() > 0.9
+    for i in range(0, 400, 37):
+        k = int(masked[i].float().argmax())
+        if not masked[i, k]:
+            continue
+        rows, cols = noisy[i, k].any(1).nonzero()[:, 0], noisy[i, k].any(0).nonzero()[:, 0]
+        box = noisy[i, k, rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.all() and int(noisy[i, k].sum()) == box.numel()  # one filled rectangle
+        assert st.t[i, k][noisy[i, k]].unique().numel() == 1  # one time inside it
+        assert 2 <= box.shape[0] <= 12 and 1 <= box.shape[1] <= 9
+    assert torch.equal(st.loss_mask, noisy.flatten(2).any(2))
+    inner = st.t.flatten(2).amax(2)[masked]
+    assert 0.4 < float((inner == 1.0).float().mean()) < 0.6
+
+
+def test_masked_loss_ignores_the_known_tokens():
+    """FlowObjective with per-token times trains only the noisy tokens: the targets under the known
+    (t=0) tokens may be anything, and with every token noisy it equals the per-slot loss."""
+    from types import SimpleNamespace
+
+    from earthgen_cli.flow.objective import FlowObjective
+    from earthgen_cli.models.config import model_config
+    from earthgen_cli.models.earthgen import EarthGenModel
+
+    torch.manual_seed(0)
+    m = EarthGenModel(model_config("tiny", ("rgb", "nir"), dict(rgb=3, nir=1)))
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    obj = FlowObjective(m, SimpleNamespace(lambda_sc=0.0, lambda_calib=0.0, beta_nll=0.0, chip_norm=0.0))
+    x0 = [torch.randn(2, 12, 8, 8)]
+    eps = [torch.randn(2, 12, 8, 8)]
+    valid = [torch.ones(2, 1, 8, 8)]
+    hp = 8 // m.cfg.patch
+    t = torch.full((2, 1), 0.6)
+    args = dict(valid=valid, mods=["rgb"], eps=eps, loss_mask=torch.ones(2, 1, dtype=torch.bool), gsd=None,
+                drop=torch.zeros(2, dtype=torch.bool))
+    plain = obj(x0=x0, t=t, **args)["mse"]
+    torch.testing.assert_close(obj(x0=x0, t=t[:, :, None, None].repeat(1, 1, hp, hp), **args)["mse"], plain)
+    tt = t[:, :, None, None].repeat(1, 1, hp, hp)
+    tt[:, :, :, : hp // 2] = 0.0  # left half known
+    a = obj(x0=x0, t=tt, **args)["mse"]
+    assert not torch.allclose(a, plain)
+    # Known tokens enter the network clean, but no loss is taken on them: scaling their target
+    # (the known values themselves) changes the noisy half's loss only through the network.
+    cut = 8 // 2
+    b_eps = [eps[0].clone()]
+    b_eps[0][..., :cut] = 100.0  # their noise never enters x_t at t=0, nor their velocity target the loss
+    torch.testing.assert_close(obj(x0=x0, t=tt, **{**args, "eps": b_eps})["mse"], a)

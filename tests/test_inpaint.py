@@ -8,7 +8,8 @@ import rasterio
 
 from earthgen_cli.io.identity import directory_identity
 from conftest import write_geotiff
-from generate_fixtures import assert_same_up_to_rounding, random_checkpoint, shared_smooth_checkpoint
+from generate_fixtures import (assert_same_up_to_rounding, masked_smooth_checkpoint, random_checkpoint,
+                               shared_smooth_checkpoint)
 from scene_fixtures import BEN_MM, copy_raster, run_cli
 
 
@@ -122,6 +123,38 @@ def test_fill_is_consistent_with_the_surroundings(tmp_path_factory, tmp_path):
         assert r.exit_code == 0, r.stderr
         fills.append(read(tmp_path / f"o{level}.tif")[0][:, 20:44, 20:44].mean())
     assert fills[1] - fills[0] > 1000  # same seed: were the known region ignored, exactly 0
+
+
+def test_token_times_model_fills_from_the_known_tokens_in_one_call(tmp_path):
+    """A model trained on masked-slot samples (model.token_times) gets the known tokens clean at
+    t=0, so even a single call (--steps 1: the posterior mean of the hole) fills a flat scene's hole
+    at the scene's level. The same weights sampled the RePaint way (token_times off) see only
+    noise there at t=1: their fill cannot depend on the surroundings at all (exactly the same)."""
+    import json
+    import shutil
+
+    token = masked_smooth_checkpoint(tmp_path / "token")
+    repaint = tmp_path / "repaint"
+    shutil.copytree(token, repaint)
+    cfg = json.loads((repaint / "config.json").read_text())
+    assert cfg["model"]["token_times"] is True
+    cfg["model"]["token_times"] = False
+    (repaint / "config.json").write_text(json.dumps(cfg))
+    mask = np.zeros((1, 64, 64), np.uint8)
+    mask[0, 20:44, 20:44] = 1
+    write_geotiff(tmp_path / "m.tif", mask)
+    fills = {}
+    for name, ck in (("token", token), ("repaint", repaint)):
+        for level in (600, 2400):
+            write_geotiff(tmp_path / f"{level}.tif", np.full((3, 64, 64), level, np.uint16))
+            out = tmp_path / f"{name}{level}.tif"
+            r = run_cli(["inpaint", tmp_path / f"{level}.tif", "--from", "rgb", "-m", ck, "-o", out, "--tile", "32",
+                         "--overlap", "8", "--steps", "1", "--mask", tmp_path / "m.tif", "-q"])
+            assert r.exit_code == 0, r.stderr
+            fills[name, level] = read(out)[0][:, 20:44, 20:44].astype(np.float64).mean()
+    assert fills["repaint", 600] == fills["repaint", 2400]
+    for level in (600, 2400):
+        assert abs(fills["token", level] - level) < 300, fills
 
 
 def test_condition_outside_the_scene_is_refused(ckpt, scene, tmp_path):

@@ -257,3 +257,33 @@ def test_pixel_sees_pred_widens_a_paired_path_exactly_and_reads_the_prediction(t
         after = sees(z, ["rgb", "nir"], t).pred[1]
     assert (after[0] - before[0]).abs().max() > 1e-3
     assert torch.equal(after[1], before[1])
+
+
+def test_per_token_times_match_per_slot_times_and_reach_every_path():
+    """t of shape (B, K, hp, wp) (masked-slot inpainting) with every token of a slot at its slot's
+    time gives exactly the per-slot model; a token's own time changes that token's prediction and,
+    through attention, its neighbours', and the aligned, skip and pixel paths take it per token."""
+    m = tiny(aligned_skip=True, pixel_path=8, pixel_pairs=True, pixel_by_time=True, pixel_sees_pred=True)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    m.eval()
+    z = [torch.randn(2, 12, 8, 8), torch.randn(2, 4, 8, 8)]
+    t = torch.tensor([[0.0, 0.7], [0.4, 1.0]])
+    hp = 8 // m.cfg.patch
+    slot = m(z, ["rgb", "nir"], t)
+    token = m(z, ["rgb", "nir"], t[:, :, None, None].repeat(1, 1, hp, hp))
+    for a, b in zip(slot.pred, token.pred):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    tt = t[:, :, None, None].repeat(1, 1, hp, hp)
+    tt[:, 1, : hp // 2] = 0.0  # the top half of the nir slot known (clean)
+    mixed = m(z, ["rgb", "nir"], tt)
+    diff = (mixed.pred[1] - slot.pred[1]).abs().mean(1)  # (B, h, w)
+    assert diff[:, : 8 // 2].mean() > 0 and diff[:, 8 // 2 :].mean() > 0  # known and generated rows both move
+    with pytest.raises(ValueError, match="token grid"):
+        m(z, ["rgb", "nir"], torch.rand(2, 2, hp + 1, hp))
+
+
+def test_token_times_is_a_flag_without_parameters():
+    """model.token_times only says how a checkpoint samples: the same parameters either way."""
+    a, b = tiny(), tiny(token_times=True)
+    assert [n for n, _ in a.named_parameters()] == [n for n, _ in b.named_parameters()]

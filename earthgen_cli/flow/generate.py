@@ -115,11 +115,13 @@ def slot_velocity(model: EarthGenModel, targets: list[str], splits: list[int], s
                   guidance: float, gsd: torch.Tensor | None = None,
                   uncond_noise: Mapping[str, torch.Tensor] | None = None,
                   autocast_dtype: torch.dtype | None = None, state: dict | None = None,
-                  text: torch.Tensor | None = None) -> VelocityFn:
+                  text: torch.Tensor | None = None, known: torch.Tensor | None = None) -> VelocityFn:
     """(x, t) -> v for the target slots stacked along channels (`splits` channels each), every
     source slot clean at t=0; with guidance != 1 a batched unconditional branch (sources replaced
     by `uncond_noise` at t=1, GSD and text dropped). `state["logvar"]` receives the targets' last
     log-variances; `text` (B, text_dim) is the prompt embedding of text-conditioned checkpoints.
+    `known` (B, h/patch, w/patch) bool: tokens of the targets that are known (inpainting with a
+    model.token_times checkpoint): the model gets them at t=0, clean in `x`, the rest at t.
     Shared by `generate_latents` and whole-scene (MultiDiffusion) sampling, which steps tiles itself."""
     mods = [*targets, *sources]
     src = [sources[m] for m in sources]
@@ -133,6 +135,9 @@ def slot_velocity(model: EarthGenModel, targets: list[str], splits: list[int], s
         xs = list(x.split(splits, dim=1))
         tt = torch.zeros(b, len(mods), device=device)
         tt[:, :nt] = t
+        if known is not None:  # a time per token: the known ones clean
+            tt = tt[:, :, None, None].repeat(1, 1, *known.shape[-2:])
+            tt[:, :nt] = torch.where(known[:, None], torch.zeros((), device=device), tt[:, :nt])
         lat, g, drop, txt = [*xs, *src], gsd, None, text
         if use_cfg:  # one batched pass for both branches
             lat = [torch.cat([z, z]) for z in xs] + [torch.cat([s, uncond_noise[m]]) for s, m in zip(src, sources)]
@@ -145,7 +150,8 @@ def slot_velocity(model: EarthGenModel, targets: list[str], splits: list[int], s
             out = model(lat, mods, tt, gsd=g, text=txt, drop=drop)
         if state is not None:
             state["logvar"] = None if out.logvar is None else [lv[:b].float() for lv in out.logvar[:nt]]
-        vs = [to_velocity(out.pred[k].float(), lat[k], tt[:, k], model.cfg.target) for k in range(nt)]
+        t_slot = torch.full((tt.shape[0],), t, device=device)  # known tokens are re-imposed after the step
+        vs = [to_velocity(out.pred[k].float(), lat[k], t_slot, model.cfg.target) for k in range(nt)]
         v = torch.cat(vs, dim=1)
         return guided(v[:b], v[b:], guidance) if use_cfg else v
 

@@ -15,7 +15,7 @@ from earthgen_cli.flow import losses
 from earthgen_cli.flow.path import interpolate, to_x0, velocity_target
 from earthgen_cli.models.codecs import KLCodec
 from earthgen_cli.models.config import PredictionTarget
-from earthgen_cli.models.earthgen import EarthGenModel
+from earthgen_cli.models.earthgen import EarthGenModel, cell_time
 
 
 class FlowWeights(Protocol):
@@ -61,15 +61,19 @@ class FlowObjective(nn.Module):
                 eps: Sequence[torch.Tensor], t: torch.Tensor, loss_mask: torch.Tensor,
                 gsd: torch.Tensor | None, drop: torch.Tensor, scene_ids: torch.Tensor | None = None,
                 text: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """x0, valid (B, 1, h, w), eps: per slot; t, loss_mask: (B, K); drop: (B,) bool;
+        """x0, valid (B, 1, h, w), eps: per slot; t: (B, K), or (B, K, hp, wp) per token (masked-slot
+        samples: the clean tokens are not trained); loss_mask: (B, K); drop: (B,) bool;
         scene_ids: (B,) chip index, so that a chip drawn twice is not its own negative;
         text: (B, text_dim) caption embeddings, NaN rows for chips without one."""
         model, target_kind = self.model, self.model.cfg.target
-        xt = [interpolate(a, e, t[:, k]) for k, (a, e) in enumerate(zip(x0, eps))]
+        tk = [t[:, k] if t.dim() == 2 else cell_time(t, k, a.shape[-2:]) for k, a in enumerate(x0)]
+        xt = [interpolate(a, e, tk[k]) for k, (a, e) in enumerate(zip(x0, eps))]
         out = model(xt, mods, t, gsd=gsd, text=text, drop=drop)
         flow, calib, mse = [], [], []
         for k, m in enumerate(mods):
             mask = valid[k] * loss_mask[:, k, None, None, None].to(valid[k].dtype)
+            if t.dim() != 2:
+                mask = mask * (tk[k] > 0).to(mask.dtype)
             if self.cfg.chip_norm > 0:
                 mask = mask * chip_weight(x0[k], valid[k], self.cfg.chip_norm)
             target = velocity_target(x0[k], eps[k]) if target_kind is PredictionTarget.velocity else x0[k]
@@ -78,7 +82,7 @@ class FlowObjective(nn.Module):
             with torch.no_grad():  # plain MSE for the log: the beta-NLL can be negative
                 mse.append(losses.flow_loss(out.pred[k], target, mask))
             if m in model.adapters and self.cfg.lambda_calib > 0:
-                x0_hat = to_x0(out.pred[k].float(), xt[k], t[:, k], target_kind)
+                x0_hat = to_x0(out.pred[k].float(), xt[k], tk[k], target_kind)
                 calib.append(losses.calibration_loss(model.adapters[m], x0_hat, x0[k], mask))
         result = {"flow": torch.stack(flow).mean(), "mse": torch.stack(mse).mean()}
         total = result["flow"]

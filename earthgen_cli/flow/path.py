@@ -98,3 +98,35 @@ def sample_slot_times(batch: int, slots: int, probs: tuple[float, float, float],
         t[rows[cond], which[cond]] = 0.0
         t[rows[drop], which[drop]] = 1.0
     return SlotTimes(t=t, loss_mask=t > 0.0, mode=mode)
+
+
+def mask_slot_times(st: SlotTimes, grid: tuple[int, int], generator: torch.Generator,
+                    time_one: float = 0.5) -> SlotTimes:
+    """Masked-slot times (inpainting, MAE-style), a time per token: in every sample one slot is
+    clean (t=0) outside a random rectangle of its token grid and noisy inside it, at a time drawn
+    uniformly in (0, 1), or exactly 1 (the one-call fill, `inpaint --steps 1`) for a `time_one`
+    fraction; the other slots keep their times. Only the rectangle is trained (the loss masks the
+    clean tokens, `FlowObjective`). The rectangle's sides are 1/8 to 3/4 of the grid's, so a model
+    learns to fill holes from a few tokens wide up to most of a tile from what surrounds them.
+    Returns t of shape (B, K, hp, wp); loss_mask says which slots have any noisy token."""
+    b, k = st.t.shape
+    hp, wp = grid
+    t = st.t[:, :, None, None].repeat(1, 1, hp, wp)
+    which = torch.randint(0, k, (b,), generator=generator)
+    inner = torch.rand(b, generator=generator).clamp_min(0.02)
+    if time_one > 0:
+        inner = torch.where(torch.rand(b, generator=generator) < time_one, torch.ones_like(inner), inner)
+    sides = []
+    for n in (hp, wp):
+        lo, hi = max(1, n // 8), max(1, (3 * n) // 4)
+        size = torch.randint(lo, hi + 1, (b,), generator=generator)
+        start = (torch.rand(b, generator=generator) * (n - size + 1)).long()
+        sides.append((start, size))
+    ys, xs = torch.arange(hp)[None, :, None], torch.arange(wp)[None, None, :]
+    (y0, hh), (x0, ww) = sides
+    rect = ((ys >= y0[:, None, None]) & (ys < (y0 + hh)[:, None, None])
+            & (xs >= x0[:, None, None]) & (xs < (x0 + ww)[:, None, None]))  # (B, hp, wp)
+    rows = torch.arange(b)
+    t[rows, which] = torch.where(rect, inner[:, None, None], torch.zeros(()))
+    loss_mask = (t > 0.0).flatten(2).any(2)
+    return SlotTimes(t=t, loss_mask=loss_mask, mode=st.mode)

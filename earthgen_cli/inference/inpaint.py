@@ -1,8 +1,10 @@
 """`earthgen inpaint`: regenerate the masked pixels of a scene consistently with the rest
 (Text2Earth editing; SAR-guided cloud removal with `--cond sar=...`), without retraining.
 
-Flow-based inpainting: the known latent cells are put back on their own noise path after every
-step (see `multidiffusion`), so the generated cells are steered by them the whole way down. The
+Flow-based inpainting: a checkpoint trained with masked-slot batches (model.token_times) gets the
+known tokens clean at t=0 beside the noisy ones at every step, so the fill is predicted from what
+surrounds it (`--steps 1`: the posterior mean of the hole in one call); for other checkpoints the
+known latent cells are put back on their own noise path after every step (see `multidiffusion`). The
 final raster is a composite: every unmasked pixel is the input's value read and written unchanged
 (same dtype, bit for bit), only masked pixels come from the model.
 """

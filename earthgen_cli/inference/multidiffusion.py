@@ -77,6 +77,14 @@ class Known:
     latents: Mapping[str, np.memmap]  # generated modality -> clean latent (C, h, w)
     keep: np.ndarray  # (h, w) float32, 1 where the latent cell is known
 
+    def tokens(self, patch: int) -> np.ndarray:
+        """(h, w) float32: 1 on the cells of tokens whose every cell is known (a model.token_times
+        checkpoint gets those clean at t=0; a partly known token is generated)."""
+        h, w = self.keep.shape
+        k = np.asarray(self.keep) > 0
+        tok = k.reshape(h // patch, patch, w // patch, patch).all(axis=(1, 3))
+        return np.repeat(np.repeat(tok, patch, 0), patch, 1).astype(np.float32)
+
 
 def repaint_passes(steps: int, resample: int) -> list[tuple[int, int]]:
     """(step, repeat) in sampling order. RePaint (Lugmayr et al. 2022): with a known region each
@@ -126,9 +134,18 @@ def sample_scene(sm: ModelRuntime, layout: SceneLayout, init: Mapping[str, np.me
     nxt = {m: canvas.array(f"{m}_x_b", init[m].shape) for m in gen}
     for m in gen:
         cur[m][:] = init[m]
+    # A model trained with per-token times (model.token_times) sees the known tokens clean at t=0
+    # at every step; others get them on their noise path, re-imposed after each step.
+    clean = known.tokens(cfg.patch) if known is not None and cfg.token_times else None
+
+    def impose(x: np.memmap, m: str, t_now: float) -> None:
+        _impose(x, known.latents[m], init[m], known.keep, t_now)
+        if clean is not None:
+            _impose(x, known.latents[m], init[m], clean, 0.0)
+
     if known is not None:
         for m in gen:
-            _impose(cur[m], known.latents[m], init[m], known.keep, schedule[0])
+            impose(cur[m], m, schedule[0])
     total_c = sum(chans)
     for i, u in repaint_passes(opts.steps, opts.resample if known is not None else 1):
         t, t_next = schedule[i], schedule[i + 1]
@@ -136,7 +153,7 @@ def sample_scene(sm: ModelRuntime, layout: SceneLayout, init: Mapping[str, np.me
             for k, m in enumerate(gen):
                 field = NoiseField(seed, chans[k], noise_salt(NoiseKind.RESAMPLE, slot=k, step=i, repeat=u))
                 _renoise(cur[m], t_next, t, field)
-                _impose(cur[m], known.latents[m], init[m], known.keep, t)
+                impose(cur[m], m, t)
         for m in gen:
             zero(nxt[m])
         for tiles in layout.batches(batch_size):
@@ -152,8 +169,13 @@ def sample_scene(sm: ModelRuntime, layout: SceneLayout, init: Mapping[str, np.me
             uncond = [NoiseField(seed, z.shape[1], noise_salt(NoiseKind.UNCOND, MODALITY_NAMES.index(m)))
                       .batch(origins, th, tw, scale=f).to(dev) for z, m in zip(c_lat, cond)]
 
+            tok = None
+            if clean is not None:
+                p = cfg.patch
+                tok = torch.from_numpy(np.stack([clean[t_.y // f : t_.y // f + th : p, t_.x // f : t_.x // f + tw : p]
+                                                 for t_ in padded]) > 0).to(dev)
             velocity = slot_velocity(model, gen, chans, dict(zip(cond, c_lat)), opts.guidance, g,
-                                     dict(zip(cond, uncond)), sm.autocast, text=txt)
+                                     dict(zip(cond, uncond)), sm.autocast, text=txt, known=tok)
             noise = None
             if t_next > 0:
                 noise = NoiseField(seed, total_c, noise_salt(NoiseKind.STEP, step=i)).batch(origins, th, tw, scale=f)
@@ -167,7 +189,7 @@ def sample_scene(sm: ModelRuntime, layout: SceneLayout, init: Mapping[str, np.me
                 progress.update(n)
         if known is not None:
             for m in gen:
-                _impose(nxt[m], known.latents[m], init[m], known.keep, t_next)
+                impose(nxt[m], m, t_next)
         cur, nxt = nxt, cur
     return cur
 

@@ -100,6 +100,11 @@ class ModelConfig:
     # --source-only). Turned on from a checkpoint without it, each stem gets zero weights for the
     # prediction's channels: the run starts from exactly that checkpoint's model.
     pixel_sees_pred: bool = False
+    # Trained with per-token times (flow.masked: known tokens clean at t=0 beside noisy ones in the
+    # same slot), so `inpaint` and `extend` give it the known tokens clean instead of re-imposing
+    # them on their noise path (RePaint), which left v13's fills unrelated to their surroundings.
+    # No parameter depends on it: False for checkpoints trained without it, which sample as before.
+    token_times: bool = False
 
     def __post_init__(self) -> None:
         if self.pixel_sees_pred and not self.pixel_pairs:

@@ -3,7 +3,8 @@ residual adapters, confidence head and global conditions (MetaEarth-MM section I
 adapters, C-DiffSET's confidence and Text2Earth's resolution condition).
 
 The network only predicts: `forward` takes the noisy latents of K slots (one modality each, shared by
-the whole batch) with a time per slot and returns, per slot, the prediction target (velocity or x0)
+the whole batch) with a time per slot, or per token of each slot (masked-slot inpainting: the known
+tokens clean at t=0 beside noisy ones, `model.token_times`), and returns, per slot, the prediction target (velocity or x0)
 and a log-variance map, plus the scene tokens the consistency loss works on. Paths, losses and
 samplers are in `earthgen_cli.flow`.
 """
@@ -36,6 +37,16 @@ def _ada(hidden: int) -> nn.Sequential:
     nn.init.zeros_(layer[1].weight)  # adaLN-Zero: every block starts as the identity
     nn.init.zeros_(layer[1].bias)
     return layer
+
+
+def cell_time(t: torch.Tensor, j: int, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Slot j's time for a map of `size`: (B, 1, 1, 1) from per-slot times t (B, K), or (B, 1, H, W)
+    from per-token times t (B, K, hp, wp), each token's time spread over its cells (nearest)."""
+    tj = t[:, j]
+    if tj.dim() == 1:
+        return tj[:, None, None, None]
+    tj = tj[:, None]
+    return tj if tuple(tj.shape[-2:]) == tuple(size) else F.interpolate(tj, size=tuple(size), mode="nearest")
 
 
 class GlobalConditions(nn.Module):
@@ -86,12 +97,16 @@ class SceneEncoder(nn.Module):
 
     def forward(self, latents: Sequence[torch.Tensor], mods: Sequence[str], slot_emb: torch.Tensor,
                 pos: torch.Tensor) -> torch.Tensor:
+        """slot_emb: (B, K, D) per slot, or (B, K, N, D) per token (per-token times)."""
         b, k = slot_emb.shape[:2]
         h = torch.cat([patchify_embed(self.patch[m], z) for z, m in zip(latents, mods)], dim=1)  # (B, K*N, D)
         n = h.shape[1] // k
-        h = h + pos.repeat(k, 1)[None].to(h.dtype) + slot_emb.repeat_interleave(n, dim=1)  # eq. 12
+        per_token = slot_emb.dim() == 4
+        cond = slot_emb.reshape(b, k * n, -1) if per_token else slot_emb
+        h = h + pos.repeat(k, 1)[None].to(h.dtype) + (cond if per_token else cond.repeat_interleave(n, dim=1))  # eq. 12
         for block, ada in zip(self.blocks, self.ada):
-            mod = ada(slot_emb).repeat_interleave(n, dim=1)  # (B, K*N, 6D): partition AdaLN, eq. 13-14
+            # (B, K*N, 6D): partition AdaLN (eq. 13-14), computed per token when the times are
+            mod = ada(cond) if per_token else ada(cond).repeat_interleave(n, dim=1)
             h = block(h, mod)
         return self.out(self.norm(h)).reshape(b, k, n, -1)  # (B, K, N, D)
 
@@ -148,16 +163,16 @@ class PixelPath(nn.Module):
                  t: torch.Tensor) -> list:
         """Per slot: its gated features (B, W, H, W) at pixel resolution (with model.pixel_pairs:
         its pixels and gate, the features depending on the target); None for a slot whose gate is
-        zero for every sample (pure noise: a translation's target), not computed."""
+        zero for every sample (pure noise: a translation's target), not computed. The gate is
+        1 - time, per slot or (per-token times) per pixel."""
         out: list = []
         for j, (z, m) in enumerate(zip(latents, mods)):
-            gate = (1.0 - t[:, j]).to(z.dtype)
+            x = F.pixel_shuffle(z, self.r) if self.r > 1 else z
+            gate = (1.0 - cell_time(t, j, x.shape[-2:])).to(z.dtype)
             if not bool(gate.any()):
                 out.append(None)
                 continue
-            x = F.pixel_shuffle(z, self.r) if self.r > 1 else z
-            out.append((x, gate[:, None, None, None]) if self.pairs else
-                       self.trunk(self.stem[m](x)) * gate[:, None, None, None])
+            out.append((x, gate) if self.pairs else self.trunk(self.stem[m](x)) * gate)
         return out
 
     def to_slot(self, feats: Sequence, mods: Sequence[str], i: int,
@@ -215,8 +230,8 @@ class RoutedGenerator(nn.Module):
         """(B, C_i, h, w): slot i's share of the direct skip, the mean over the other slots of a
         1x1 linear map of their latent, each weighted by (1 - its time) as in `aligned_condition`."""
         k = len(mods)
-        parts = [self.skip[skip_key(mods[j], mods[i])](latents[j]) * (1.0 - t[:, j]).to(latents[j].dtype)[:, None, None, None]
-                 for j in range(k) if j != i]
+        parts = [self.skip[skip_key(mods[j], mods[i])](latents[j])
+                 * (1.0 - cell_time(t, j, latents[j].shape[-2:])).to(latents[j].dtype) for j in range(k) if j != i]
         return torch.stack(parts).sum(0) / (k - 1)
 
     def aligned_condition(self, latents: Sequence[torch.Tensor], mods: Sequence[str],
@@ -227,7 +242,7 @@ class RoutedGenerator(nn.Module):
         generation contributes in proportion to its signal."""
         k = len(mods)
         a = torch.stack([patchify_embed(self.align_patch[m], z) for z, m in zip(latents, mods)])  # (K, B, N, D)
-        w = (1.0 - t).transpose(0, 1).to(a.dtype)[:, :, None, None]  # (K, B, 1, 1)
+        w = (1.0 - t.reshape(t.shape[0], k, -1)).transpose(0, 1).to(a.dtype)[..., None]  # (K, B, 1 or N, 1)
         weighted = a * w
         others = (weighted.sum(0, keepdim=True) - weighted) / max(k - 1, 1)  # (K, B, N, D) without itself
         return self.align_out(others.reshape(k * a.shape[1], a.shape[2], a.shape[3]))
@@ -237,7 +252,7 @@ class RoutedGenerator(nn.Module):
                 t: torch.Tensor | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         b, k, n, d = scene.shape
         u = torch.cat([patchify_embed(self.patch[m], z) for z, m in zip(latents, mods)])  # (K*B, N, D)
-        slot_c = slot_emb.transpose(0, 1).reshape(k * b, 1, d)  # slot-major like u
+        slot_c = slot_emb.transpose(0, 1).reshape(k * b, -1, d)  # slot-major like u; 1 or N tokens
         u = u + pos[None].to(u.dtype) + slot_c
         if self.cfg.aligned and k > 1 and t is not None:
             u = u + self.aligned_condition(latents, mods, t).to(u.dtype)  # (K*B, N, D)
@@ -260,7 +275,7 @@ class RoutedGenerator(nn.Module):
             share = self.pixel.to_slot(pixel, mods, i, pred) if pixel is not None else None
             if share is not None:
                 if self.cfg.pixel_by_time:
-                    share = share * t[:, i].to(share.dtype)[:, None, None, None]
+                    share = share * cell_time(t, i, share.shape[-2:]).to(share.dtype)
                 pred = pred + share.to(pred.dtype)
             preds.append(pred)
             logvars.append(out[:, ch:ch + 1])
@@ -323,17 +338,24 @@ class EarthGenModel(nn.Module):
     def forward(self, latents: Sequence[torch.Tensor], mods: Sequence[str], t: torch.Tensor,
                 gsd: torch.Tensor | None = None, text: torch.Tensor | None = None,
                 drop: torch.Tensor | None = None) -> ModelOutput:
-        """latents: K tensors (B, C_k, h, w); mods: K modality names; t: (B, K) times in [0, 1];
+        """latents: K tensors (B, C_k, h, w); mods: K modality names; t: (B, K) times in [0, 1], or
+        (B, K, h/patch, w/patch) a time per token (masked-slot inpainting: known tokens at t=0);
         gsd: (B,) m/px; text: (B, text_dim); drop: (B,) bool, True drops GSD and text for that sample.
         A non-finite GSD or a text row holding NaN is unknown for that sample: its null embedding."""
         self.check_slots(latents, mods)
-        b, k = t.shape
+        b, k = t.shape[:2]
+        hp, wp = latents[0].shape[-2] // self.cfg.patch, latents[0].shape[-1] // self.cfg.patch
+        if t.dim() != 2 and tuple(t.shape[2:]) != (hp, wp):
+            raise ValueError(f"per-token times {tuple(t.shape)} do not match the {hp}x{wp} token grid")
         ref = self.m_embed.weight
         idx = torch.tensor([self.cfg.modalities.index(m) for m in mods], device=ref.device)
-        t_emb = self.t_embed(t.reshape(-1)).reshape(b, k, -1)
+        t_emb = self.t_embed(t.reshape(-1)).reshape(b, k, *(() if t.dim() == 2 else (hp * wp,)), -1)
         g = self.conditions(b, gsd, text, drop, t_emb)
-        slot_emb = t_emb + self.m_embed(idx)[None].to(t_emb.dtype) + g[:, None]  # (B, K, D): c_k
-        hp, wp = latents[0].shape[-2] // self.cfg.patch, latents[0].shape[-1] // self.cfg.patch
+        m_emb = self.m_embed(idx).to(t_emb.dtype)
+        if t.dim() == 2:
+            slot_emb = t_emb + m_emb[None] + g[:, None]  # (B, K, D): c_k
+        else:
+            slot_emb = t_emb + m_emb[None, :, None] + g[:, None, None]  # (B, K, N, D): c_k per token
         pos = pos_embed_2d(self.cfg.hidden, hp, wp, ref.device)  # (N, D) shared by all slots
         scene = self.scene(latents, mods, slot_emb, pos)
         pred, logvar = self.generator(latents, mods, slot_emb, scene, pos, t)

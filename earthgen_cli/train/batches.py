@@ -26,6 +26,11 @@ class Batch:
     def size(self) -> int:
         return self.gsd.shape[0]
 
+    def slots(self, keep: list[int]) -> "Batch":
+        """The batch with only the slots at `keep` (e.g. one modality of a pair)."""
+        return replace(self, mods=tuple(self.mods[k] for k in keep), images=[self.images[k] for k in keep],
+                       valid=[self.valid[k] for k in keep])
+
     def to(self, device: torch.device) -> "Batch":
         return replace(self, images=[x.to(device) for x in self.images], valid=[v.to(device) for v in self.valid],
                        gsd=self.gsd.to(device), index=self.index.to(device))

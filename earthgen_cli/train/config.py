@@ -84,6 +84,12 @@ class FlowConfig:
     # weighted mean over the batch: the loss scored per chip, as the evaluation's PSNR over the
     # reference chip's own range is (a flat Sentinel-2 chip counts as much as a contrasty aerial one)
     chip_norm: float = 0.0
+    # > 0: that fraction of the batches are masked-slot batches (flow.path.mask_slot_times): one
+    # slot known outside a random rectangle of tokens, noisy inside, half of them with the other
+    # slot dropped from the batch (plain inpainting), half with it clean (inpainting guided by
+    # another modality). Needs model.token_times: the model learns to continue the known tokens
+    # around a hole. 0 draws nothing: runs without it stay bit-identical.
+    masked: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -200,9 +206,11 @@ def check(cfg: TrainConfig, where: str) -> None:
         raise EarthgenError(f"{where}: optim.direct_lr_mult must be > 0")
     if min(cfg.run.save_every, cfg.run.log_every) < 1 or cfg.run.keep_last < 1:
         raise EarthgenError(f"{where}: run.save_every, run.log_every and run.keep_last must be >= 1")
-    for name in ("time_uniform", "time_one"):
+    for name in ("time_uniform", "time_one", "masked"):
         if not 0.0 <= getattr(cfg.flow, name) <= 1.0:
             raise EarthgenError(f"{where}: flow.{name} must be in [0, 1] (a fraction of the slot times)")
+    if cfg.flow.masked > 0 and not cfg.model.get("token_times", False):
+        raise EarthgenError(f"{where}: flow.masked trains per-token times: set model.token_times: true")
     if any(p < 0 for p in cfg.flow.modes) or sum(cfg.flow.modes) <= 0:
         raise EarthgenError(f"{where}: flow.modes must be three non-negative weights, not all zero")
     if cfg.data.balance not in ("chip", "scene"):

@@ -17,7 +17,7 @@ import torch
 
 from earthgen_cli.errors import EarthgenError
 from earthgen_cli.flow.objective import CodecObjective, FlowObjective, latent_valid
-from earthgen_cli.flow.path import SlotMode, sample_slot_times
+from earthgen_cli.flow.path import SlotMode, mask_slot_times, sample_slot_times
 from earthgen_cli.models.config import CodecKind
 from earthgen_cli.models.earthgen import EarthGenModel
 from earthgen_cli.train.batches import Batch
@@ -146,8 +146,15 @@ class FlowStage:
     def losses(self, objective: torch.nn.Module, model: EarthGenModel, batch: Batch, g: torch.Generator,
                device: torch.device) -> Losses:
         flow, b = self.cfg.flow, batch.size
+        masked = flow.masked > 0 and bool(torch.rand((), generator=g) < flow.masked)
+        if masked and len(batch.mods) > 1 and bool(torch.rand((), generator=g) < 0.5):
+            batch = batch.slots([int(torch.randint(0, len(batch.mods), (), generator=g))])  # plain inpainting
         st = sample_slot_times(b, len(batch.mods), flow.modes, g, flow.time_mean, flow.time_uniform,
                                 flow.time_one)
+        if masked:
+            f, p = model.cfg.codec.factor, model.cfg.patch
+            grid = (batch.images[0].shape[-2] // (f * p), batch.images[0].shape[-1] // (f * p))
+            st = mask_slot_times(st, grid, g)
         # Condition dropout drops GSD and text together (what guidance compares against); a missing
         # GSD (NaN) or caption (a NaN text row) is handled per condition by the model.
         drop = (torch.rand(b, generator=g) < flow.cond_drop) | (st.mode == SlotMode.dropped)

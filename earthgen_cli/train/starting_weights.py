@@ -40,7 +40,9 @@ def init_from(model: EarthGenModel, scaling: dict, path: str,
                                 pixel_path=info.model.pixel_path or model.cfg.pixel_path,
                                 pixel_norm=path_cfg.pixel_norm, pixel_by_time=path_cfg.pixel_by_time,
                                 pixel_pairs=path_cfg.pixel_pairs,
-                                pixel_sees_pred=path_cfg.pixel_sees_pred or model.cfg.pixel_sees_pred)
+                                pixel_sees_pred=path_cfg.pixel_sees_pred or model.cfg.pixel_sees_pred,
+                                # no parameter depends on it: a run may start training with per-token times
+                                token_times=model.cfg.token_times)
     if grown != model.cfg:
         raise EarthgenError(f"{where}: flow.init_from {path} has another model (preset, codec, modalities or "
                             f"bands differ from this config)")
