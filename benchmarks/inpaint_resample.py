@@ -2,6 +2,7 @@
 
     python benchmarks/inpaint_resample.py [--scene ../shared/data/bigearthnet_mm/S2A_MSIL2A_20170613T101031_87_48]
                                           [--model default] [--hole 40:80,40:80] [--runs 1x8 1x20 4x8 4x20]
+                                          [--figure docs/images/inpaint_rgb.png]
 
 A square hole is cut into the scene's RGB and filled with `earthgen inpaint --resample R --steps S`
 for each R x S. Printed per run, against the reference pixels of the hole:
@@ -10,6 +11,7 @@ for each R x S. Printed per run, against the reference pixels of the hole:
 - hole mean per band (reference first), RMSE and mean per-band correlation in the hole;
 - oracle-mean RMSE: the hole filled with its own true per-band mean (a fill must beat it to have
   taken structure from the surroundings).
+`--figure PNG`: the holed input, each run's output and the original side by side (one stretch).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def main() -> None:
     p.add_argument("--scene", default=str(SCENE))
     p.add_argument("--model", default="default")
     p.add_argument("--hole", default="40:80,40:80", help="rows y0:y1,x0:x1")
-    p.add_argument("--runs", nargs="+", default=["1x8", "1x20", "4x8", "4x20"], help="RESAMPLExSTEPS")
+    p.add_argument("--runs", nargs="+", default=["1x1", "1x8", "1x20", "4x8", "4x20"], help="RESAMPLExSTEPS")
+    p.add_argument("--figure", help="write the holed input | each run | the original as this PNG")
     args = p.parse_args()
     (y0, y1), (x0, x1) = (map(int, part.split(":")) for part in args.hole.split(","))
     rgb = Path(args.scene) / "s2_rgb.tif"
@@ -53,6 +56,7 @@ def main() -> None:
         ref = src.read().astype(np.float64)
         profile = src.profile
     hole_ref = ref[:, y0:y1, x0:x1]
+    shown = []
     oracle = np.sqrt(((hole_ref - hole_ref.mean((1, 2), keepdims=True)) ** 2).mean())
     print(f"scene {rgb}, hole rows {y0}:{y1} cols {x0}:{x1}, model {args.model}")
     print(f"reference: edge {edge_jump(ref, y0, y1, x0, x1):.0f}, hole mean {hole_ref.mean((1, 2)).round()}, "
@@ -75,10 +79,26 @@ def main() -> None:
             with rasterio.open(out) as src:
                 a = src.read().astype(np.float64)
             h = a[:, y0:y1, x0:x1]
+            shown.append((f"{resample}x{steps}", a))
             rmse = np.sqrt(((h - hole_ref) ** 2).mean())
             c = np.mean([corr(h[b], hole_ref[b]) for b in range(h.shape[0])])
             print(f"resample {resample} steps {steps:>2}: edge {edge_jump(a, y0, y1, x0, x1):.0f}, hole mean "
                   f"{h.mean((1, 2)).round()}, RMSE {rmse:.0f}, corr {c:.2f}, {seconds:.1f} s")
+    if args.figure:
+        write_figure(Path(args.figure), ref, (y0, y1, x0, x1), shown)
+
+
+def write_figure(path: Path, ref: np.ndarray, hole: tuple[int, int, int, int], runs: list) -> None:
+    from earthgen_cli.evaluate.contact_sheet import GridSection, write_grid
+
+    y0, y1, x0, x1 = hole
+    lo, hi = np.percentile(ref, 1, axis=(1, 2))[:, None, None], np.percentile(ref, 99, axis=(1, 2))[:, None, None]
+    unit = lambda a: np.clip((a - lo) / (hi - lo), 0, 1)  # noqa: E731
+    holed = unit(ref)
+    holed[:, y0:y1, x0:x1] = 0
+    columns = ("holed input", *(f"fill {name}" for name, _ in runs), "original")
+    write_grid(path, [GridSection("inpaint rgb", columns, ((holed, *(unit(a) for _, a in runs), unit(ref)),))])
+    print(f"figure: {path}")
 
 
 if __name__ == "__main__":

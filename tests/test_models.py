@@ -263,7 +263,8 @@ def test_per_token_times_match_per_slot_times_and_reach_every_path():
     """t of shape (B, K, hp, wp) (masked-slot inpainting) with every token of a slot at its slot's
     time gives exactly the per-slot model; a token's own time changes that token's prediction and,
     through attention, its neighbours', and the aligned, skip and pixel paths take it per token."""
-    m = tiny(aligned_skip=True, pixel_path=8, pixel_pairs=True, pixel_by_time=True, pixel_sees_pred=True)
+    m = tiny(aligned_skip=True, pixel_path=8, pixel_pairs=True, pixel_by_time=True, pixel_sees_pred=True,
+             context_path=8)
     for p in m.parameters():
         torch.nn.init.normal_(p, std=0.05)
     m.eval()
@@ -281,6 +282,29 @@ def test_per_token_times_match_per_slot_times_and_reach_every_path():
     assert diff[:, : 8 // 2].mean() > 0 and diff[:, 8 // 2 :].mean() > 0  # known and generated rows both move
     with pytest.raises(ValueError, match="token grid"):
         m(z, ["rgb", "nir"], torch.rand(2, 2, hp + 1, hp))
+
+
+def test_context_path_acts_only_beside_known_tokens():
+    """model.context_path adds nothing to per-slot times (translation, joint generation), nor to a
+    slot without known tokens, nor on the known cells themselves; beside known tokens it corrects
+    the generated ones. Zero-initialised, it starts as an exact no-op."""
+    base = tiny()
+    for p in base.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    grown = tiny(context_path=8)
+    missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("generator.context.") for k in missing)
+    base.eval(), grown.eval()
+    z = [torch.randn(2, 12, 8, 8)]
+    tt = torch.full((2, 1, 8, 8), 0.8)
+    tt[0, 0, :4] = 0.0  # sample 0: top half known; sample 1: nothing known
+    torch.testing.assert_close(grown(z, ["rgb"], tt).pred[0], base(z, ["rgb"], tt).pred[0], rtol=0, atol=0)
+    for p in grown.generator.context.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    t = torch.full((2, 1), 0.8)
+    torch.testing.assert_close(grown(z, ["rgb"], t).pred[0], base(z, ["rgb"], t).pred[0], rtol=0, atol=0)
+    diff = (grown(z, ["rgb"], tt).pred[0] - base(z, ["rgb"], tt).pred[0]).abs().amax(1)  # (B, h, w)
+    assert diff[0, 4:].min() > 0 and diff[0, :4].max() == 0 and diff[1].max() == 0
 
 
 def test_token_times_is_a_flag_without_parameters():

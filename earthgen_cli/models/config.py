@@ -105,6 +105,11 @@ class ModelConfig:
     # them on their noise path (RePaint), which left v13's fills unrelated to their surroundings.
     # No parameter depends on it: False for checkpoints trained without it, which sample as before.
     token_times: bool = False
+    # Width of the context path (models/earthgen.py `ContextPath`): a dilated conv net over a slot's
+    # latent grid from its known cells and the transformer's prediction to a correction of its
+    # generated cells, used only with per-token times (inpaint, extend); 0 = none. Zero-initialised:
+    # grown on a checkpoint without it (flow.init_from), the run starts from exactly that model.
+    context_path: int = 0
 
     def __post_init__(self) -> None:
         if self.pixel_sees_pred and not self.pixel_pairs:

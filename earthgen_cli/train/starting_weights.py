@@ -42,7 +42,8 @@ def init_from(model: EarthGenModel, scaling: dict, path: str,
                                 pixel_pairs=path_cfg.pixel_pairs,
                                 pixel_sees_pred=path_cfg.pixel_sees_pred or model.cfg.pixel_sees_pred,
                                 # no parameter depends on it: a run may start training with per-token times
-                                token_times=model.cfg.token_times)
+                                token_times=model.cfg.token_times,
+                                context_path=info.model.context_path or model.cfg.context_path)
     if grown != model.cfg:
         raise EarthgenError(f"{where}: flow.init_from {path} has another model (preset, codec, modalities or "
                             f"bands differ from this config)")
