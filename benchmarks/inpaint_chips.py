@@ -48,9 +48,10 @@ def chip_corr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.inference_mode()
-def fill(model, info, mod: str, x: torch.Tensor, hole: torch.Tensor, steps: int, token: bool,
+def fill(model, info, mod: str, x: torch.Tensor, gsd: torch.Tensor, hole: torch.Tensor, steps: int, token: bool,
          seed: int) -> torch.Tensor:
-    """x (B, C, H, W) model space, hole (H, W) bool -> (B, C, H, W) model space, the hole filled."""
+    """x (B, C, H, W) model space, gsd (B,) m/px, hole (H, W) bool -> (B, C, H, W) model space, the
+    hole filled."""
     cfg = model.cfg
     f, p = cfg.codec.factor, cfg.patch
     z0 = model.codec(mod).encode(x).float()
@@ -60,7 +61,7 @@ def fill(model, info, mod: str, x: torch.Tensor, hole: torch.Tensor, steps: int,
     g = torch.Generator().manual_seed(seed)
     eps = torch.randn(z0.shape, generator=g)
     b = x.shape[0]
-    velocity = slot_velocity(model, [mod], [z0.shape[1]], {}, 1.0, torch.full((b,), 10.0),
+    velocity = slot_velocity(model, [mod], [z0.shape[1]], {}, 1.0, gsd,
                              known=(~tok)[None].expand(b, -1, -1) if token else None)
     schedule = get_schedule(steps, shift_for_tokens(z0.shape[-2] * z0.shape[-1] // p**2))
     z = eps.clone()
@@ -96,6 +97,7 @@ def main() -> None:
         samples = [samples[int(j)] for j in np.linspace(0, len(samples) - 1, args.max_chips)]
     scenes = {ds.chips[s["index"]].scene for s in samples}
     x = torch.stack([s["images"][mod] for s in samples])
+    gsd = torch.stack([s["gsd"] for s in samples])  # the chips' own: aerial and Sentinel-2 differ 30x
     size = x.shape[-1]
     lo = (size - args.hole) // 2
     hole = torch.zeros(size, size, dtype=torch.bool)
@@ -120,7 +122,7 @@ def main() -> None:
     for steps in args.steps:
         for mode in modes:
             t0 = time.perf_counter()
-            out = fill(model, info, mod, x, hole, steps, mode == "token", args.seed)
+            out = fill(model, info, mod, x, gsd, hole, steps, mode == "token", args.seed)
             seconds = time.perf_counter() - t0
             full = scaling.from_model(out.numpy())
             report(f"{mode} {steps} step{'s' if steps > 1 else ''}", full[:, :, hole.numpy()], seconds)

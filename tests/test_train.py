@@ -247,6 +247,20 @@ def test_flow_init_from_starts_from_another_checkpoints_weights(tmp_path, chips1
         w = sm.state_dict()[k]
         assert torch.allclose(w[:, :v.shape[1]] if w.dim() == 4 and k.startswith("generator.pixel.stem.") else w, v,
                               rtol=0, atol=1e-9), k
+    # model.context_path grown and trained alone on masked-slot batches (flow.masked, which needs
+    # model.token_times): only the context path learns, every other weight stays the source's
+    masked = tmp_path / "masked"
+    proc = run_cli([*base, "--set", "flow.masked=1", "--set", f"run.out_dir={masked}"])
+    assert proc.exit_code == 2 and "model.token_times" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    earthgen(*base, "--set", "optim.steps=2", "--set", "optim.lr=1e-2", "--set", f"flow.init_from={src_ck}",
+             "--set", "model.token_times=true", "--set", "model.context_path=8", "--set", "flow.masked=1",
+             "--set", "flow.train_only=[generator.context.]",
+             "--set", f"run={{out_dir: {masked}, save_every: 2, progress: false}}")
+    cm, cinfo = ck.load_model(masked / "checkpoints" / "step_000002", ema=False)
+    assert cinfo.model.token_times and cinfo.model.context_path == 8
+    for k, v in source.state_dict().items():
+        assert torch.equal(cm.state_dict()[k], v), k
+    assert any(cm.state_dict()[k].abs().sum() > 0 for k in cm.state_dict() if k.startswith("generator.context.head."))
     proc = run_cli([*base, "--set", "flow.train_only=[generator.nothing.]", "--set", f"run.out_dir={tmp_path / 'no'}"])
     assert proc.exit_code == 2 and "names no parameter" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     # resuming it with another multiplier layout is a one-line error, not torch's traceback
