@@ -4,8 +4,8 @@ adapters, C-DiffSET's confidence and Text2Earth's resolution condition).
 
 The network only predicts: `forward` takes the noisy latents of K slots (one modality each, shared by
 the whole batch) with a time per slot, or per token of each slot (masked-slot inpainting: the known
-tokens clean at t=0 beside noisy ones, `model.token_times`), and returns, per slot, the prediction target (velocity or x0)
-and a log-variance map, plus the scene tokens the consistency loss works on. Paths, losses and
+tokens clean at t=0 beside noisy ones, `model.token_times`), and returns, per slot, the prediction
+target (velocity or x0) and a log-variance map, plus the scene tokens the consistency loss works on. Paths, losses and
 samplers are in `earthgen_cli.flow`.
 """
 
@@ -199,10 +199,9 @@ class ContextPath(nn.Module):
     net over a slot's latent grid that reads the slot's known cells (its latent where its per-token
     time is 0, that mask, and the known cells' mean broadcast: the level a fill must at least
     match) beside the transformer's prediction and how much the other slots show (their mean
-    1 - time: 0 for plain inpainting, 1 beside a clean condition, whose prediction is much better
-    informed), and adds a zero-initialised
-    correction to the prediction of the slot's generated cells, scaled by their time like the pixel
-    path. Dilations 1, 2, 4, 8 (31 cells of context: 124 px through a x4 codec) reach across a hole
+    1 - time: 0 for plain inpainting, 1 beside a clean condition, which informs the prediction),
+    and adds a zero-initialised correction to the prediction of the slot's generated cells, scaled
+    by their time like the pixel path. Dilations 1, 2, 4, 8 (31 cells of context: 124 px through a x4 codec) reach across a hole
     from both sides. It acts only on a slot with known and generated tokens side by side (per-token
     times), so translation and joint generation are exactly what they were without it. Why: trained
     whole with masked batches (v14 screening, MODEL_CARD.md), the transformer lost 1.5 dB of rgb->nir
