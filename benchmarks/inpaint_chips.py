@@ -2,11 +2,11 @@
 
     python benchmarks/inpaint_chips.py [--model earthgen_cli/weights/default] [--data data/sample64]
                                        [--split test] [--modality rgb] [--hole 24] [--steps 1 8]
-                                       [--max-chips 64] [--figure PNG]
+                                       [--max-chips 64] [--cond nir | --chips-with nir] [--figure PNG]
 
 A square hole of `--hole` px is cut in the centre of every fully valid, unflagged chip of the split
-that has the modality; the model fills it from the rest of the chip (one slot, no other modality)
-with `--steps S` Euler steps, the known tokens given the way `earthgen inpaint` gives them:
+that has the modality; the model fills it from the rest of the chip (one slot; with `--cond MOD`
+also the chip's whole MOD image, clean, as `inpaint --cond` gives it) with `--steps S` Euler steps, the known tokens given the way `earthgen inpaint` gives them:
 clean at t=0 for a model.token_times checkpoint ("token"), re-imposed on their own noise path
 for any checkpoint ("repaint", what earthgen inpaint does with checkpoints trained without masked
 batches). Scored in the hole, in raw units, per chip and band, then averaged:
@@ -49,9 +49,9 @@ def chip_corr(a: np.ndarray, b: np.ndarray) -> float:
 
 @torch.inference_mode()
 def fill(model, info, mod: str, x: torch.Tensor, gsd: torch.Tensor, hole: torch.Tensor, steps: int, token: bool,
-         seed: int) -> torch.Tensor:
-    """x (B, C, H, W) model space, gsd (B,) m/px, hole (H, W) bool -> (B, C, H, W) model space, the
-    hole filled."""
+         seed: int, cond: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """x (B, C, H, W) model space, gsd (B,) m/px, hole (H, W) bool, cond {modality: (B, C', H, W)
+    model space} -> (B, C, H, W) model space, the hole filled."""
     cfg = model.cfg
     f, p = cfg.codec.factor, cfg.patch
     z0 = model.codec(mod).encode(x).float()
@@ -61,7 +61,8 @@ def fill(model, info, mod: str, x: torch.Tensor, gsd: torch.Tensor, hole: torch.
     g = torch.Generator().manual_seed(seed)
     eps = torch.randn(z0.shape, generator=g)
     b = x.shape[0]
-    velocity = slot_velocity(model, [mod], [z0.shape[1]], {}, 1.0, gsd,
+    sources = {m: model.codec(m).encode(c).float() for m, c in (cond or {}).items()}
+    velocity = slot_velocity(model, [mod], [z0.shape[1]], sources, 1.0, gsd,
                              known=(~tok)[None].expand(b, -1, -1) if token else None)
     schedule = get_schedule(steps, shift_for_tokens(z0.shape[-2] * z0.shape[-1] // p**2))
     z = eps.clone()
@@ -83,20 +84,25 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--max-chips", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cond", help="a second modality of the chips, given whole and clean (guided fill)")
+    ap.add_argument("--chips-with", help="only chips that also hold this modality (the --cond chips, unguided)")
     ap.add_argument("--figure")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model, info = ck.load_model(Path(args.model))
     model.eval()
     mod = args.modality
-    ds = ChipDataset(args.data, args.split, [mod])
+    other = args.cond or args.chips_with
+    mods = (mod, other) if other else (mod,)
+    ds = ChipDataset(args.data, args.split, list(mods), require_all=True)
     picks = [i for i, c in enumerate(ds.chips) if not c.flags]
-    samples = [ds[(i, (mod,))] for i in picks]
-    samples = [s for s in samples if bool(s["valid"][mod].all())]
+    samples = [ds[(i, mods)] for i in picks]
+    samples = [s for s in samples if all(bool(s["valid"][m].all()) for m in mods)]
     if len(samples) > args.max_chips:  # spread over the split, not its first scenes
         samples = [samples[int(j)] for j in np.linspace(0, len(samples) - 1, args.max_chips)]
     scenes = {ds.chips[s["index"]].scene for s in samples}
     x = torch.stack([s["images"][mod] for s in samples])
+    cond = {args.cond: torch.stack([s["images"][args.cond] for s in samples])} if args.cond else None
     gsd = torch.stack([s["gsd"] for s in samples])  # the chips' own: aerial and Sentinel-2 differ 30x
     size = x.shape[-1]
     lo = (size - args.hole) // 2
@@ -106,7 +112,7 @@ def main() -> None:
     raw = scaling.from_model(x.numpy())
     ref = raw[:, :, hole.numpy()]  # (B, C, P)
     ctx = raw[:, :, ~hole.numpy()].mean(2, keepdims=True)
-    print(f"{args.model}: {mod}, {len(samples)} chips of {len(scenes)} scenes ({args.split}), "
+    print(f"{args.model}: {mod}{' guided by ' + args.cond if args.cond else ''}, {len(samples)} chips of {len(scenes)} scenes ({args.split}), "
           f"{args.hole} px hole in {size} px chips, token_times={info.model.token_times}")
 
     def report(name: str, pred: np.ndarray, seconds: float | None = None) -> None:
@@ -122,7 +128,7 @@ def main() -> None:
     for steps in args.steps:
         for mode in modes:
             t0 = time.perf_counter()
-            out = fill(model, info, mod, x, gsd, hole, steps, mode == "token", args.seed)
+            out = fill(model, info, mod, x, gsd, hole, steps, mode == "token", args.seed, cond)
             seconds = time.perf_counter() - t0
             full = scaling.from_model(out.numpy())
             report(f"{mode} {steps} step{'s' if steps > 1 else ''}", full[:, :, hole.numpy()], seconds)
