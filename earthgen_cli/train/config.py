@@ -87,8 +87,8 @@ class FlowConfig:
     # > 0: that fraction of the batches are masked-slot batches (flow.path.mask_slot_times): one
     # slot known outside a random rectangle of tokens, noisy inside, half of them with the other
     # slot dropped from the batch (plain inpainting), half with it clean (inpainting guided by
-    # another modality). Needs model.token_times: the model learns to continue the known tokens
-    # around a hole. 0 draws nothing: runs without it stay bit-identical.
+    # another modality). Needs model.token_times: the model learns to fill a hole from the known
+    # tokens around it. 0 draws nothing: runs without it stay bit-identical.
     masked: float = 0.0
 
 
