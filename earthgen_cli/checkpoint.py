@@ -286,6 +286,8 @@ def describe_checkpoint(path: str | Path) -> str:
         f"parameters: {total:,} ({total - codecs:,} flow model, {codecs:,} codecs)",
         f"conditions: gsd {'on' if cfg.gsd else 'off'}, text {cfg.text_dim or 'off'}, "
         f"confidence head {'on' if cfg.confidence else 'off'}, adapters {'on' if cfg.adapter_hidden else 'off'}",
+        "inpaint/extend: " + (f"known tokens given clean (masked-slot trained), context path {cfg.context_path or 'off'}"
+                              if cfg.token_times else "known cells re-imposed on their noise path (RePaint)"),
     ]
     return "\n".join(lines)
 
