@@ -33,22 +33,14 @@ sys.path.insert(0, str(ROOT))
 
 from earthgen_cli import checkpoint as ck  # noqa: E402
 from earthgen_cli.data.chips import ChipDataset  # noqa: E402
+from earthgen_cli.evaluate.metrics import corr  # noqa: E402
 from earthgen_cli.flow.generate import slot_velocity  # noqa: E402
 from earthgen_cli.flow.sampling import get_schedule, shift_for_tokens  # noqa: E402
-
-
-def chip_corr(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean over bands of Pearson's r over the hole's pixels; 0 for a flat band."""
-    out = []
-    for x, y in zip(a, b):
-        x, y = x - x.mean(), y - y.mean()
-        d = np.sqrt((x * x).sum() * (y * y).sum())
-        out.append(float((x * y).sum() / d) if d > 0 else 0.0)
-    return float(np.mean(out))
+from earthgen_cli.inference.multidiffusion import whole_tokens  # noqa: E402
 
 
 @torch.inference_mode()
-def fill(model, info, mod: str, x: torch.Tensor, gsd: torch.Tensor, hole: torch.Tensor, steps: int, token: bool,
+def fill(model, mod: str, x: torch.Tensor, gsd: torch.Tensor, hole: torch.Tensor, steps: int, token: bool,
          seed: int, cond: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """x (B, C, H, W) model space, gsd (B,) m/px, hole (H, W) bool, cond {modality: (B, C', H, W)
     model space} -> (B, C, H, W) model space, the hole filled."""
@@ -56,8 +48,8 @@ def fill(model, info, mod: str, x: torch.Tensor, gsd: torch.Tensor, hole: torch.
     f, p = cfg.codec.factor, cfg.patch
     z0 = model.codec(mod).encode(x).float()
     cell = torch.nn.functional.max_pool2d(hole[None, None].float(), f)[0, 0] > 0  # any pixel of it in the hole
-    tok = torch.nn.functional.max_pool2d(cell[None, None].float(), p)[0, 0] > 0
-    known_cell = ~tok.repeat_interleave(p, 0).repeat_interleave(p, 1)  # cells of fully known tokens
+    known_cell = torch.from_numpy(whole_tokens((~cell).numpy(), p)) > 0  # cells of fully known tokens
+    tok = ~known_cell[::p, ::p]
     g = torch.Generator().manual_seed(seed)
     eps = torch.randn(z0.shape, generator=g)
     b = x.shape[0]
@@ -88,7 +80,6 @@ def main() -> None:
     ap.add_argument("--chips-with", help="only chips that also hold this modality (the --cond chips, unguided)")
     ap.add_argument("--figure")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model, info = ck.load_model(Path(args.model))
     model.eval()
     mod = args.modality
@@ -117,7 +108,7 @@ def main() -> None:
 
     def report(name: str, pred: np.ndarray, seconds: float | None = None) -> None:
         rmse = np.sqrt(((pred - ref) ** 2).mean((1, 2)))
-        c = [chip_corr(p_, r_) for p_, r_ in zip(pred, ref)]
+        c = corr(torch.from_numpy(np.ascontiguousarray(pred))[..., None], torch.from_numpy(ref)[..., None]).numpy()
         tail = f", {seconds:.1f} s" if seconds is not None else ""
         print(f"{name:>16}: RMSE {rmse.mean():7.1f} (median {np.median(rmse):6.1f}), corr {np.mean(c):5.2f}{tail}")
 
@@ -128,16 +119,18 @@ def main() -> None:
     for steps in args.steps:
         for mode in modes:
             t0 = time.perf_counter()
-            out = fill(model, info, mod, x, gsd, hole, steps, mode == "token", args.seed, cond)
+            out = fill(model, mod, x, gsd, hole, steps, mode == "token", args.seed, cond)
             seconds = time.perf_counter() - t0
             full = scaling.from_model(out.numpy())
             report(f"{mode} {steps} step{'s' if steps > 1 else ''}", full[:, :, hole.numpy()], seconds)
             shown.append((f"{mode} {steps}", full))
     if args.figure:
-        write_figure(Path(args.figure), raw, hole.numpy(), shown, n=6)
+        write_figure(Path(args.figure), "inpaint", raw, hole.numpy(), shown, n=6)
 
 
-def write_figure(path: Path, raw: np.ndarray, hole: np.ndarray, shown: list, n: int) -> None:
+def write_figure(path: Path, title: str, raw: np.ndarray, hole: np.ndarray, shown: list, n: int) -> None:
+    """Up to `n` of the (N, C, H, W) raw images, spread over N: holed | each (name, fills) | original,
+    each row under its own 1-99 % stretch; `hole` (H, W) bool."""
     from earthgen_cli.evaluate.contact_sheet import GridSection, write_grid
 
     rows = []
@@ -149,7 +142,7 @@ def write_figure(path: Path, raw: np.ndarray, hole: np.ndarray, shown: list, n: 
         holed[:, hole] = 0
         rows.append((holed, *(unit(a[i]) for _, a in shown), unit(raw[i])))
     columns = ("holed", *(name for name, _ in shown), "original")
-    write_grid(path, [GridSection("inpaint", columns, tuple(rows))])
+    write_grid(path, [GridSection(title, columns, tuple(rows))])
     print(f"figure: {path}")
 
 

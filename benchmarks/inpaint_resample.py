@@ -79,26 +79,17 @@ def main() -> None:
             with rasterio.open(out) as src:
                 a = src.read().astype(np.float64)
             h = a[:, y0:y1, x0:x1]
-            shown.append((f"{resample}x{steps}", a))
+            shown.append((f"fill {resample}x{steps}", a[None]))
             rmse = np.sqrt(((h - hole_ref) ** 2).mean())
             c = np.mean([corr(h[b], hole_ref[b]) for b in range(h.shape[0])])
             print(f"resample {resample} steps {steps:>2}: edge {edge_jump(a, y0, y1, x0, x1):.0f}, hole mean "
                   f"{h.mean((1, 2)).round()}, RMSE {rmse:.0f}, corr {c:.2f}, {seconds:.1f} s")
     if args.figure:
-        write_figure(Path(args.figure), ref, (y0, y1, x0, x1), shown)
+        from inpaint_chips import write_figure  # one figure layout for both inpainting benchmarks
 
-
-def write_figure(path: Path, ref: np.ndarray, hole: tuple[int, int, int, int], runs: list) -> None:
-    from earthgen_cli.evaluate.contact_sheet import GridSection, write_grid
-
-    y0, y1, x0, x1 = hole
-    lo, hi = np.percentile(ref, 1, axis=(1, 2))[:, None, None], np.percentile(ref, 99, axis=(1, 2))[:, None, None]
-    unit = lambda a: np.clip((a - lo) / (hi - lo), 0, 1)  # noqa: E731
-    holed = unit(ref)
-    holed[:, y0:y1, x0:x1] = 0
-    columns = ("holed input", *(f"fill {name}" for name, _ in runs), "original")
-    write_grid(path, [GridSection("inpaint rgb", columns, ((holed, *(unit(a) for _, a in runs), unit(ref)),))])
-    print(f"figure: {path}")
+        hole = np.zeros(ref.shape[-2:], bool)
+        hole[y0:y1, x0:x1] = True
+        write_figure(Path(args.figure), "inpaint rgb", ref[None], hole, shown, n=1)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ class FlowObjective(nn.Module):
         scene_ids: (B,) chip index, so that a chip drawn twice is not its own negative;
         text: (B, text_dim) caption embeddings, NaN rows for chips without one."""
         model, target_kind = self.model, self.model.cfg.target
-        tk = [t[:, k] if t.dim() == 2 else cell_time(t, k, a.shape[-2:]) for k, a in enumerate(x0)]
+        tk = [cell_time(t, k, a.shape[-2:]) for k, a in enumerate(x0)]  # (B, 1, 1 or h, 1 or w)
         xt = [interpolate(a, e, tk[k]) for k, (a, e) in enumerate(zip(x0, eps))]
         out = model(xt, mods, t, gsd=gsd, text=text, drop=drop)
         flow, calib, mse = [], [], []

@@ -77,13 +77,14 @@ class Known:
     latents: Mapping[str, np.memmap]  # generated modality -> clean latent (C, h, w)
     keep: np.ndarray  # (h, w) float32, 1 where the latent cell is known
 
-    def tokens(self, patch: int) -> np.ndarray:
-        """(h, w) float32: 1 on the cells of tokens whose every cell is known (a model.token_times
-        checkpoint gets those clean at t=0; a partly known token is generated)."""
-        h, w = self.keep.shape
-        k = np.asarray(self.keep) > 0
-        tok = k.reshape(h // patch, patch, w // patch, patch).all(axis=(1, 3))
-        return np.repeat(np.repeat(tok, patch, 0), patch, 1).astype(np.float32)
+
+def whole_tokens(keep: np.ndarray, patch: int) -> np.ndarray:
+    """(h, w) latent-cell map (> 0 = known) -> (h, w) float32, 1 on the cells of tokens whose
+    every cell is known (a model.token_times checkpoint gets those clean at t=0; a partly known
+    token is generated)."""
+    h, w = keep.shape
+    tok = (np.asarray(keep) > 0).reshape(h // patch, patch, w // patch, patch).all(axis=(1, 3))
+    return np.repeat(np.repeat(tok, patch, 0), patch, 1).astype(np.float32)
 
 
 def repaint_passes(steps: int, resample: int) -> list[tuple[int, int]]:
@@ -136,7 +137,7 @@ def sample_scene(sm: ModelRuntime, layout: SceneLayout, init: Mapping[str, np.me
         cur[m][:] = init[m]
     # A model trained with per-token times (model.token_times) sees the known tokens clean at t=0
     # at every step; others get them on their noise path, re-imposed after each step.
-    clean = known.tokens(cfg.patch) if known is not None and cfg.token_times else None
+    clean = whole_tokens(known.keep, cfg.patch) if known is not None and cfg.token_times else None
 
     def impose(x: np.memmap, m: str, t_now: float) -> None:
         _impose(x, known.latents[m], init[m], known.keep, t_now)

@@ -168,11 +168,11 @@ class PixelPath(nn.Module):
         1 - time, per slot or (per-token times) per pixel."""
         out: list = []
         for j, (z, m) in enumerate(zip(latents, mods)):
-            x = F.pixel_shuffle(z, self.r) if self.r > 1 else z
-            gate = (1.0 - cell_time(t, j, x.shape[-2:])).to(z.dtype)
+            gate = (1.0 - cell_time(t, j, (z.shape[-2] * self.r, z.shape[-1] * self.r))).to(z.dtype)
             if not bool(gate.any()):
                 out.append(None)
                 continue
+            x = F.pixel_shuffle(z, self.r) if self.r > 1 else z
             out.append((x, gate) if self.pairs else self.trunk(self.stem[m](x)) * gate)
         return out
 
