@@ -12,8 +12,11 @@ for any checkpoint ("repaint", what earthgen inpaint does with checkpoints train
 batches). Scored in the hole, in raw units, per chip and band, then averaged:
 - RMSE; Pearson correlation with the reference (structure);
 - controls: `context-mean` (the hole filled with the known pixels' own mean: a fill must beat it
-  to have taken more than the level from the surroundings) and `oracle-mean` (the hole's own true
-  mean: knows the answer's level, a floor on RMSE for any flat fill).
+  to have taken more than the level from the surroundings), `oracle-mean` (the hole's own true
+  mean: knows the answer's level, a floor on RMSE for any flat fill) and `harmonic` (the smoothest
+  surface through the known pixels around the hole, `models.earthgen.harmonic_fill` at pixel
+  resolution: classical diffusion inpainting, no learning; a learnt fill must beat it to have
+  taken more than the surroundings' gradients).
 A fill is only worth its cost where it beats context-mean on RMSE and has a positive correlation.
 `--figure`: the first chips, holed | each fill | original (one stretch per chip).
 """
@@ -37,6 +40,7 @@ from earthgen_cli.evaluate.metrics import corr  # noqa: E402
 from earthgen_cli.flow.generate import slot_velocity  # noqa: E402
 from earthgen_cli.flow.sampling import get_schedule, shift_for_tokens  # noqa: E402
 from earthgen_cli.inference.multidiffusion import whole_tokens  # noqa: E402
+from earthgen_cli.models.earthgen import harmonic_fill  # noqa: E402
 
 
 @torch.inference_mode()
@@ -62,7 +66,7 @@ def fill(model, mod: str, x: torch.Tensor, gsd: torch.Tensor, hole: torch.Tensor
         z = torch.where(known_cell, z0 if token else (1 - t) * z0 + t * eps, z)
         z = z + (t_next - t) * velocity(z, t)
     z = torch.where(known_cell, z0, z)
-    img = model.codec(mod).decode(model.adapt(mod, z)).float()
+    img = model.codec(mod).decode(z if cfg.context_fill else model.adapt(mod, z)).float()  # as earthgen inpaint
     return torch.where(hole, img, x)
 
 
@@ -114,7 +118,10 @@ def main() -> None:
 
     report("context-mean", np.broadcast_to(ctx, ref.shape))
     report("oracle-mean", np.broadcast_to(ref.mean(2, keepdims=True), ref.shape))
-    shown = []
+    known = (~hole).float()[None, None].expand(len(raw), 1, -1, -1)
+    smooth = harmonic_fill(torch.from_numpy(raw).float(), known, iters=200).numpy()
+    report("harmonic", smooth[:, :, hole.numpy()])
+    shown = [("harmonic", smooth)]
     modes = ["token", "repaint"] if info.model.token_times else ["repaint"]
     for steps in args.steps:
         for mode in modes:

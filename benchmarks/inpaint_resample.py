@@ -2,7 +2,7 @@
 
     python benchmarks/inpaint_resample.py [--scene ../shared/data/bigearthnet_mm/S2A_MSIL2A_20170613T101031_87_48]
                                           [--model default] [--hole 40:80,40:80] [--runs 1x8 1x20 4x8 4x20]
-                                          [--figure docs/images/inpaint_rgb.png]
+                                          [--figure docs/images/inpaint_rgb.png] [--cond nir=s2_nir.tif]
 
 A square hole is cut into the scene's RGB and filled with `earthgen inpaint --resample R --steps S`
 for each R x S. Printed per run, against the reference pixels of the hole:
@@ -10,7 +10,10 @@ for each R x S. Printed per run, against the reference pixels of the hole:
   continues its surroundings comes close to it);
 - hole mean per band (reference first), RMSE and mean per-band correlation in the hole;
 - oracle-mean RMSE: the hole filled with its own true per-band mean (a fill must beat it to have
-  taken structure from the surroundings).
+  taken structure from the surroundings);
+- harmonic: the smoothest surface through the surrounding pixels (classical diffusion
+  inpainting, `models.earthgen.harmonic_fill`), scored like a run.
+`--cond MOD=FILE`: every run guided by that raster of the scene folder (`inpaint --cond`).
 `--figure PNG`: the holed input, each run's output and the original side by side (one stretch).
 """
 
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENE = ROOT.parent / "shared" / "data" / "bigearthnet_mm" / "S2A_MSIL2A_20170613T101031_87_48"
@@ -48,6 +52,8 @@ def main() -> None:
     p.add_argument("--model", default="default")
     p.add_argument("--hole", default="40:80,40:80", help="rows y0:y1,x0:x1")
     p.add_argument("--runs", nargs="+", default=["1x1", "1x8", "1x20", "4x8", "4x20"], help="RESAMPLExSTEPS")
+    p.add_argument("--cond", help="MOD=FILE in the scene folder, given to every run (guided inpainting)")
+    p.add_argument("--tile", type=int, help="inpaint --tile (default: the checkpoint's)")
     p.add_argument("--figure", help="write the holed input | each run | the original as this PNG")
     args = p.parse_args()
     (y0, y1), (x0, x1) = (map(int, part.split(":")) for part in args.hole.split(","))
@@ -61,6 +67,23 @@ def main() -> None:
     print(f"scene {rgb}, hole rows {y0}:{y1} cols {x0}:{x1}, model {args.model}")
     print(f"reference: edge {edge_jump(ref, y0, y1, x0, x1):.0f}, hole mean {hole_ref.mean((1, 2)).round()}, "
           f"oracle-mean RMSE {oracle:.0f}")
+
+    def score(name: str, a: np.ndarray, seconds: float | None = None) -> None:
+        h = a[:, y0:y1, x0:x1]
+        rmse = np.sqrt(((h - hole_ref) ** 2).mean())
+        c = np.mean([corr(h[b], hole_ref[b]) for b in range(h.shape[0])])
+        tail = f", {seconds:.1f} s" if seconds is not None else ""
+        print(f"{name}: edge {edge_jump(a, y0, y1, x0, x1):.0f}, hole mean {h.mean((1, 2)).round()}, "
+              f"RMSE {rmse:.0f}, corr {c:.2f}{tail}")
+
+    sys.path.insert(0, str(ROOT))
+    from earthgen_cli.models.earthgen import harmonic_fill  # noqa: PLC0415
+
+    known = torch.ones(1, 1, *ref.shape[1:])
+    known[..., y0:y1, x0:x1] = 0
+    smooth = harmonic_fill(torch.from_numpy(ref).float()[None], known, iters=200)[0].double().numpy()
+    score("harmonic", smooth)
+    shown.append(("harmonic", smooth[None]))
     with tempfile.TemporaryDirectory() as tmp:
         mask = Path(tmp) / "mask.tif"
         m = np.zeros((1, ref.shape[1], ref.shape[2]), np.uint8)
@@ -73,17 +96,15 @@ def main() -> None:
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "earthgen_cli", "inpaint", str(rgb), "--mask", str(mask), "--from",
                             "rgb", "--model", args.model, "--steps", str(steps), "--resample", str(resample),
+                            *(["--cond", f"{args.cond.split('=')[0]}={Path(args.scene) / args.cond.split('=')[1]}"]
+                              if args.cond else []), *(["--tile", str(args.tile)] if args.tile else []),
                             "-o", str(out), "-q"], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
                            stderr=subprocess.DEVNULL)
             seconds = time.perf_counter() - t0
             with rasterio.open(out) as src:
                 a = src.read().astype(np.float64)
-            h = a[:, y0:y1, x0:x1]
             shown.append((f"fill {resample}x{steps}", a[None]))
-            rmse = np.sqrt(((h - hole_ref) ** 2).mean())
-            c = np.mean([corr(h[b], hole_ref[b]) for b in range(h.shape[0])])
-            print(f"resample {resample} steps {steps:>2}: edge {edge_jump(a, y0, y1, x0, x1):.0f}, hole mean "
-                  f"{h.mean((1, 2)).round()}, RMSE {rmse:.0f}, corr {c:.2f}, {seconds:.1f} s")
+            score(f"resample {resample} steps {steps:>2}", a, seconds)
     if args.figure:
         from inpaint_chips import write_figure  # one figure layout for both inpainting benchmarks
 

@@ -157,6 +157,34 @@ def test_token_times_model_fills_from_the_known_tokens_in_one_call(tmp_path):
         assert abs(fills["token", level] - level) < 300, fills
 
 
+def test_default_model_fills_a_hole_along_its_surroundings_in_one_call(tmp_path, ckpt):
+    """The default model (model.context_fill): without --steps, inpaint takes one call (tagged),
+    and the fill of a hole in a smooth gradient follows the gradient across it (the harmonic fill
+    through the known pixels), far closer than the hole's own mean; a checkpoint without a context
+    fill keeps the default of 8 steps."""
+    yy, xx = np.mgrid[0:64, 0:64]
+    truth = np.stack([600 + 25 * xx + 10 * yy, 900 + 15 * yy, 1500 - 12 * xx]).astype(np.uint16)
+    write_geotiff(tmp_path / "ramp.tif", truth)
+    mask = np.zeros((1, 64, 64), np.uint8)
+    mask[0, 20:44, 16:40] = 1
+    write_geotiff(tmp_path / "m.tif", mask)
+    out = tmp_path / "out.tif"
+    r = run_cli(["inpaint", tmp_path / "ramp.tif", "--from", "rgb", "--mask", tmp_path / "m.tif", "-o", out, "-q"])
+    assert r.exit_code == 0, r.stderr
+    with rasterio.open(out) as src:
+        assert src.tags()["EARTHGEN_STEPS"] == "1"
+        fill = src.read()[:, 20:44, 16:40].astype(np.float64)
+    ref = truth[:, 20:44, 16:40].astype(np.float64)
+    rmse = np.sqrt(((fill - ref) ** 2).mean((1, 2)))
+    flat = ref.std((1, 2))  # RMSE of the hole's own mean
+    assert (rmse < 0.25 * flat).all(), (rmse, flat)
+    r = run_cli(["inpaint", tmp_path / "ramp.tif", "--from", "rgb", "-m", ckpt, "-o", tmp_path / "r8.tif",
+                 "--tile", "32", "--overlap", "8", "--mask", tmp_path / "m.tif", "-q"])
+    assert r.exit_code == 0, r.stderr
+    with rasterio.open(tmp_path / "r8.tif") as src:
+        assert src.tags()["EARTHGEN_STEPS"] == "8"
+
+
 def test_condition_outside_the_scene_is_refused(ckpt, scene, tmp_path):
     rgb, mask, _ = scene
     far = write_geotiff(tmp_path / "far.tif", np.zeros((2, 32, 32), np.float32))  # 500 km away

@@ -17,7 +17,7 @@ def command(
     from_: Optional[str] = typer.Option(None, "--from", help="Modality of IN (default: file tags, else band count)."),
     model: Optional[str] = opt.Checkpoint,
     cond: List[str] = opt.Cond,
-    steps: int = opt.Steps,
+    steps: Optional[int] = opt.FillSteps,
     sampler: Sampler = opt.SamplerName,
     guidance: float = opt.Guidance,
     resample: int = opt.Resample,
@@ -38,11 +38,11 @@ def command(
     """
     from earthgen_cli.inference.inpaint import inpaint_scene
     from earthgen_cli.inference.scene_setup import load_scene_model, parse_conditions
-    from earthgen_cli.inference.multidiffusion import sampling_options
+    from earthgen_cli.inference.multidiffusion import fill_steps, sampling_options
 
     conditions = parse_conditions(cond)
-    opts = sampling_options(steps, sampler, guidance, resample)
     sm, scene = load_scene_model(model, device, tile, overlap, batch_size, seed, prompt, max_pixels)
+    opts = sampling_options(fill_steps(steps, sm.cfg), sampler, guidance, resample)
     summary = inpaint_scene(sm, source, mask, output, conditions, scene, opts, from_, overwrite, quiet)
     if json_out:
         typer.echo(summary.to_json())

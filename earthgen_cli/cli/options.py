@@ -25,6 +25,8 @@ Device = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N.")
 Checkpoint = typer.Option(None, "--model", "-m", help="Checkpoint directory of the unified model "
                           "(default: the model shipped with earthgen).")
 Steps = typer.Option(DEFAULT_STEPS, "--steps", help="Sampling steps.")
+FillSteps = typer.Option(None, "--steps", help=f"Sampling steps (default: 1, the one-call fill, for a model "
+                         f"whose context path reads a harmonic fill, as the default model's does; else {DEFAULT_STEPS}).")
 Guidance = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (1 = none).")
 Resample = typer.Option(1, "--resample", min=1, max=64, help="RePaint resampling: take each step N times, "
                         "going back with fresh noise in between, so the fill agrees better with its "

@@ -197,9 +197,9 @@ def sample_scene(sm: ModelRuntime, layout: SceneLayout, init: Mapping[str, np.me
 
 @torch.inference_mode()
 def decode_canvas(sm: ModelRuntime, layout: SceneLayout, modality: str, latent: np.ndarray,
-                  canvas: MemmapCanvas, batch_size: int) -> np.memmap:
-    """Adapter + codec decoder + de-normalisation, tile by tile, blended in pixel space:
-    (C, hp, wp) float32 raw values of the padded scene."""
+                  canvas: MemmapCanvas, batch_size: int, adapter: bool = True) -> np.memmap:
+    """Adapter (unless `adapter` is False) + codec decoder + de-normalisation, tile by tile,
+    blended in pixel space: (C, hp, wp) float32 raw values of the padded scene."""
     f, cfg = sm.cfg.codec.factor, sm.cfg
     out = canvas.array(f"{modality}_pixels", (cfg.bands[modality], layout.hp, layout.wp))
     th, tw = layout.tile_lat
@@ -208,12 +208,21 @@ def decode_canvas(sm: ModelRuntime, layout: SceneLayout, modality: str, latent: 
         padded = pad_batch(tiles, batch_size)
         z = _crops([latent], padded, th, tw, f, sm.device)[0]
         with torch.autocast(sm.device.type, dtype=sm.autocast, enabled=sm.autocast is not None):
-            img = sm.model.codec(modality).decode(sm.model.adapt(modality, z).float())
+            img = sm.model.codec(modality).decode((sm.model.adapt(modality, z) if adapter else z).float())
         raw = scaling.from_model(img.float()).cpu().numpy()
         for j, tile in enumerate(tiles):
             h, w = raw.shape[-2:]
             out[:, tile.y : tile.y + h, tile.x : tile.x + w] += raw[j] * tile.weight_px
     return out
+
+
+def fill_steps(steps: int | None, cfg) -> int:
+    """inpaint/extend's sampling steps: as given, else 1 for a model.context_fill checkpoint (its
+    one-call fill beats its 8-step sample on every inpainting benchmark: RMSE 48.8 against 64.3
+    on held-out chips, 144 against 334 out of region; MODEL_CARD.md), else the default."""
+    from earthgen_cli.flow.choices import DEFAULT_STEPS
+
+    return steps if steps is not None else (1 if cfg.context_fill else DEFAULT_STEPS)
 
 
 def sampling_options(steps: int, sampler: str, guidance: float, resample: int = 1) -> SamplingOptions:

@@ -35,7 +35,11 @@ def init_from(model: EarthGenModel, scaling: dict, path: str,
     remake = (pixel,) if (model.cfg.pixel_path and info.model.pixel_path
                           and (model.cfg.pixel_norm, model.cfg.pixel_pairs)
                           != (info.model.pixel_norm, info.model.pixel_pairs)) else ()
-    path_cfg = model.cfg if (remake or pixel in grows) else info.model  # whose pixel-path settings hold
+    # And a context path whose model.context_fill differs (its inputs and starting map change).
+    context = DIRECT_PARTS["context_path"]
+    if model.cfg.context_path and info.model.context_path and model.cfg.context_fill != info.model.context_fill:
+        remake += (context,)
+    path_cfg = model.cfg if (pixel in remake or pixel in grows) else info.model  # whose pixel-path settings hold
     grown = dataclasses.replace(info.model, aligned_skip=model.cfg.aligned_skip or info.model.aligned_skip,
                                 pixel_path=info.model.pixel_path or model.cfg.pixel_path,
                                 pixel_norm=path_cfg.pixel_norm, pixel_by_time=path_cfg.pixel_by_time,
@@ -43,7 +47,9 @@ def init_from(model: EarthGenModel, scaling: dict, path: str,
                                 pixel_sees_pred=path_cfg.pixel_sees_pred or model.cfg.pixel_sees_pred,
                                 # no parameter depends on it: a run may start training with per-token times
                                 token_times=model.cfg.token_times,
-                                context_path=info.model.context_path or model.cfg.context_path)
+                                context_path=(model.cfg.context_path if context in remake
+                                              else info.model.context_path or model.cfg.context_path),
+                                context_fill=model.cfg.context_fill if model.cfg.context_path else info.model.context_fill)
     if grown != model.cfg:
         raise EarthgenError(f"{where}: flow.init_from {path} has another model (preset, codec, modalities or "
                             f"bands differ from this config)")
