@@ -117,7 +117,8 @@ class ModelConfig:
     # direct map starts as prediction + time * (fill - prediction): the one-call fill (t=1) starts
     # as that fill, which the trunk then corrects. Why: on held-out chips a harmonic fill of a 24 px
     # hole scores RMSE 44 / corr 0.67 where v14's one-call fill scored 81 / 0.20 and the known
-    # pixels' mean 69.5; with the chip's NIR as guide 74 against v14's 169 (benchmarks/inpaint_chips.py).
+    # pixels' mean 69.5; as v15's path, 48.8, and with the chip's NIR as guide 75.5 against v14's
+    # 169.2 (benchmarks/inpaint_chips.py).
     # Needs model.target x0. False: checkpoints from before it load as they were; a run that turns
     # it on re-makes the context path.
     context_fill: bool = False
