@@ -225,11 +225,19 @@ def guided_fill(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor | None
     guide's own detail carried in: per sample, a least-squares map from the guide to z fit on the
     known cells (Poisson image editing's way: fill = harmonic fill + map(guide - the guide's
     harmonic fill)), each band's share scaled by the R^2 of that map there, so a guide that does
-    not explain the band (SAR for visible bands) adds little. Known cells are z exactly."""
-    fill = harmonic_fill(z, known)
-    if guide is None:
-        return fill
-    b, c = z.shape[:2]
+    not explain the band (SAR for visible bands) adds little. Known cells are z exactly. Solved
+    in float32 with autocast off (a CUDA run under bf16 autocast has no half-precision solve)."""
+    dtype = z.dtype
+    with torch.autocast(z.device.type, enabled=False):
+        z, known = z.float(), known.float()
+        fill = harmonic_fill(z, known)
+        if guide is None:
+            return fill.to(dtype)
+        guide = guide.float()
+        return _add_guide_detail(z, known, guide, fill).to(dtype)
+
+
+def _add_guide_detail(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     detail = guide - harmonic_fill(guide, known)  # 0 on known cells
     x = torch.cat([torch.ones_like(known), guide], 1).flatten(2)  # (B, 1+G, N)
     y, k = z.flatten(2), known.flatten(2)  # (B, C, N), (B, 1, N)
