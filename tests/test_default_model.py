@@ -95,6 +95,8 @@ def test_info_default_lists_what_it_covers():
     assert "validated directions" in result.output
     inpaint = "known tokens given clean" if read_info(default_model_dir()).model.token_times else "RePaint"
     assert f"inpaint/extend: {inpaint}" in result.output  # how inpaint and extend feed this model the known region
+    if read_info(default_model_dir()).model.context_fill:
+        assert "reading a harmonic fill" in result.output
     for key in validated_directions():
         assert key.replace(":", " -> ") in result.output
 
