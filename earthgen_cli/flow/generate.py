@@ -9,7 +9,7 @@ caller (position-keyed in inference), so results do not depend on how tiles are 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 
@@ -115,13 +115,16 @@ def slot_velocity(model: EarthGenModel, targets: list[str], splits: list[int], s
                   guidance: float, gsd: torch.Tensor | None = None,
                   uncond_noise: Mapping[str, torch.Tensor] | None = None,
                   autocast_dtype: torch.dtype | None = None, state: dict | None = None,
-                  text: torch.Tensor | None = None, known: torch.Tensor | None = None) -> VelocityFn:
+                  text: torch.Tensor | None = None, known: torch.Tensor | None = None,
+                  edges: Sequence[torch.Tensor] | None = None) -> VelocityFn:
     """(x, t) -> v for the target slots stacked along channels (`splits` channels each), every
     source slot clean at t=0; with guidance != 1 a batched unconditional branch (sources replaced
     by `uncond_noise` at t=1, GSD and text dropped). `state["logvar"]` receives the targets' last
     log-variances; `text` (B, text_dim) is the prompt embedding of text-conditioned checkpoints.
     `known` (B, h/patch, w/patch) bool: tokens of the targets that are known (inpainting with a
     model.token_times checkpoint): the model gets them at t=0, clean in `x`, the rest at t.
+    `edges`: per target (B, C, h, w), its context fill's values on the tile's outer ring
+    (model.context_fill; whole-scene inpainting, from a fill of the whole scene).
     Shared by `generate_latents` and whole-scene (MultiDiffusion) sampling, which steps tiles itself."""
     mods = [*targets, *sources]
     src = [sources[m] for m in sources]
@@ -146,8 +149,9 @@ def slot_velocity(model: EarthGenModel, targets: list[str], splits: list[int], s
             g = None if gsd is None else torch.cat([gsd, gsd])
             txt = None if text is None else torch.cat([text, text])
             drop = torch.arange(2 * b, device=device) >= b
+        e = None if edges is None else [torch.cat([a, a]) for a in edges] if use_cfg else list(edges)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            out = model(lat, mods, tt, gsd=g, text=txt, drop=drop)
+            out = model(lat, mods, tt, gsd=g, text=txt, drop=drop, edges=e)
         if state is not None:
             state["logvar"] = None if out.logvar is None else [lv[:b].float() for lv in out.logvar[:nt]]
         t_slot = torch.full((tt.shape[0],), t, device=device)  # known tokens are re-imposed after the step

@@ -87,6 +87,42 @@ def whole_tokens(keep: np.ndarray, patch: int) -> np.ndarray:
     return np.repeat(np.repeat(tok, patch, 0), patch, 1).astype(np.float32)
 
 
+def scene_fill(latent: np.ndarray, keep: np.ndarray, side: int = 512, rows: int = 64) -> tuple[torch.Tensor, int]:
+    """The harmonic fill of a whole latent canvas (C, h, w) from its cells where `keep` (h, w) > 0,
+    at 1/s of its resolution with s the smallest factor that brings both sides to <= `side` cells:
+    (1, C, h/s, w/s) and s. Read in blocks of `rows` x s rows, so memory stays bounded at any scene
+    size. Each tile of a context-fill model's inpainting holds its fill to this on its border."""
+    from earthgen_cli.models.earthgen import harmonic_fill
+
+    c, h, w = latent.shape
+    s = max(1, math.ceil(max(h, w) / side))
+    hc, wc = -(-h // s), -(-w // s)
+    sums = np.zeros((c, hc, wc), np.float32)
+    count = np.zeros((hc, wc), np.float32)
+    for r in range(0, h, rows * s):
+        k = (np.asarray(keep[r : r + rows * s]) > 0).astype(np.float32)
+        pad = ((0, (-k.shape[0]) % s), (0, wc * s - w))
+        k = np.pad(k, pad)
+        blk = np.pad(np.asarray(latent[:, r : r + rows * s], np.float32), ((0, 0), *pad)) * k
+        n = k.shape[0] // s
+        sums[:, r // s : r // s + n] += blk.reshape(c, n, s, wc, s).sum((2, 4))
+        count[r // s : r // s + n] += k.reshape(n, s, wc, s).sum((1, 3))
+    mean = torch.from_numpy(sums / np.maximum(count, 1.0))[None]
+    return harmonic_fill(mean, torch.from_numpy(count > 0).float()[None, None]), s
+
+
+def edge_crop(fill: torch.Tensor, s: int, y: int, x: int, th: int, tw: int) -> torch.Tensor:
+    """(C, th, tw): the window at latent cell (y, x) of a `scene_fill` result, bilinear at full
+    resolution when it was solved at 1/s."""
+    if s == 1:
+        return fill[0, :, y : y + th, x : x + tw]
+    hc, wc = fill.shape[-2:]
+    y0, x0 = max(y // s - 1, 0), max(x // s - 1, 0)
+    y1, x1 = min(-(-(y + th) // s) + 1, hc), min(-(-(x + tw) // s) + 1, wc)
+    up = torch.nn.functional.interpolate(fill[:, :, y0:y1, x0:x1], scale_factor=s, mode="bilinear", align_corners=False)[0]
+    return up[:, y - y0 * s : y - y0 * s + th, x - x0 * s : x - x0 * s + tw]
+
+
 def repaint_passes(steps: int, resample: int) -> list[tuple[int, int]]:
     """(step, repeat) in sampling order. RePaint (Lugmayr et al. 2022): with a known region each
     step but the last (which ends at t=0) is taken `resample` times, going back from t_next to t
@@ -138,6 +174,10 @@ def sample_scene(sm: ModelRuntime, layout: SceneLayout, init: Mapping[str, np.me
     # A model trained with per-token times (model.token_times) sees the known tokens clean at t=0
     # at every step; others get them on their noise path, re-imposed after each step.
     clean = whole_tokens(known.keep, cfg.patch) if known is not None and cfg.token_times else None
+    # A context-fill model's tiles hold their fill to the whole scene's on their borders (else
+    # each tile reflects at its own edges and a hole wider than half a tile shows their seams).
+    edges = ({m: scene_fill(known.latents[m], clean) for m in gen}
+             if clean is not None and cfg.context_fill else None)
 
     def impose(x: np.memmap, m: str, t_now: float) -> None:
         _impose(x, known.latents[m], init[m], known.keep, t_now)
@@ -175,8 +215,10 @@ def sample_scene(sm: ModelRuntime, layout: SceneLayout, init: Mapping[str, np.me
                 p = cfg.patch
                 tok = torch.from_numpy(np.stack([clean[t_.y // f : t_.y // f + th : p, t_.x // f : t_.x // f + tw : p]
                                                  for t_ in padded]) > 0).to(dev)
+            ring = None if edges is None else [
+                torch.stack([edge_crop(*edges[m], t_.y // f, t_.x // f, th, tw) for t_ in padded]).to(dev) for m in gen]
             velocity = slot_velocity(model, gen, chans, dict(zip(cond, c_lat)), opts.guidance, g,
-                                     dict(zip(cond, uncond)), sm.autocast, text=txt, known=tok)
+                                     dict(zip(cond, uncond)), sm.autocast, text=txt, known=tok, edges=ring)
             noise = None
             if t_next > 0:
                 noise = NoiseField(seed, total_c, noise_salt(NoiseKind.STEP, step=i)).batch(origins, th, tw, scale=f)

@@ -219,26 +219,36 @@ def harmonic_fill(z: torch.Tensor, known: torch.Tensor, iters: int = 24) -> torc
 
 
 @torch.no_grad()
-def guided_fill(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+def guided_fill(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor | None = None,
+                edge: torch.Tensor | None = None) -> torch.Tensor:
     """(B, C, h, w): `harmonic_fill` of z's unknown cells, plus, where a guide (B, G, h, w: other
     modalities of the same grid, known everywhere; zeros where there is none) is given, the
     guide's own detail carried in: per sample, a least-squares map from the guide to z fit on the
     known cells (Poisson image editing's way: fill = harmonic fill + map(guide - the guide's
     harmonic fill)), each band's share scaled by the R^2 of that map there, so a guide that does
-    not explain the band (SAR for visible bands) adds little. Known cells are z exactly. Solved
-    in float32 with autocast off (a CUDA run under bf16 autocast has no half-precision solve)."""
+    not explain the band (SAR for visible bands) adds little. Known cells are z exactly. `edge`
+    (B, C, h, w): values for the unknown cells on the grid's outer ring (a tile's border inside a
+    hole, from a fill of the whole scene), held fixed like known ones, so that neighbouring tiles
+    solve for the same surface instead of each reflecting at its own edge (which showed seams).
+    Solved in float32 with autocast off (a CUDA run under bf16 autocast has no half-precision solve)."""
     dtype = z.dtype
     with torch.autocast(z.device.type, enabled=False):
         z, known = z.float(), known.float()
-        fill = harmonic_fill(z, known)
+        held, values = known, z
+        if edge is not None:
+            ring = torch.ones_like(known)
+            ring[..., 1:-1, 1:-1] = 0
+            ring = ring * (1 - known)
+            held, values = known + ring, torch.where(ring > 0, edge.float(), z)
+        fill = harmonic_fill(values, held)
         if guide is None:
             return fill.to(dtype)
-        guide = guide.float()
-        return _add_guide_detail(z, known, guide, fill).to(dtype)
+        return _add_guide_detail(z, known, guide.float(), fill, held).to(dtype)
 
 
-def _add_guide_detail(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
-    detail = guide - harmonic_fill(guide, known)  # 0 on known cells
+def _add_guide_detail(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor, fill: torch.Tensor,
+                      held: torch.Tensor) -> torch.Tensor:
+    detail = guide - harmonic_fill(guide, held)  # 0 on known cells
     x = torch.cat([torch.ones_like(known), guide], 1).flatten(2)  # (B, 1+G, N)
     y, k = z.flatten(2), known.flatten(2)  # (B, C, N), (B, 1, N)
     n = k.sum(2, keepdim=True).clamp_min(1.0)  # (B, 1, 1)
@@ -295,13 +305,17 @@ class ContextPath(nn.Module):
                 self.direct[m].weight.data[:, 3 * c + 2 :] = eye
 
     def share(self, z: torch.Tensor, m: str, t_cell: torch.Tensor, pred: torch.Tensor,
-              guide: torch.Tensor, clean: torch.Tensor | None = None) -> torch.Tensor:
+              guide: torch.Tensor, clean: torch.Tensor | None = None, edge: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, h, w) correction of slot `m`'s prediction; t_cell (B, 1, h, w) its cells' times;
         guide (B,) the other slots' mean 1 - time (0 without other slots); clean (B, G, h, w) the
-        other slots' latents where they are wholly clean (zeros where not), which guide the fill.
-        Zero for a sample without both known (t=0) and generated (t>0) cells, and on known cells."""
+        other slots' latents where they are wholly clean (zeros where not), which guide the fill;
+        edge (B, C, h, w) the fill's values on the grid's outer ring (see `guided_fill`).
+        Zero for a sample without generated (t>0) cells or without known ones (unless an edge is
+        given), and on known cells."""
         known = (t_cell == 0).to(z.dtype)
-        mixed = (known.flatten(1).amax(1) * (1 - known).flatten(1).amax(1))[:, None, None, None]
+        # with an edge (a scene fill's values on the border) a tile wholly inside a hole has its boundary too
+        bounded = known.flatten(1).amax(1) if edge is None else torch.ones_like(known[:, 0, 0, 0])
+        mixed = (bounded * (1 - known).flatten(1).amax(1))[:, None, None, None]
         seen = z * known
         level = seen.sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True).clamp_min(1.0)
         parts = [seen, known, level.expand_as(z), pred.to(z.dtype), guide.to(z.dtype)[:, None, None, None].expand_as(known)]
@@ -309,7 +323,8 @@ class ContextPath(nn.Module):
             f = self.fill_factor
             at = (lambda a: F.pixel_shuffle(a, f)) if f > 1 else (lambda a: a)  # noqa: E731
             g = at(clean) if clean is not None and clean.shape[1] else None
-            filled = guided_fill(at(z), F.interpolate(known, scale_factor=f) if f > 1 else known, g)
+            filled = guided_fill(at(z), F.interpolate(known, scale_factor=f) if f > 1 else known, g,
+                                 at(edge) if edge is not None else None)
             parts.append(F.pixel_unshuffle(filled, f) if f > 1 else filled)
         x = torch.cat(parts, 1)
         out = self.head[m](self.trunk[m](self.stem[m](x))) + self.direct[m](x)
@@ -373,8 +388,8 @@ class RoutedGenerator(nn.Module):
         return self.align_out(others.reshape(k * a.shape[1], a.shape[2], a.shape[3]))
 
     def forward(self, latents: Sequence[torch.Tensor], mods: Sequence[str], slot_emb: torch.Tensor,
-                scene: torch.Tensor, pos: torch.Tensor,
-                t: torch.Tensor | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+                scene: torch.Tensor, pos: torch.Tensor, t: torch.Tensor | None = None,
+                edges: Sequence[torch.Tensor | None] | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         b, k, n, d = scene.shape
         u = torch.cat([patchify_embed(self.patch[m], z) for z, m in zip(latents, mods)])  # (K*B, N, D)
         slot_c = slot_emb.transpose(0, 1).reshape(k * b, -1, d)  # slot-major like u; 1 or N tokens
@@ -408,7 +423,8 @@ class RoutedGenerator(nn.Module):
                 clean = [latents[j] * (t[:, j].flatten(1).amax(1) == 0).to(latents[j].dtype)[:, None, None, None]
                          for j in others] if self.cfg.context_fill else []
                 pred = pred + self.context.share(z, m, cell_time(t, i, z.shape[-2:]), pred, guide,
-                                                 torch.cat(clean, 1) if clean else None).to(pred.dtype)
+                                                 torch.cat(clean, 1) if clean else None,
+                                                 edges[i] if edges is not None and i < len(edges) else None).to(pred.dtype)
             preds.append(pred)
             logvars.append(out[:, ch:ch + 1])
         return preds, (logvars if self.cfg.confidence else None)
@@ -469,10 +485,12 @@ class EarthGenModel(nn.Module):
 
     def forward(self, latents: Sequence[torch.Tensor], mods: Sequence[str], t: torch.Tensor,
                 gsd: torch.Tensor | None = None, text: torch.Tensor | None = None,
-                drop: torch.Tensor | None = None) -> ModelOutput:
+                drop: torch.Tensor | None = None, edges: Sequence[torch.Tensor | None] | None = None) -> ModelOutput:
         """latents: K tensors (B, C_k, h, w); mods: K modality names; t: (B, K) times in [0, 1], or
         (B, K, h/patch, w/patch) a time per token (masked-slot inpainting: known tokens at t=0);
-        gsd: (B,) m/px; text: (B, text_dim); drop: (B,) bool, True drops GSD and text for that sample.
+        gsd: (B,) m/px; text: (B, text_dim); drop: (B,) bool, True drops GSD and text for that sample;
+        edges: per slot (in order, may stop early) None or (B, C_k, h, w), the context fill's values
+        on the grid's outer ring (model.context_fill; scene inpainting gives each tile these).
         A non-finite GSD or a text row holding NaN is unknown for that sample: its null embedding."""
         self.check_slots(latents, mods)
         b, k = t.shape[:2]
@@ -490,7 +508,7 @@ class EarthGenModel(nn.Module):
             slot_emb = t_emb + m_emb[None, :, None] + g[:, None, None]  # (B, K, N, D): c_k per token
         pos = pos_embed_2d(self.cfg.hidden, hp, wp, ref.device)  # (N, D) shared by all slots
         scene = self.scene(latents, mods, slot_emb, pos)
-        pred, logvar = self.generator(latents, mods, slot_emb, scene, pos, t)
+        pred, logvar = self.generator(latents, mods, slot_emb, scene, pos, t, edges)
         return ModelOutput(pred, logvar, scene)
 
     def adapt(self, modality: str, x0: torch.Tensor) -> torch.Tensor:
