@@ -157,24 +157,30 @@ def test_token_times_model_fills_from_the_known_tokens_in_one_call(tmp_path):
         assert abs(fills["token", level] - level) < 300, fills
 
 
+def ramp_fill(tmp_path, size: int, slope: tuple[float, float, float], hole: tuple[slice, slice], *args: str):
+    """Inpaint `hole` of a smooth RGB gradient of `size` px with the default model (extra CLI
+    `args`); returns the fill's and the truth's hole pixels (float64) and the output's tags."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    a, b, c = slope
+    truth = np.stack([600 + a * xx + 0.4 * a * yy, 900 + b * yy, 1500 - c * xx]).astype(np.uint16)
+    write_geotiff(tmp_path / "ramp.tif", truth)
+    mask = np.zeros((1, size, size), np.uint8)
+    mask[(0, *hole)] = 1
+    write_geotiff(tmp_path / "m.tif", mask)
+    r = run_cli(["inpaint", tmp_path / "ramp.tif", "--from", "rgb", "--mask", tmp_path / "m.tif", *args,
+                 "-o", tmp_path / "out.tif", "-q"])
+    assert r.exit_code == 0, r.stderr
+    with rasterio.open(tmp_path / "out.tif") as src:
+        return src.read()[(slice(None), *hole)].astype(np.float64), truth[(slice(None), *hole)].astype(np.float64), src.tags()
+
+
 def test_default_model_fills_a_hole_along_its_surroundings_in_one_call(tmp_path, ckpt):
     """The default model (model.context_fill): without --steps, inpaint takes one call (tagged),
     and the fill of a hole in a smooth gradient follows the gradient across it (the harmonic fill
     through the known pixels), far closer than the hole's own mean; a checkpoint without a context
     fill keeps the default of 8 steps."""
-    yy, xx = np.mgrid[0:64, 0:64]
-    truth = np.stack([600 + 25 * xx + 10 * yy, 900 + 15 * yy, 1500 - 12 * xx]).astype(np.uint16)
-    write_geotiff(tmp_path / "ramp.tif", truth)
-    mask = np.zeros((1, 64, 64), np.uint8)
-    mask[0, 20:44, 16:40] = 1
-    write_geotiff(tmp_path / "m.tif", mask)
-    out = tmp_path / "out.tif"
-    r = run_cli(["inpaint", tmp_path / "ramp.tif", "--from", "rgb", "--mask", tmp_path / "m.tif", "-o", out, "-q"])
-    assert r.exit_code == 0, r.stderr
-    with rasterio.open(out) as src:
-        assert src.tags()["EARTHGEN_STEPS"] == "1"
-        fill = src.read()[:, 20:44, 16:40].astype(np.float64)
-    ref = truth[:, 20:44, 16:40].astype(np.float64)
+    fill, ref, tags = ramp_fill(tmp_path, 64, (25, 15, 12), (slice(20, 44), slice(16, 40)))
+    assert tags["EARTHGEN_STEPS"] == "1"
     rmse = np.sqrt(((fill - ref) ** 2).mean((1, 2)))
     flat = ref.std((1, 2))  # RMSE of the hole's own mean
     assert (rmse < 0.25 * flat).all(), (rmse, flat)
@@ -190,17 +196,7 @@ def test_default_model_fill_spans_tiles_without_seams(tmp_path):
     border (multidiffusion.scene_fill), so the fill still follows the gradient across the tiles.
     Without it, tiles wholly inside the hole had no boundary and got no fill (RMSE 4-6x the
     gradient's own spread here), and the others reflected at their own edges (seams)."""
-    yy, xx = np.mgrid[0:128, 0:128]
-    truth = np.stack([600 + 12 * xx + 5 * yy, 900 + 8 * yy, 1500 - 6 * xx]).astype(np.uint16)
-    write_geotiff(tmp_path / "ramp.tif", truth)
-    mask = np.zeros((1, 128, 128), np.uint8)
-    mask[0, 16:112, 24:104] = 1
-    write_geotiff(tmp_path / "m.tif", mask)
-    r = run_cli(["inpaint", tmp_path / "ramp.tif", "--from", "rgb", "--mask", tmp_path / "m.tif", "--tile", "32",
-                 "--overlap", "8", "-o", tmp_path / "out.tif", "-q"])
-    assert r.exit_code == 0, r.stderr
-    fill = read(tmp_path / "out.tif")[0][:, 16:112, 24:104].astype(np.float64)
-    ref = truth[:, 16:112, 24:104].astype(np.float64)
+    fill, ref, _ = ramp_fill(tmp_path, 128, (12, 8, 6), (slice(16, 112), slice(24, 104)), "--tile", "32", "--overlap", "8")
     rmse = np.sqrt(((fill - ref) ** 2).mean((1, 2)))
     assert (rmse < 0.15 * ref.std((1, 2))).all(), (rmse, ref.std((1, 2)))
 
