@@ -21,9 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import torch
 from rasterio.windows import Window
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from earthgen_cli.evaluate.metrics import corr  # noqa: E402
+
 SCENE = ROOT.parent / "shared" / "data" / "bigearthnet_mm" / "S2A_MSIL2A_20170613T101031_87_48"
 
 
@@ -43,8 +48,7 @@ def main() -> None:
 
     def score(name: str, y: np.ndarray) -> None:
         rmse = np.sqrt(((y - truth) ** 2).mean())
-        c = np.mean([np.corrcoef(y[b].ravel(), truth[b].ravel())[0, 1] if y[b].std() > 0 else 0.0
-                     for b in range(y.shape[0])])
+        c = float(corr(torch.from_numpy(np.ascontiguousarray(y))[None], torch.from_numpy(truth)[None]))  # mean over bands
         print(f"{name:>24}: RMSE {rmse:6.0f}, corr {c:5.2f}, strip mean {y.mean((1, 2)).round()}")
 
     print(f"{args.scene}: last {args.by} of {x.shape[2]} columns cut; truth strip mean {truth.mean((1, 2)).round()}")

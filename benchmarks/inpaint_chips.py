@@ -66,7 +66,7 @@ def fill(model, mod: str, x: torch.Tensor, gsd: torch.Tensor, hole: torch.Tensor
         z = torch.where(known_cell, z0 if token else (1 - t) * z0 + t * eps, z)
         z = z + (t_next - t) * velocity(z, t)
     z = torch.where(known_cell, z0, z)
-    img = model.codec(mod).decode(z if cfg.context_fill else model.adapt(mod, z)).float()  # as earthgen inpaint
+    img = model.codec(mod).decode(model.adapt_fill(mod, z)).float()  # as earthgen inpaint
     return torch.where(hole, img, x)
 
 

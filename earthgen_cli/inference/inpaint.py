@@ -77,11 +77,7 @@ def fill_scene(sm: ModelRuntime, grid: OutputGrid, modality: str, read_known: Wi
                                        cfg.latent_channels(modality), layout.latent_shape)}
         latents = sample_scene(sm, layout, init, cond_lat, opts, scene.seed, grid.gsd_m, scene.batch_size, canvas,
                                known=Known({modality: known_lat}, keep), progress=bar, text=text)
-        # A context-fill model's fill is a clean latent of the codec's own (the known cells' harmonic
-        # fill, corrected), not a translation: the residual adapter, trained on the generator's
-        # translations, would print its 4 px grid on it (benchmarks/inpaint_chips.py figure).
-        return decode_canvas(sm, layout, modality, latents[modality], canvas, scene.batch_size,
-                             adapter=not cfg.context_fill)
+        return decode_canvas(sm, layout, modality, latents[modality], canvas, scene.batch_size, fill=True)
 
 
 def write_composite(like, grid: OutputGrid, spec: OutputSpec, pixels: np.ndarray,

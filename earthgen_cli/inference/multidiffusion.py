@@ -239,9 +239,10 @@ def sample_scene(sm: ModelRuntime, layout: SceneLayout, init: Mapping[str, np.me
 
 @torch.inference_mode()
 def decode_canvas(sm: ModelRuntime, layout: SceneLayout, modality: str, latent: np.ndarray,
-                  canvas: MemmapCanvas, batch_size: int, adapter: bool = True) -> np.memmap:
-    """Adapter (unless `adapter` is False) + codec decoder + de-normalisation, tile by tile,
-    blended in pixel space: (C, hp, wp) float32 raw values of the padded scene."""
+                  canvas: MemmapCanvas, batch_size: int, fill: bool = False) -> np.memmap:
+    """Adapter (`EarthGenModel.adapt_fill` for an inpainting or outpainting `fill`) + codec decoder
+    + de-normalisation, tile by tile, blended in pixel space: (C, hp, wp) float32 raw values of the
+    padded scene."""
     f, cfg = sm.cfg.codec.factor, sm.cfg
     out = canvas.array(f"{modality}_pixels", (cfg.bands[modality], layout.hp, layout.wp))
     th, tw = layout.tile_lat
@@ -250,7 +251,8 @@ def decode_canvas(sm: ModelRuntime, layout: SceneLayout, modality: str, latent: 
         padded = pad_batch(tiles, batch_size)
         z = _crops([latent], padded, th, tw, f, sm.device)[0]
         with torch.autocast(sm.device.type, dtype=sm.autocast, enabled=sm.autocast is not None):
-            img = sm.model.codec(modality).decode((sm.model.adapt(modality, z) if adapter else z).float())
+            adapt = sm.model.adapt_fill if fill else sm.model.adapt
+            img = sm.model.codec(modality).decode(adapt(modality, z).float())
         raw = scaling.from_model(img.float()).cpu().numpy()
         for j, tile in enumerate(tiles):
             h, w = raw.shape[-2:]

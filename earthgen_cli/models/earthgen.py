@@ -240,15 +240,17 @@ def guided_fill(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor | None
             ring[..., 1:-1, 1:-1] = 0
             ring = ring * (1 - known)
             held, values = known + ring, torch.where(ring > 0, edge.float(), z)
-        fill = harmonic_fill(values, held)
         if guide is None:
-            return fill.to(dtype)
-        return _add_guide_detail(z, known, guide.float(), fill, held).to(dtype)
+            return harmonic_fill(values, held).to(dtype)
+        guide = guide.float()
+        fill, guide_fill = harmonic_fill(torch.cat([values, guide], 1), held).split([z.shape[1], guide.shape[1]], 1)
+        return _add_guide_detail(z, known, guide, fill, guide - guide_fill).to(dtype)
 
 
 def _add_guide_detail(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor, fill: torch.Tensor,
-                      held: torch.Tensor) -> torch.Tensor:
-    detail = guide - harmonic_fill(guide, held)  # 0 on known cells
+                      detail: torch.Tensor) -> torch.Tensor:
+    """`guided_fill`'s second half: fill + the R^2-weighted least-squares map of the guide's
+    `detail` (guide minus its harmonic fill: 0 on known cells), fit on the known cells."""
     x = torch.cat([torch.ones_like(known), guide], 1).flatten(2)  # (B, 1+G, N)
     y, k = z.flatten(2), known.flatten(2)  # (B, C, N), (B, 1, N)
     n = k.sum(2, keepdim=True).clamp_min(1.0)  # (B, 1, 1)
@@ -514,6 +516,13 @@ class EarthGenModel(nn.Module):
     def adapt(self, modality: str, x0: torch.Tensor) -> torch.Tensor:
         """Apply the target's residual adapter once to a sampled clean latent."""
         return x0 + self.adapters[modality](x0) if modality in self.adapters else x0
+
+    def adapt_fill(self, modality: str, x0: torch.Tensor) -> torch.Tensor:
+        """`adapt` for an inpainting or outpainting fill: none for a model.context_fill checkpoint,
+        whose fill is a clean latent of the codec's own (the known cells' harmonic fill, corrected),
+        not a translation: the adapter, trained on the generator's translations, printed its 4 px
+        grid on it (benchmarks/inpaint_chips.py figure)."""
+        return x0 if self.cfg.context_fill else self.adapt(modality, x0)
 
 
 def count_parameters(module: nn.Module) -> int:
