@@ -2,12 +2,14 @@
 
     python benchmarks/extend_cut.py [--scene ../shared/data/bigearthnet_mm/S2A_MSIL2A_20170613T101031_87_48]
                                     [--by 32] [--models default CKPT ...] [--steps 1 8]
+                                    [--fills coherence harmonic blend]
 
 The scene's RGB loses its last `--by` columns; each model extends the cut scene east by as many,
 and the new strip is scored against the columns that were cut (raw units): RMSE, mean per-band
 correlation, the strip's mean per band (the truth's first). Controls: `flat` (the strip filled
 with the mean of the known strip of the same width next to it) and `oracle-mean` (the cut strip's
-own per-band mean). Without `--steps` each model runs at its own default (`extend --steps`).
+own per-band mean). Without `--steps` each model runs at its own default (`extend --steps`);
+`--fills` runs each model once per `extend --fill` (a context-fill model's, as the default model).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> None:
     p.add_argument("--by", type=int, default=32)
     p.add_argument("--models", nargs="+", default=["default"])
     p.add_argument("--steps", nargs="*", type=int, default=[], help="steps to run (default: each model's own)")
+    p.add_argument("--fills", nargs="*", default=[], help="extend --fill values to run (default: the default fill)")
     args = p.parse_args()
     with rasterio.open(Path(args.scene) / "s2_rgb.tif") as src:
         x = src.read()
@@ -60,14 +63,15 @@ def main() -> None:
         with rasterio.open(cut, "w", **profile) as dst:
             dst.write(x[:, :, :keep])
         for model in args.models:
-            for steps in args.steps or [None]:
+            for steps, fill in ((s, f) for s in args.steps or [None] for f in args.fills or [None]):
                 out = Path(tmp) / "out.tif"
                 cmd = [sys.executable, "-m", "earthgen_cli", "extend", str(cut), "--by", str(args.by), "--side", "east",
                        "--from", "rgb", "-m", model, "-o", str(out), "--overwrite", "-q"]
-                subprocess.run(cmd + (["--steps", str(steps)] if steps else []), check=True,
+                cmd += (["--steps", str(steps)] if steps else []) + (["--fill", fill] if fill else [])
+                subprocess.run(cmd, check=True,
                                env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
                 with rasterio.open(out) as src:
-                    score(f"{model} {'steps ' + str(steps) if steps else 'default steps'}",
+                    score(f"{model} {'steps ' + str(steps) if steps else 'default steps'}{' ' + fill if fill else ''}",
                           src.read()[:, :, keep:].astype(np.float64))
 
 

@@ -3,6 +3,7 @@
     python benchmarks/inpaint_chips.py [--model earthgen_cli/weights/default] [--data data/sample64]
                                        [--split test] [--modality rgb] [--hole 24] [--steps 1 8]
                                        [--max-chips 64] [--cond nir | --chips-with nir] [--figure PNG]
+                                       [--fills blend coherence harmonic]
 
 A square hole of `--hole` px is cut in the centre of every fully valid, unflagged chip of the split
 that has the modality; the model fills it from the rest of the chip (one slot; with `--cond MOD`
@@ -16,7 +17,10 @@ batches). Scored in the hole, in raw units, per chip and band, then averaged:
   mean: knows the answer's level, a floor on RMSE for any flat fill) and `harmonic` (the smoothest
   surface through the known pixels around the hole, `models.earthgen.harmonic_fill` at pixel
   resolution: classical diffusion inpainting, no learning; a learnt fill must beat it to have
-  taken more than the surroundings' gradients).
+  taken more than the surroundings' gradients) and `coherence` (coherence transport,
+  `models.coherence.coherence_fill`: the same surroundings carried along their edges and lines).
+`--fills` run a context-fill model once per classical fill its path starts from (`earthgen inpaint
+--fill`; default: the default fill only).
 A fill is only worth its cost where it beats context-mean on RMSE and has a positive correlation.
 `--figure`: the first chips, holed | each fill | original (one stretch per chip).
 """
@@ -40,6 +44,8 @@ from earthgen_cli.evaluate.metrics import corr  # noqa: E402
 from earthgen_cli.flow.generate import slot_velocity  # noqa: E402
 from earthgen_cli.flow.sampling import get_schedule, shift_for_tokens  # noqa: E402
 from earthgen_cli.inference.multidiffusion import whole_tokens  # noqa: E402
+from earthgen_cli.inference.multidiffusion import FILLS, fill_method  # noqa: E402
+from earthgen_cli.models.coherence import coherence_fill  # noqa: E402
 from earthgen_cli.models.earthgen import harmonic_fill  # noqa: E402
 
 
@@ -82,6 +88,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cond", help="a second modality of the chips, given whole and clean (guided fill)")
     ap.add_argument("--chips-with", help="only chips that also hold this modality (the --cond chips, unguided)")
+    ap.add_argument("--fills", nargs="+", choices=FILLS, help="the context path's fills to run (default: blend, "
+                    "as earthgen inpaint)")
     ap.add_argument("--figure")
     args = ap.parse_args()
     model, info = ck.load_model(Path(args.model))
@@ -121,16 +129,21 @@ def main() -> None:
     known = (~hole).float()[None, None].expand(len(raw), 1, -1, -1)
     smooth = harmonic_fill(torch.from_numpy(raw).float(), known, iters=200).numpy()
     report("harmonic", smooth[:, :, hole.numpy()])
-    shown = [("harmonic", smooth)]
+    coherent = coherence_fill(torch.from_numpy(raw).float(), known).numpy()
+    report("coherence", coherent[:, :, hole.numpy()])
+    shown = [("harmonic", smooth), ("coherence", coherent)]
     modes = ["token", "repaint"] if info.model.token_times else ["repaint"]
-    for steps in args.steps:
-        for mode in modes:
-            t0 = time.perf_counter()
+    fills = (args.fills or [None]) if info.model.context_fill else [None]
+    # the fill enters with the known tokens clean (token mode) only: repaint runs once
+    for steps, mode, how in ((s, m, f) for s in args.steps for m in modes for f in (fills if m == "token" else [None])):
+        t0 = time.perf_counter()
+        with fill_method(model, how):
             out = fill(model, mod, x, gsd, hole, steps, mode == "token", args.seed, cond)
-            seconds = time.perf_counter() - t0
-            full = scaling.from_model(out.numpy())
-            report(f"{mode} {steps} step{'s' if steps > 1 else ''}", full[:, :, hole.numpy()], seconds)
-            shown.append((f"{mode} {steps}", full))
+        seconds = time.perf_counter() - t0
+        full = scaling.from_model(out.numpy())
+        name = f"{mode} {steps}{' ' + how if how else ''}"
+        report(f"{mode} {steps} step{'s' if steps > 1 else ''}{' ' + how if how else ''}", full[:, :, hole.numpy()], seconds)
+        shown.append((name, full))
     if args.figure:
         write_figure(Path(args.figure), "inpaint", raw, hole.numpy(), shown, n=6)
 

@@ -1,18 +1,19 @@
 """How well an inpainting fill agrees with its surroundings, with and without RePaint resampling.
 
     python benchmarks/inpaint_resample.py [--scene ../shared/data/bigearthnet_mm/S2A_MSIL2A_20170613T101031_87_48]
-                                          [--model default] [--hole 40:80,40:80] [--runs 1x8 1x20 4x8 4x20]
+                                          [--model default] [--hole 40:80,40:80] [--runs 1x1 1x1:harmonic 4x8]
                                           [--figure docs/images/inpaint_rgb.png] [--cond nir=s2_nir.tif]
 
 A square hole is cut into the scene's RGB and filled with `earthgen inpaint --resample R --steps S`
-for each R x S. Printed per run, against the reference pixels of the hole:
+for each R x S (`RxS:FILL` also sets `inpaint --fill FILL`). Printed per run, against the reference pixels of the hole:
 - edge: mean |jump| across the hole's border (the reference's own is printed first; a fill that
   continues its surroundings comes close to it);
 - hole mean per band (reference first), RMSE and mean per-band correlation in the hole;
 - oracle-mean RMSE: the hole filled with its own true per-band mean (a fill must beat it to have
   taken structure from the surroundings);
 - harmonic: the smoothest surface through the surrounding pixels (classical diffusion
-  inpainting, `models.earthgen.harmonic_fill`), scored like a run.
+  inpainting, `models.earthgen.harmonic_fill`), scored like a run, and `coherence` (coherence
+  transport, `models.coherence.coherence_fill`: the surroundings carried along their edges).
 `--cond MOD=FILE`: every run guided by that raster of the scene folder (`inpaint --cond`).
 `--figure PNG`: the holed input, each run's output and the original side by side (one stretch).
 """
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from earthgen_cli.evaluate.metrics import corr  # noqa: E402
+from earthgen_cli.models.coherence import coherence_fill  # noqa: E402
 from earthgen_cli.models.earthgen import harmonic_fill  # noqa: E402
 
 SCENE = ROOT.parent / "shared" / "data" / "bigearthnet_mm" / "S2A_MSIL2A_20170613T101031_87_48"
@@ -51,7 +53,7 @@ def main() -> None:
     p.add_argument("--scene", default=str(SCENE))
     p.add_argument("--model", default="default")
     p.add_argument("--hole", default="40:80,40:80", help="rows y0:y1,x0:x1")
-    p.add_argument("--runs", nargs="+", default=["1x1", "1x8", "1x20", "4x8", "4x20"], help="RESAMPLExSTEPS")
+    p.add_argument("--runs", nargs="+", default=["1x1", "1x1:harmonic", "1x8", "4x8"], help="RESAMPLExSTEPS[:FILL]")
     p.add_argument("--cond", help="MOD=FILE in the scene folder, given to every run (guided inpainting)")
     p.add_argument("--tile", type=int, help="inpaint --tile (default: the checkpoint's)")
     p.add_argument("--figure", help="write the holed input | each run | the original as this PNG")
@@ -81,6 +83,9 @@ def main() -> None:
     smooth = harmonic_fill(torch.from_numpy(ref).float()[None], known, iters=200)[0].double().numpy()
     score("harmonic", smooth)
     shown.append(("harmonic", smooth[None]))
+    carried = coherence_fill(torch.from_numpy(ref).float()[None], known)[0].double().numpy()
+    score("coherence", carried)
+    shown.append(("coherence", carried[None]))
     with tempfile.TemporaryDirectory() as tmp:
         mask = Path(tmp) / "mask.tif"
         m = np.zeros((1, ref.shape[1], ref.shape[2]), np.uint8)
@@ -88,20 +93,21 @@ def main() -> None:
         with rasterio.open(mask, "w", **{**profile, "count": 1, "dtype": "uint8", "nodata": None}) as dst:
             dst.write(m)
         for run in args.runs:
-            resample, steps = (int(v) for v in run.split("x"))
-            out = Path(tmp) / f"fill_{run}.tif"
+            spec, _, fill = run.partition(":")
+            resample, steps = (int(v) for v in spec.split("x"))
+            out = Path(tmp) / f"fill_{spec}_{fill}.tif"
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "earthgen_cli", "inpaint", str(rgb), "--mask", str(mask), "--from",
                             "rgb", "--model", args.model, "--steps", str(steps), "--resample", str(resample),
                             *(["--cond", f"{args.cond.split('=')[0]}={Path(args.scene) / args.cond.split('=')[1]}"]
                               if args.cond else []), *(["--tile", str(args.tile)] if args.tile else []),
-                            "-o", str(out), "-q"], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            *(["--fill", fill] if fill else []), "-o", str(out), "-q"], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
                            stderr=subprocess.DEVNULL)
             seconds = time.perf_counter() - t0
             with rasterio.open(out) as src:
                 a = src.read().astype(np.float64)
-            shown.append((f"fill {resample}x{steps}", a[None]))
-            score(f"resample {resample} steps {steps:>2}", a, seconds)
+            shown.append((f"fill {spec}{' ' + fill if fill else ''}", a[None]))
+            score(f"resample {resample} steps {steps:>2}{' ' + fill if fill else ''}", a, seconds)
     if args.figure:
         from inpaint_chips import write_figure  # one figure layout for both inpainting benchmarks
 

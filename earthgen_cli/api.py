@@ -128,14 +128,15 @@ def translate(da: Any, to: str, model: str | Model = "default", *, source: str |
 
 
 def inpaint(da: Any, mask: Any = "nodata", model: str | Model = "default", *, source: str | None = None,
-            cond: Mapping[str, Any] | None = None, steps: int | None = None, sampler: str = "euler",
-            guidance: float = 1.0, resample: int = 1, seed: int = 0, prompt: str | None = None,
+            cond: Mapping[str, Any] | None = None, steps: int | None = None, fill: str | None = None,
+            sampler: str = "euler", guidance: float = 1.0, resample: int = 1, seed: int = 0, prompt: str | None = None,
             tile: int | None = None, overlap: int | None = None, batch_size: int | None = None, device: str = "auto",
             max_pixels: int | None = None, output: str | None = None, overwrite: bool = False):
     """`earthgen inpaint`: regenerate the pixels where `mask` (a DataArray on `da`'s grid, non-zero
-    = regenerate) is set, or `da`'s nodata pixels (`mask="nodata"`); the others are copied unchanged."""
+    = regenerate) is set, or `da`'s nodata pixels (`mask="nodata"`); the others are copied unchanged.
+    `fill`: "blend" (None), "coherence" or "harmonic", as `--fill`."""
     from earthgen_cli.inference.inpaint import inpaint_scene
-    from earthgen_cli.inference.multidiffusion import fill_steps, sampling_options
+    from earthgen_cli.inference.multidiffusion import fill_method, fill_steps, sampling_options
 
     m = _model(model, device)
     sm, scene = _scene_options(m, tile, overlap, batch_size, seed, prompt, max_pixels)
@@ -144,20 +145,22 @@ def inpaint(da: Any, mask: Any = "nodata", model: str | Model = "default", *, so
         src = write_dataarray(da, tmp / "in.tif", "inpaint input")
         mask_path = "nodata" if isinstance(mask, str) and mask == "nodata" else \
             write_dataarray(mask, tmp / "mask.tif", "inpaint mask")
-        inpaint_scene(sm, src, mask_path, out, _conditions(cond, tmp), scene, opts,
-                      source or _declared_modality(da), overwrite)
+        with fill_method(sm.model, fill, sm.path):
+            inpaint_scene(sm, src, mask_path, out, _conditions(cond, tmp), scene, opts,
+                          source or _declared_modality(da), overwrite)
         return read_dataarray(out, lazy=output is not None)
 
 
 def extend(da: Any, by: int, side: str | Sequence[str] = "all", model: str | Model = "default", *,
            source: str | None = None, cond: Mapping[str, Any] | None = None, steps: int | None = None,
-           sampler: str = "euler", guidance: float = 1.0, resample: int = 1, seed: int = 0,
+           fill: str | None = None, sampler: str = "euler", guidance: float = 1.0, resample: int = 1, seed: int = 0,
            prompt: str | None = None, tile: int | None = None, overlap: int | None = None,
            batch_size: int | None = None, device: str = "auto", max_pixels: int | None = None,
            output: str | None = None, overwrite: bool = False):
-    """`earthgen extend`: outpaint `by` pixels past the chosen sides; the old pixels are unchanged."""
+    """`earthgen extend`: outpaint `by` pixels past the chosen sides; the old pixels are unchanged.
+    `fill`: as in `inpaint`."""
     from earthgen_cli.inference.extend import extend_scene, parse_sides
-    from earthgen_cli.inference.multidiffusion import fill_steps, sampling_options
+    from earthgen_cli.inference.multidiffusion import fill_method, fill_steps, sampling_options
 
     sides = parse_sides(side if isinstance(side, str) else ",".join(side))
     m = _model(model, device)
@@ -165,8 +168,9 @@ def extend(da: Any, by: int, side: str | Sequence[str] = "all", model: str | Mod
     opts = sampling_options(fill_steps(steps, sm.cfg), sampler, guidance, resample)
     with _workspace(output) as (tmp, out):
         src = write_dataarray(da, tmp / "in.tif", "extend input")
-        extend_scene(sm, src, by, sides, out, _conditions(cond, tmp), scene, opts,
-                     source or _declared_modality(da), overwrite)
+        with fill_method(sm.model, fill, sm.path):
+            extend_scene(sm, src, by, sides, out, _conditions(cond, tmp), scene, opts,
+                         source or _declared_modality(da), overwrite)
         return read_dataarray(out, lazy=output is not None)
 
 

@@ -332,9 +332,42 @@ def test_harmonic_fill_solves_laplace_from_the_known_cells():
     assert (lap * (1 - known[:1])).abs().max() < 0.05 * z.abs().max()
 
 
+def test_coherence_fill_carries_lines_across_a_hole():
+    """coherence_fill (Bornemann-Marz coherence transport) keeps the known cells, continues a line
+    that crosses the hole, vertical or diagonal, at most of its contrast where the harmonic fill
+    fades it (0.82 and 0.56 against 0.20 and 0.08 when written), leaves the rest of the hole at the
+    background, fills a smooth ramp with each band along its own gradient (to 2 % of its range
+    where the gradient is oblique to the hole's sides; one along a side comes out terraced, 4 % RMS,
+    still far from a flat fill), and gives 0 to a sample with no known cell (as harmonic_fill)."""
+    from earthgen_cli.models.coherence import coherence_fill
+    from earthgen_cli.models.earthgen import harmonic_fill
+
+    yy, xx = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    known = torch.ones(1, 1, 48, 48)
+    known[..., 16:32, 16:32] = 0
+    hole = known[0, 0] == 0
+    for away in ((xx - 23.5).abs(), (yy - xx).abs()):  # each pixel's distance from the line (x, y) axes
+        line = away <= 1
+        z = line.float()[None, None]
+        filled = coherence_fill(z * known + 5 * (1 - known), known)  # what the hole held is ignored
+        assert torch.equal(filled[known > 0], z[known > 0])
+        on, off = filled[0, 0][line & hole], filled[0, 0][(away >= 4) & hole]
+        smooth = harmonic_fill(z * known, known)[0, 0][line & hole]
+        assert on.mean() > 0.5 and off.abs().max() < 0.05 and smooth.mean() < 0.25, (on.mean(), smooth.mean())
+    ramp = torch.stack([3 * xx - 2 * yy + 5, -xx + 0.5 * yy, 2 * yy])[None]  # three gradient directions
+    k = torch.ones(1, 1, 48, 48)
+    k[..., 10:30, 12:36] = 0
+    err = (coherence_fill(ramp * k, k) - ramp)[0][:, k[0, 0] == 0]  # (3, hole pixels)
+    span = ramp.flatten(2).amax(2)[0] - ramp.flatten(2).amin(2)[0]
+    assert (err[:2].abs().amax(1) < 0.03 * span[:2]).all(), err.abs().amax(1) / span
+    assert (err.square().mean(1).sqrt() < 0.05 * span).all(), err.square().mean(1).sqrt() / span
+    assert torch.equal(coherence_fill(torch.randn(2, 3, 8, 8), torch.zeros(2, 1, 8, 8)), torch.zeros(2, 3, 8, 8))
+
+
 def test_guided_fill_carries_an_explaining_guide_and_ignores_noise():
-    """guided_fill: a guide the target is an affine map of fills the hole exactly; a guide of
-    unrelated noise (or none: zeros) leaves about the harmonic fill; known cells stay z."""
+    """guided_fill: a guide the target is an affine map of fills the hole exactly, whichever the
+    fill (harmonic, coherence or blend); a guide of unrelated noise (or none: zeros) leaves about
+    the harmonic fill; known cells stay z."""
     from earthgen_cli.models.earthgen import guided_fill, harmonic_fill
 
     torch.manual_seed(1)
@@ -342,7 +375,8 @@ def test_guided_fill_carries_an_explaining_guide_and_ignores_noise():
     z = torch.stack([g[:, 0] - 2 * g[:, 1] + 0.3, 3 * g[:, 1], -g[:, 0]], 1)
     known = torch.ones(3, 1, 32, 32)
     known[..., 8:24, 10:26] = 0
-    torch.testing.assert_close(guided_fill(z, known, g), z, rtol=0, atol=1e-3)
+    for method in ("harmonic", "coherence", "blend"):
+        torch.testing.assert_close(guided_fill(z, known, g, method=method), z, rtol=0, atol=1e-3)
     plain = harmonic_fill(z, known)
     assert torch.equal(guided_fill(z, known, torch.zeros_like(g)), plain)
     noisy = guided_fill(z, known, torch.randn(3, 2, 32, 32))

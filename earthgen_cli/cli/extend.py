@@ -19,6 +19,7 @@ def command(
     model: Optional[str] = opt.Checkpoint,
     cond: List[str] = opt.Cond,
     steps: Optional[int] = opt.FillSteps,
+    fill: Optional[str] = opt.Fill,
     sampler: Sampler = opt.SamplerName,
     guidance: float = opt.Guidance,
     resample: int = opt.Resample,
@@ -39,12 +40,13 @@ def command(
     """
     from earthgen_cli.inference.extend import extend_scene, parse_sides
     from earthgen_cli.inference.scene_setup import load_scene_model, parse_conditions
-    from earthgen_cli.inference.multidiffusion import fill_steps, sampling_options
+    from earthgen_cli.inference.multidiffusion import fill_method, fill_steps, sampling_options
 
     sides = parse_sides(side)
     conditions = parse_conditions(cond)
     sm, scene = load_scene_model(model, device, tile, overlap, batch_size, seed, prompt, max_pixels)
     opts = sampling_options(fill_steps(steps, sm.cfg), sampler, guidance, resample)
-    summary = extend_scene(sm, source, by, sides, output, conditions, scene, opts, from_, overwrite, quiet)
+    with fill_method(sm.model, fill, sm.path):
+        summary = extend_scene(sm, source, by, sides, output, conditions, scene, opts, from_, overwrite, quiet)
     if json_out:
         typer.echo(summary.to_json())

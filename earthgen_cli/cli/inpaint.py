@@ -18,6 +18,7 @@ def command(
     model: Optional[str] = opt.Checkpoint,
     cond: List[str] = opt.Cond,
     steps: Optional[int] = opt.FillSteps,
+    fill: Optional[str] = opt.Fill,
     sampler: Sampler = opt.SamplerName,
     guidance: float = opt.Guidance,
     resample: int = opt.Resample,
@@ -38,11 +39,12 @@ def command(
     """
     from earthgen_cli.inference.inpaint import inpaint_scene
     from earthgen_cli.inference.scene_setup import load_scene_model, parse_conditions
-    from earthgen_cli.inference.multidiffusion import fill_steps, sampling_options
+    from earthgen_cli.inference.multidiffusion import fill_method, fill_steps, sampling_options
 
     conditions = parse_conditions(cond)
     sm, scene = load_scene_model(model, device, tile, overlap, batch_size, seed, prompt, max_pixels)
     opts = sampling_options(fill_steps(steps, sm.cfg), sampler, guidance, resample)
-    summary = inpaint_scene(sm, source, mask, output, conditions, scene, opts, from_, overwrite, quiet)
+    with fill_method(sm.model, fill, sm.path):
+        summary = inpaint_scene(sm, source, mask, output, conditions, scene, opts, from_, overwrite, quiet)
     if json_out:
         typer.echo(summary.to_json())

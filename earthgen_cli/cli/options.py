@@ -26,7 +26,11 @@ Checkpoint = typer.Option(None, "--model", "-m", help="Checkpoint directory of t
                           "(default: the model shipped with earthgen).")
 Steps = typer.Option(DEFAULT_STEPS, "--steps", help="Sampling steps.")
 FillSteps = typer.Option(None, "--steps", help=f"Sampling steps (default: 1, the one-call fill, for a model "
-                         f"whose context path reads a harmonic fill, as the default model's does; else {DEFAULT_STEPS}).")
+                         f"whose context path reads a classical fill, as the default model's does; else {DEFAULT_STEPS}).")
+Fill = typer.Option(None, "--fill", help="The classical fill such a model's one-call fill starts from: blend "
+                    "(default: the mean of the other two), coherence (edges and lines around the hole run on "
+                    "across it at full contrast; best for narrow gaps) or harmonic (the smoothest surface "
+                    "through the surroundings).")
 Guidance = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (1 = none).")
 Resample = typer.Option(1, "--resample", min=1, max=64, help="RePaint resampling: take each step N times, "
                         "going back with fresh noise in between, so the fill agrees better with its "

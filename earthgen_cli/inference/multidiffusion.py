@@ -11,9 +11,10 @@ x_t = (1 - t) x0 + t eps, so the generated part is continuously steered by the k
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -267,6 +268,41 @@ def fill_steps(steps: int | None, cfg) -> int:
     from earthgen_cli.flow.choices import DEFAULT_STEPS
 
     return steps if steps is not None else (1 if cfg.context_fill else DEFAULT_STEPS)
+
+
+FILLS = ("blend", "coherence", "harmonic")  # inpaint/extend --fill, the default first
+
+
+@contextlib.contextmanager
+def fill_method(model: torch.nn.Module, method: str | None, what: str = "the model") -> Iterator[None]:
+    """For the duration of an inpaint or extend run, the classical fill a model.context_fill
+    checkpoint's context path starts from (models/earthgen.py `guided_fill`): "coherence" (coherence
+    transport, models/coherence.py: edges and lines run on across the hole), "harmonic" (the
+    smoothest surface through the surroundings, what the path was trained with) or "blend" (None:
+    the default; the mean of the two, lines at about half their contrast, the lowest error on
+    every chip benchmark: MODEL_CARD.md). No parameter depends on which. A model without a context fill samples its fills: asking it
+    for one is an error naming `what`."""
+    if method is not None and method not in FILLS:
+        raise EarthgenError(f"--fill {method}: not one of {', '.join(FILLS)}")
+    path = getattr(model.generator, "context", None) if model.cfg.context_fill else None
+    if path is None:
+        if method is not None:
+            raise EarthgenError(f"--fill {method}: {what} has no context fill (model.context_fill); "
+                                f"its fills are sampled, leave --fill out")
+        yield
+        return
+    before, path.fill_method = path.fill_method, method or FILLS[0]
+    try:
+        yield
+    finally:
+        path.fill_method = before
+
+
+def current_fill(model: torch.nn.Module) -> str | None:
+    """The fill a context-fill model's path starts from now (EARTHGEN_FILL of inpaint and extend
+    outputs); None for a model without one."""
+    path = getattr(model.generator, "context", None) if model.cfg.context_fill else None
+    return None if path is None else path.fill_method
 
 
 def sampling_options(steps: int, sampler: str, guidance: float, resample: int = 1) -> SamplingOptions:

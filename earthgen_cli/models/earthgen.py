@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from earthgen_cli.models.blocks import (Block, FinalLayer, ScalarEmbedder, patchify_embed, pos_embed_2d,
                                         unpatchify)
 from earthgen_cli.models.codecs import Codec, build_codec
+from earthgen_cli.models.coherence import coherence_fill
 from earthgen_cli.models.config import CodecKind, ModelConfig
 
 
@@ -220,8 +221,10 @@ def harmonic_fill(z: torch.Tensor, known: torch.Tensor, iters: int = 24) -> torc
 
 @torch.no_grad()
 def guided_fill(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor | None = None,
-                edge: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, C, h, w): `harmonic_fill` of z's unknown cells, plus, where a guide (B, G, h, w: other
+                edge: torch.Tensor | None = None, method: str = "harmonic") -> torch.Tensor:
+    """(B, C, h, w): `harmonic_fill` of z's unknown cells (`method` "coherence":
+    `models.coherence.coherence_fill`, which carries edges and lines across the hole; "blend": the
+    mean of the two), plus, where a guide (B, G, h, w: other
     modalities of the same grid, known everywhere; zeros where there is none) is given, the
     guide's own detail carried in: per sample, a least-squares map from the guide to z fit on the
     known cells (Poisson image editing's way: fill = harmonic fill + map(guide - the guide's
@@ -231,6 +234,9 @@ def guided_fill(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor | None
     hole, from a fill of the whole scene), held fixed like known ones, so that neighbouring tiles
     solve for the same surface instead of each reflecting at its own edge (which showed seams).
     Solved in float32 with autocast off (a CUDA run under bf16 autocast has no half-precision solve)."""
+    shared = guide is not None  # one set of weights for the slot and its guide: the guide's map stays exact
+    fill_fn = {"harmonic": harmonic_fill, "coherence": lambda v, k: coherence_fill(v, k, shared=shared),
+               "blend": lambda v, k: (harmonic_fill(v, k) + coherence_fill(v, k, shared=shared)) / 2}[method]
     dtype = z.dtype
     with torch.autocast(z.device.type, enabled=False):
         z, known = z.float(), known.float()
@@ -241,9 +247,9 @@ def guided_fill(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor | None
             ring = ring * (1 - known)
             held, values = known + ring, torch.where(ring > 0, edge.float(), z)
         if guide is None:
-            return harmonic_fill(values, held).to(dtype)
+            return fill_fn(values, held).to(dtype)
         guide = guide.float()
-        fill, guide_fill = harmonic_fill(torch.cat([values, guide], 1), held).split([z.shape[1], guide.shape[1]], 1)
+        fill, guide_fill = fill_fn(torch.cat([values, guide], 1), held).split([z.shape[1], guide.shape[1]], 1)
         return _add_guide_detail(z, known, guide, fill, guide - guide_fill).to(dtype)
 
 
@@ -282,6 +288,10 @@ class ContextPath(nn.Module):
         w = cfg.context_path
         ch = {m: cfg.latent_channels(m) for m in cfg.modalities}
         self.fill = cfg.context_fill  # a (guided) harmonic fill of the generated cells as a fourth input
+        # which: "harmonic" as trained, "coherence" (models/coherence.py) or "blend" (their mean);
+        # `inpaint` and `extend` set it for their run (--fill, default blend:
+        # inference.multidiffusion.fill_method); no parameter depends on it
+        self.fill_method = "harmonic"
         # solved at pixel resolution through a pixel codec (its latent is the image's space-to-depth,
         # each band's f*f phases normalised alike), on the latent grid through a learnt one
         self.fill_factor = cfg.codec.factor if cfg.codec.kind is CodecKind.pixel else 1
@@ -326,7 +336,7 @@ class ContextPath(nn.Module):
             at = (lambda a: F.pixel_shuffle(a, f)) if f > 1 else (lambda a: a)  # noqa: E731
             g = at(clean) if clean is not None and clean.shape[1] else None
             filled = guided_fill(at(z), F.interpolate(known, scale_factor=f) if f > 1 else known, g,
-                                 at(edge) if edge is not None else None)
+                                 at(edge) if edge is not None else None, self.fill_method)
             parts.append(F.pixel_unshuffle(filled, f) if f > 1 else filled)
         x = torch.cat(parts, 1)
         out = self.head[m](self.trunk[m](self.stem[m](x))) + self.direct[m](x)
