@@ -57,6 +57,28 @@ def test_joint_bbox_example(trained, tmp_path):
         assert rgb.crs.to_epsg() == 32632  # UTM zone of 11.3 E
 
 
+def test_inpaint_scene_example(shared_data, tmp_path):
+    """Each --fill run writes a composite that keeps every pixel outside the hole, changes the
+    hole, and is tagged with its fill; the three fills differ inside the hole."""
+    from scene_fixtures import BEN_MM
+
+    scene = shared_data / BEN_MM / "s2_rgb.tif"
+    proc = run_example("inpaint_scene.sh", str(scene), str(tmp_path / "i"), "40:64,40:64")
+    with rasterio.open(scene) as src:
+        ref = src.read()
+    holes = {}
+    for fill in ("blend", "coherence", "harmonic"):
+        assert f"EARTHGEN_FILL={fill}" in proc.stdout
+        with rasterio.open(tmp_path / "i" / f"filled_{fill}.tif") as out:
+            a = out.read()
+        inside = slice(None), slice(40, 64), slice(40, 64)
+        keep = ref.copy()
+        keep[inside] = a[inside]
+        assert (a == keep).all() and (a[inside] != ref[inside]).any()
+        holes[fill] = a[inside]
+    assert (holes["coherence"] != holes["harmonic"]).any() and (holes["blend"] != holes["harmonic"]).any()
+
+
 def test_translate_scene_example(trained, tmp_path):
     work, _ = trained
     scene = sorted((work / "samples").glob("S2*"))[0] / "s2_rgb.tif"
