@@ -43,8 +43,7 @@ from earthgen_cli.data.chips import ChipDataset  # noqa: E402
 from earthgen_cli.evaluate.metrics import corr  # noqa: E402
 from earthgen_cli.flow.generate import slot_velocity  # noqa: E402
 from earthgen_cli.flow.sampling import get_schedule, shift_for_tokens  # noqa: E402
-from earthgen_cli.inference.multidiffusion import whole_tokens  # noqa: E402
-from earthgen_cli.inference.multidiffusion import FILLS, fill_method  # noqa: E402
+from earthgen_cli.inference.multidiffusion import FILLS, fill_method, whole_tokens  # noqa: E402
 from earthgen_cli.models.coherence import coherence_fill  # noqa: E402
 from earthgen_cli.models.earthgen import harmonic_fill  # noqa: E402
 

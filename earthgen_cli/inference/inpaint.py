@@ -24,8 +24,8 @@ from earthgen_cli.flow.generate import SamplingOptions
 from earthgen_cli.inference.scene_setup import (WRITE_ROWS, SceneOptions, cast_rows, check_generation_room,
                                                 encode_conditions, open_conditions, write_row_bands)
 from earthgen_cli.inference.runtime import ModelRuntime
-from earthgen_cli.inference.multidiffusion import (Known, current_fill, decode_canvas, encode_canvas, modality_salt,
-                                                   noise_canvas, repaint_passes, sample_scene)
+from earthgen_cli.inference.multidiffusion import (Known, current_fill, decode_canvas, encode_canvas,
+                                                   modality_salt, noise_canvas, repaint_passes, sample_scene)
 from earthgen_cli.io.geotiff_writer import OutputSpec, inherited_tags, provenance_tags
 from earthgen_cli.io.grid import OutputGrid
 from earthgen_cli.io.publish import check_output
@@ -100,7 +100,8 @@ def output_spec(src, sr: SourceRaster, path: str, sm: ModelRuntime, scene: Scene
     tags.update(provenance_tags(modality=sr.modality, model=sm.label, steps=opts.steps, seed=scene.seed,
                                 sampler=opts.sampler.value, guidance=opts.guidance, operation=command,
                                 prompt=scene.prompt, resample=opts.resample if opts.resample > 1 else None,
-                                fill=current_fill(sm.model), direction="+".join([sr.modality, *(m for m, _ in conditions)]) + f":{sr.modality}"))
+                                fill=current_fill(sm.model),
+                                direction="+".join([sr.modality, *(m for m, _ in conditions)]) + f":{sr.modality}"))
     return OutputSpec(path, sr.count, sr.dtype, src.nodata, tuple(src.descriptions), tags, overwrite=overwrite)
 
 

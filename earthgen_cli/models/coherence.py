@@ -13,7 +13,8 @@ isotropic and the fill is a smooth blend like the harmonic one.
 
 On 64 held-out chips with a 24 px hole (`benchmarks/inpaint_chips.py`) it fills about as close
 as the harmonic fill (RMSE in the hole within a few percent either way, correlation 0.01-0.03
-lower) and, looked at, continues the edges that cross the hole; see MODEL_CARD.md.
+lower) and, looked at, continues the edges that cross the hole; `inpaint --fill blend`, the
+default, averages the two (MODEL_CARD.md, "Fills that carry lines").
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _orientation(y: torch.Tensor, avail: torch.Tensor, sigma: float, rho: float,
     j = _gauss_blur(torch.cat([gx * gx, gx * gy, gy * gy], 1), valid, rho)
     jxx, jxy, jyy = j[:, :c], j[:, c : 2 * c], j[:, 2 * c :]
     if shared:
-        jxx, jxy, jyy = (a.sum(1, keepdim=True).expand_as(a) for a in (jxx, jxy, jyy))
+        jxx, jxy, jyy = (t.sum(1, keepdim=True).expand_as(t) for t in (jxx, jxy, jyy))
     spread = torch.sqrt(((jxx - jyy) / 2) ** 2 + jxy**2)
     coherence = (2 * spread / (jxx + jyy).clamp_min(1e-12)).clamp(0, 1)
     return 0.5 * torch.atan2(2 * jxy, jxx - jyy), coherence
