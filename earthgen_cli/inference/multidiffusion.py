@@ -279,8 +279,8 @@ def fill_method(model: torch.nn.Module, method: str | None, what: str = "the mod
     checkpoint's context path starts from (models/earthgen.py `guided_fill`): "coherence" (coherence
     transport, models/coherence.py: edges and lines run on across the hole), "harmonic" (the
     smoothest surface through the surroundings, what the path was trained with) or "blend" (None:
-    the default; the mean of the two, lines at about half their contrast, the lowest error on
-    every chip benchmark: MODEL_CARD.md). No parameter depends on which. A model without a context
+    the default; the mean of the two, lines at about half their contrast, the lowest error on six
+    of the seven chip benchmarks and within 0.1 of it on the seventh: MODEL_CARD.md). No parameter depends on which. A model without a context
     fill samples its fills: asking it for one is an error naming `what`."""
     if method is not None and method not in FILLS:
         raise EarthgenError(f"--fill {method}: not one of {', '.join(FILLS)}")
