@@ -287,7 +287,8 @@ def describe_checkpoint(path: str | Path) -> str:
         f"conditions: gsd {'on' if cfg.gsd else 'off'}, text {cfg.text_dim or 'off'}, "
         f"confidence head {'on' if cfg.confidence else 'off'}, adapters {'on' if cfg.adapter_hidden else 'off'}",
         "inpaint/extend: " + (f"known tokens given clean (masked-slot trained), context path {cfg.context_path or 'off'}"
-                              f"{' reading a harmonic fill' if cfg.context_fill else ''}"
+                              + (" reading a classical fill (--fill blend, coherence or harmonic)"
+                                 if cfg.context_fill else "")
                               if cfg.token_times else "known cells re-imposed on their noise path (RePaint)"),
     ]
     return "\n".join(lines)

@@ -96,7 +96,7 @@ def test_info_default_lists_what_it_covers():
     inpaint = "known tokens given clean" if read_info(default_model_dir()).model.token_times else "RePaint"
     assert f"inpaint/extend: {inpaint}" in result.output  # how inpaint and extend feed this model the known region
     if read_info(default_model_dir()).model.context_fill:
-        assert "reading a harmonic fill" in result.output
+        assert "reading a classical fill (--fill blend, coherence or harmonic)" in result.output
     for key in validated_directions():
         assert key.replace(":", " -> ") in result.output
 
