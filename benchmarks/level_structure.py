@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -43,28 +44,23 @@ from earthgen_cli.evaluate.pair_source import parse_directions  # noqa: E402
 from earthgen_cli.evaluate.runner import translator_method  # noqa: E402
 from earthgen_cli.inference.default_model import DEFAULT  # noqa: E402
 from earthgen_cli.inference.model_translator import ModelTranslator  # noqa: E402
-from ceiling_probe import chip_stats, day_of_year, ridge  # noqa: E402
+from ceiling_probe import chip_stats, day_of_year, load, ridge  # noqa: E402
 
 
-def season(scene: str) -> tuple[float, float]:
-    s = day_of_year(scene)
-    return (float("nan"), float("nan")) if s is None else s
+def seasons(scenes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Which scenes carry their acquisition date (bool per scene) and those scenes' seasons (n, 2)."""
+    days = [day_of_year(s) for s in scenes]
+    return np.array([v is not None for v in days], bool), np.array([v for v in days if v is not None]).reshape(-1, 2)
 
 
-def fit_level(pairs: DatasetPairs, d, split: str):
+def fit_level(data: str, d, split: str):
     """Ridge maps source chip statistics (and, for the second, the season) -> target chip level in
-    raw units, fit on the fully valid chips of `split`; with how many chips (dated) they saw."""
-    scale = pairs.scaling[d.target]
-    feats, levels, scenes = [], [], []
-    for b in pairs.batches(split, d, 64, None):
-        keep = [k for k in range(len(b.index)) if bool(b.valid[k].all())]
-        feats.append(chip_stats(b.source[keep].double().numpy()))
-        levels.append(scale.from_model(b.target[keep].double()).mean((2, 3)).numpy())
-        scenes += [b.scene[k] for k in keep]
-    x, y = np.concatenate(feats), np.concatenate(levels)
-    s = np.array([season(n) for n in scenes]).reshape(-1, 2)
-    dated = np.isfinite(s).all(1)
-    with_date = ridge(np.c_[x[dated], s[dated]], y[dated]) if dated.sum() > x.shape[1] + 2 else None
+    raw units, fit on the fully valid chips of `split` (read as ceiling_probe reads them); with how
+    many chips (dated) they saw."""
+    scale, src, tgt, scenes = load(SimpleNamespace(data=data, splits=split, max_chips=0, only=""), d.source, d.target)
+    x, y = chip_stats(src), scale.from_model(tgt).mean((2, 3))
+    dated, s = seasons(scenes)
+    with_date = ridge(np.c_[x[dated], s], y[dated]) if dated.sum() > x.shape[1] + 2 else None
     return ridge(x, y), with_date, len(x), int(dated.sum())
 
 
@@ -112,19 +108,18 @@ def main() -> None:
         print(f"  structure std / reference's {float(dev_o.square().mean().sqrt() / dev_r.square().mean().sqrt()):.2f}; "
               f"level error / reference chip std {float(((lvl_o - lvl_r).abs() / sd_r).mean()):.2f}")
         if args.level_fit:
-            plain, dated_fit, n_fit, n_dated = fit_level(pairs, d, args.fit_split)
+            plain, dated_fit, n_fit, n_dated = fit_level(args.data, d, args.fit_split)
             x = np.concatenate(feats)
             as_level = lambda a: torch.from_numpy(a)[..., None, None].to(out.dtype)  # noqa: E731
             fitted = as_level(plain(x))
             print(f"  level fit on {args.fit_split} ({n_fit} chips): fitted level + model structure "
                   f"{score(fitted + dev_o)} | fitted level, flat {score(fitted.expand_as(ref))}")
-            s = np.array([season(n) for n in scenes]).reshape(-1, 2)
-            dated = np.isfinite(s).all(1)
+            dated, s = seasons(scenes)
             if dated_fit is None or not dated.any():
                 print(f"  with the date: too few dated chips ({n_dated} to fit on, {int(dated.sum())} to score)")
                 continue
             rows = torch.from_numpy(dated)
-            by_date = as_level(dated_fit(np.c_[x[dated], s[dated]]))
+            by_date = as_level(dated_fit(np.c_[x[dated], s]))
             print(f"  its {int(dated.sum())} dated chips (fit on {n_dated}): model {score(out[rows], rows)} | "
                   f"oracle-mean {score(lvl_r.expand_as(ref)[rows], rows)} | fitted level + model structure "
                   f"{score((fitted + dev_o)[rows], rows)}; with the date {score(by_date + dev_o[rows], rows)}")

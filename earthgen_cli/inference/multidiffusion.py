@@ -284,7 +284,7 @@ def fill_method(model: torch.nn.Module, method: str | None, what: str = "the mod
     fill samples its fills: asking it for one is an error naming `what`."""
     if method is not None and method not in FILLS:
         raise EarthgenError(f"--fill {method}: not one of {', '.join(FILLS)}")
-    path = getattr(model.generator, "context", None) if model.cfg.context_fill else None
+    path = _fill_path(model)
     if path is None:
         if method is not None:
             raise EarthgenError(f"--fill {method}: {what} has no context fill (model.context_fill); "
@@ -301,8 +301,13 @@ def fill_method(model: torch.nn.Module, method: str | None, what: str = "the mod
 def current_fill(model: torch.nn.Module) -> str | None:
     """The fill a context-fill model's path starts from now (EARTHGEN_FILL of inpaint and extend
     outputs); None for a model without one."""
-    path = getattr(model.generator, "context", None) if model.cfg.context_fill else None
+    path = _fill_path(model)
     return None if path is None else path.fill_method
+
+
+def _fill_path(model: torch.nn.Module):
+    """The context path of a model.context_fill checkpoint (what reads the fill), else None."""
+    return model.generator.context if model.cfg.context_fill else None
 
 
 def sampling_options(steps: int, sampler: str, guidance: float, resample: int = 1) -> SamplingOptions:

@@ -219,12 +219,20 @@ def harmonic_fill(z: torch.Tensor, known: torch.Tensor, iters: int = 24) -> torc
     return y
 
 
+def classical_fill(z: torch.Tensor, known: torch.Tensor, method: str, shared: bool = False) -> torch.Tensor:
+    """`harmonic_fill`, `coherence_fill` (its bands sharing one orientation with `shared`) or
+    "blend", the mean of the two, of z's unknown cells."""
+    if method == "harmonic":
+        return harmonic_fill(z, known)
+    carried = coherence_fill(z, known, shared=shared)
+    return carried if method == "coherence" else (harmonic_fill(z, known) + carried) / 2
+
+
 @torch.no_grad()
 def guided_fill(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor | None = None,
                 edge: torch.Tensor | None = None, method: str = "harmonic") -> torch.Tensor:
-    """(B, C, h, w): `harmonic_fill` of z's unknown cells (`method` "coherence":
-    `models.coherence.coherence_fill`, which carries edges and lines across the hole; "blend": the
-    mean of the two), plus, where a guide (B, G, h, w: other
+    """(B, C, h, w): the `classical_fill` of z's unknown cells (`method`: harmonic, coherence, which
+    carries edges and lines across the hole, or blend), plus, where a guide (B, G, h, w: other
     modalities of the same grid, known everywhere; zeros where there is none) is given, the
     guide's own detail carried in: per sample, a least-squares map from the guide to z fit on the
     known cells (Poisson image editing's way: fill = harmonic fill + map(guide - the guide's
@@ -234,9 +242,6 @@ def guided_fill(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor | None
     hole, from a fill of the whole scene), held fixed like known ones, so that neighbouring tiles
     solve for the same surface instead of each reflecting at its own edge (which showed seams).
     Solved in float32 with autocast off (a CUDA run under bf16 autocast has no half-precision solve)."""
-    shared = guide is not None  # one set of weights for the slot and its guide: the guide's map stays exact
-    fill_fn = {"harmonic": harmonic_fill, "coherence": lambda v, k: coherence_fill(v, k, shared=shared),
-               "blend": lambda v, k: (harmonic_fill(v, k) + coherence_fill(v, k, shared=shared)) / 2}[method]
     dtype = z.dtype
     with torch.autocast(z.device.type, enabled=False):
         z, known = z.float(), known.float()
@@ -247,9 +252,11 @@ def guided_fill(z: torch.Tensor, known: torch.Tensor, guide: torch.Tensor | None
             ring = ring * (1 - known)
             held, values = known + ring, torch.where(ring > 0, edge.float(), z)
         if guide is None:
-            return fill_fn(values, held).to(dtype)
+            return classical_fill(values, held, method).to(dtype)
         guide = guide.float()
-        fill, guide_fill = fill_fn(torch.cat([values, guide], 1), held).split([z.shape[1], guide.shape[1]], 1)
+        # one set of coherence weights for the slot and its guide, so the guide's map stays exact
+        fill, guide_fill = classical_fill(torch.cat([values, guide], 1), held, method,
+                                          shared=True).split([z.shape[1], guide.shape[1]], 1)
         return _add_guide_detail(z, known, guide, fill, guide - guide_fill).to(dtype)
 
 
